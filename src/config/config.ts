@@ -1,0 +1,105 @@
+import { z } from 'zod';
+
+/**
+ * Configuration from environment variables, validated once at start-up (zod: typed parsing with
+ * precise messages). Every role (`all`, `gateway`, `projector`) reads this same configuration.
+ */
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+export const alertThresholdsSchema = z
+  .object({
+    max_connection_failure_rate: z.number().min(0).max(1).default(0.05),
+    max_message_drop_rate: z.number().min(0).max(1).default(0.01),
+    max_p95_latency_ms: z.number().positive().default(100),
+    max_queue_size: z.number().int().positive().default(1000),
+    max_error_rate: z.number().min(0).max(1).default(0.02),
+  })
+  .strict();
+
+export type AlertThresholds = z.infer<typeof alertThresholdsSchema>;
+
+const envSchema = z.object({
+  HOST: z.string().default('127.0.0.1'),
+  PORT: int(8000),
+  PROMETHEUS_PORT: int(8001),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', 'TRACE', 'DEBUG', 'INFO', 'WARN', 'WARNING', 'ERROR', 'FATAL', 'SILENT']).default('info'),
+
+  WS_MAX_CONNECTIONS: int(1000, 1),
+  /** Seconds between server heartbeats. */
+  WS_HEARTBEAT_INTERVAL: int(30, 1),
+  /** Seconds of client silence after which a connection is closed. */
+  WS_CONNECTION_TIMEOUT: int(90, 1),
+  WS_MAX_QUEUE_SIZE: int(1000, 1),
+  /** Largest client message accepted, bytes. */
+  WS_MAX_MESSAGE_BYTES: int(64 * 1024, 256),
+
+  JWT_SECRET: optionalString,
+  JWT_PUBLIC_KEY: optionalString,
+  /** Private key (PEM) for `bondx token` with RS256/ES256. */
+  JWT_PRIVATE_KEY: optionalString,
+  JWT_ALGORITHM: z.enum(['HS256', 'RS256', 'ES256']).optional(),
+  JWT_ISSUER: optionalString,
+  JWT_AUDIENCE: optionalString,
+
+  REDIS_URL: optionalString,
+  KAFKA_BROKERS: optionalString,
+  KAFKA_CLIENT_ID: z.string().default('bondx-stream'),
+  KAFKA_GROUP_ID: z.string().default('bondx-projector'),
+  KAFKA_TOPIC_PREFIX: z.string().default('bondx'),
+  KAFKA_PARTITIONS: int(6, 1),
+
+  /** History entries kept per topic. */
+  HISTORY_MAX_LEN: int(10_000, 100),
+  /** Embedded simulator on/off (default on only in single-process mode without Kafka). */
+  SIMULATOR: bool(true),
+  /** Simulator events per second. */
+  SIMULATOR_RATE: int(50, 1),
+
+  ALERT_THRESHOLDS_JSON: optionalString,
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config extends Omit<Env, 'ALERT_THRESHOLDS_JSON' | 'LOG_LEVEL'> {
+  LOG_LEVEL: string;
+  alertThresholds: AlertThresholds;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`));
+  }
+  const { ALERT_THRESHOLDS_JSON, LOG_LEVEL, ...rest } = parsed.data;
+  let raw: unknown = {};
+  if (ALERT_THRESHOLDS_JSON !== undefined) {
+    try {
+      raw = JSON.parse(ALERT_THRESHOLDS_JSON);
+    } catch (err) {
+      throw new ConfigError([`ALERT_THRESHOLDS_JSON: not valid JSON (${(err as Error).message})`]);
+    }
+  }
+  const thresholds = alertThresholdsSchema.safeParse(raw);
+  if (!thresholds.success) {
+    throw new ConfigError(thresholds.error.issues.map((i) => `ALERT_THRESHOLDS_JSON.${i.path.join('.')}: ${i.message}`));
+  }
+  const level = LOG_LEVEL.toLowerCase();
+  return { ...rest, LOG_LEVEL: level === 'warning' ? 'warn' : level, alertThresholds: thresholds.data };
+}

@@ -1,0 +1,14 @@
+import { pino, type Logger } from 'pino';
+
+/**
+ * Structured JSON logs (pino: fast, JSON by default, child loggers carry correlation ids).
+ * Modules take a `Logger` and derive children with `{ conn }`, `{ event_id }`, `{ req }` bindings.
+ */
+export type { Logger };
+
+export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', name = 'bondx'): Logger {
+  return pino({ name, level: level.toLowerCase(), base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+/** A logger that discards everything, for unit tests. */
+export const silentLogger: Logger = pino({ level: 'silent' });

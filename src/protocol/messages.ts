@@ -1,0 +1,65 @@
+import type { JsonObject, JsonValue } from '../domain/json.js';
+import type { ErrorCode } from './errors.js';
+
+/** Server -> client envelope (the product's standard message envelope). */
+export type EnvelopeType = 'snapshot' | 'delta' | 'alert' | 'ack' | 'error' | 'ping' | 'pong' | 'heartbeat';
+
+export interface Envelope {
+  type: EnvelopeType;
+  topic: string | null;
+  seq: number | null;
+  ts: string;
+  payload: JsonValue;
+  meta: JsonObject;
+  correlation_id: string | null;
+}
+
+/** Error envelope: the standard envelope plus top-level `error`/`code`/`details`/`timestamp`, as BondX clients read them. */
+export interface ErrorEnvelope extends Envelope {
+  type: 'error';
+  error: string;
+  code: ErrorCode;
+  details: JsonObject;
+  timestamp: string;
+}
+
+/** Client -> server messages. */
+export interface Subtopics {
+  /** Comma list of `L1`, `L2`; default both. */
+  levels?: string;
+  /** Whether trades are delivered; default true. */
+  trades?: boolean;
+}
+
+export interface SubscribeMessage {
+  type: 'subscribe';
+  topic: string;
+  subtopics?: Subtopics;
+  /** Last seq the client holds; the server sends seq+1… then live, or a re-sync snapshot. */
+  resume_from_seq?: number;
+  /** The epoch the client's seq belongs to (from a previous snapshot's meta); a mismatch forces re-sync. */
+  epoch?: string;
+  compression?: boolean;
+  batch_size?: number;
+  correlation_id?: string;
+}
+
+export interface UnsubscribeMessage {
+  type: 'unsubscribe';
+  topic: string;
+  correlation_id?: string;
+}
+
+export interface PingMessage {
+  type: 'ping';
+  correlation_id?: string;
+}
+
+export interface BackgroundModeMessage {
+  type: 'background_mode';
+  enabled: boolean;
+  correlation_id?: string;
+}
+
+export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage | BackgroundModeMessage;
+export type ClientMessageType = ClientMessage['type'];

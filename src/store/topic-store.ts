@@ -1,0 +1,95 @@
+import type { JsonObject } from '../domain/json.js';
+import type { TopicChange } from '../projector/change.js';
+
+/** One entry of a topic's sequenced history, exactly what a `delta`/`alert` envelope carries. */
+export interface HistoryEntry {
+  topic: string;
+  /** The topic's epoch when the entry was committed. */
+  epoch: string;
+  seq: number;
+  type: 'delta' | 'alert';
+  /** Time the entry was committed (ISO-8601 UTC). */
+  ts: string;
+  /** Upstream event time, for end-to-end latency measurement. */
+  event_ts: string;
+  /** The upstream event_id that produced this entry; used as the envelope's correlation_id. */
+  event_id: string;
+  payload: JsonObject & { kind: string };
+}
+
+export interface Snapshot {
+  topic: string;
+  /** Changes whenever the topic's history is reset; a client holding another epoch must re-sync. */
+  epoch: string;
+  /** The last seq reflected in `state`. 0 for a topic with no entries yet. */
+  seq: number;
+  ts: string;
+  state: JsonObject;
+}
+
+export interface HistoryRead {
+  epoch: string;
+  /** Highest seq committed to the topic. */
+  headSeq: number;
+  /** Lowest seq still held in history (headSeq + 1 when history is empty). */
+  firstSeq: number;
+  /** Entries with seq > afterSeq, ascending, at most `limit`. */
+  entries: HistoryEntry[];
+}
+
+export interface TopicInfo {
+  topic: string;
+  epoch: string;
+  headSeq: number;
+  updatedAt: string;
+}
+
+/** Where an event came from, so a redelivered event changes nothing (e.g. Kafka partition + offset). */
+export interface SourcePosition {
+  /** e.g. `bondx.market/3` */
+  stream: string;
+  offset: string;
+}
+
+export interface CommitInput {
+  eventId: string;
+  eventTs: string;
+  source?: SourcePosition;
+  changes: TopicChange[];
+}
+
+export type CommitResult =
+  | { applied: true; entries: HistoryEntry[] }
+  | { applied: false; reason: 'duplicate_event' | 'already_applied_offset' };
+
+export type Unsubscribe = () => void;
+
+/**
+ * Sequenced per-topic history plus snapshots. Implementations: in-memory (embedded mode) and Redis.
+ * Contract (tested against every implementation in test/contract):
+ * - seq starts at 1 and grows by exactly 1 per entry per topic, no gaps;
+ * - a commit is atomic across all its changes and idempotent by eventId and by source position;
+ * - history is bounded (oldest trimmed), snapshots always reflect the head seq.
+ */
+export interface TopicStore {
+  commit(input: CommitInput): Promise<CommitResult>;
+  snapshot(topic: string): Promise<Snapshot | null>;
+  /** Current states, for the projector to reduce onto (missing topics are absent from the map). */
+  states(topics: string[]): Promise<Map<string, JsonObject>>;
+  readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead>;
+  topics(): Promise<TopicInfo[]>;
+  /** Last source offset applied for a source stream (e.g. Kafka partition), to resume consumption. */
+  sourceOffset(stream: string): Promise<string | null>;
+  /** Drop a topic's history and snapshot and start a new epoch (admin / replay). */
+  reset(topic: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Live notification of committed entries, in commit order per topic. Delivery may skip entries
+ * (e.g. a pub/sub message lost during reconnect); consumers detect gaps by seq and fill them from history.
+ */
+export interface LiveFeed {
+  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void): Unsubscribe;
+  close(): Promise<void>;
+}
