@@ -1,0 +1,70 @@
+import type { JsonObject, JsonValue } from '../domain/json.js';
+import { ERROR_CODES, type ErrorCode } from '../protocol/errors.js';
+import type { Envelope, ErrorEnvelope } from '../protocol/messages.js';
+import type { HistoryEntry, Snapshot } from '../store/topic-store.js';
+
+/** Builders for every envelope the server sends, so both transports produce identical messages. */
+
+export function entryEnvelope(entry: HistoryEntry, payload: JsonValue = entry.payload): Envelope {
+  return {
+    type: entry.type,
+    topic: entry.topic,
+    seq: entry.seq,
+    ts: entry.ts,
+    payload,
+    meta: { event_ts: entry.event_ts },
+    correlation_id: entry.event_id,
+  };
+}
+
+export function snapshotEnvelope(snapshot: Snapshot, state: JsonObject, resync: boolean, correlationId: string | null): Envelope {
+  return {
+    type: 'snapshot',
+    topic: snapshot.topic,
+    seq: snapshot.seq,
+    ts: snapshot.ts,
+    payload: state,
+    meta: { epoch: snapshot.epoch, ...(resync ? { resync: true } : {}) },
+    correlation_id: correlationId,
+  };
+}
+
+export function controlEnvelope(
+  type: 'ack' | 'pong' | 'heartbeat' | 'ping',
+  payload: JsonValue,
+  opts: { topic?: string; seq?: number; meta?: JsonObject; correlationId?: string | null } = {},
+): Envelope {
+  return {
+    type,
+    topic: opts.topic ?? null,
+    seq: opts.seq ?? null,
+    ts: new Date().toISOString(),
+    payload,
+    meta: opts.meta ?? {},
+    correlation_id: opts.correlationId ?? null,
+  };
+}
+
+/**
+ * The documented error shape: standard envelope fields plus top-level `error`, `code`, `details`,
+ * `timestamp` (what existing BondX clients read), and the same in `payload` for envelope readers.
+ */
+export function errorEnvelope(code: ErrorCode, rawDetails: Record<string, unknown> = {}, correlationId: string | null = null, message: string = ERROR_CODES[code]): ErrorEnvelope {
+  const ts = new Date().toISOString();
+  // Details come from anywhere (validation output, limits): keep only their JSON form.
+  const details = JSON.parse(JSON.stringify(rawDetails)) as JsonObject;
+  const topic = typeof details.topic === 'string' ? details.topic : null;
+  return {
+    type: 'error',
+    topic,
+    seq: null,
+    ts,
+    payload: { error: message, code, details },
+    meta: {},
+    correlation_id: correlationId,
+    error: message,
+    code,
+    details,
+    timestamp: ts,
+  };
+}

@@ -1,0 +1,127 @@
+import type { Logger } from '../observability/logger.js';
+import type { Envelope } from '../protocol/messages.js';
+import type { HistoryEntry, LiveFeed, TopicStore } from '../store/topic-store.js';
+import { entryEnvelope } from './envelope.js';
+import type { DeliveryFilter } from './subtopics.js';
+import { TopicFeed, type Outlet } from './topic-feed.js';
+
+/** A room member: told to re-sync when the topic's history is reset under it. */
+export interface RoomMember {
+  resync(topic: string): void;
+}
+
+/** How a transport broadcasts one envelope to everyone in a room (serialising it once). */
+export type Broadcast = (roomName: string, envelope: Envelope) => void;
+
+/** Subscribers of one topic with the same filter on one transport: the unit of broadcast. */
+export class Room implements Outlet {
+  readonly members = new Set<RoomMember>();
+
+  constructor(
+    readonly name: string,
+    readonly topic: string,
+    readonly filter: DeliveryFilter,
+    private readonly broadcast: Broadcast,
+  ) {}
+
+  deliver(entry: HistoryEntry): void {
+    if (this.members.size > 0 && this.filter.accepts(entry)) this.broadcast(this.name, entryEnvelope(entry));
+  }
+
+  reset(): void {
+    for (const member of [...this.members]) member.resync(this.topic);
+  }
+}
+
+interface FeedSlot {
+  feed: TopicFeed;
+  rooms: Map<string, Room>;
+}
+
+/**
+ * Per-process registry of live topics: one TopicFeed per subscribed topic, and its rooms. Feeds start
+ * on the first subscriber and stop when the last room empties, so an idle topic costs nothing.
+ */
+export class Hub {
+  private readonly slots = new Map<string, FeedSlot>();
+
+  constructor(
+    readonly store: TopicStore,
+    private readonly live: LiveFeed,
+    private readonly log: Logger,
+  ) {}
+
+  async feed(topic: string): Promise<TopicFeed> {
+    let slot = this.slots.get(topic);
+    if (!slot) {
+      slot = { feed: new TopicFeed(topic, this.store, this.live, this.log), rooms: new Map() };
+      this.slots.set(topic, slot);
+    }
+    await slot.feed.ready;
+    return slot.feed;
+  }
+
+  /** The room for (transport, topic, filter), created on demand. */
+  room(transport: string, topic: string, filter: DeliveryFilter, broadcast: Broadcast): Room {
+    const slot = this.slots.get(topic);
+    if (!slot) throw new Error(`no feed for ${topic}`);
+    const name = `${transport}:${topic}|${filter.key}`;
+    let room = slot.rooms.get(name);
+    if (!room) {
+      room = new Room(name, topic, filter, broadcast);
+      slot.rooms.set(name, room);
+      slot.feed.addOutlet(room);
+    }
+    return room;
+  }
+
+  /** Drops empty rooms, and the feed when no room is left (and nobody is catching up on it). */
+  release(topic: string): void {
+    const slot = this.slots.get(topic);
+    if (!slot) return;
+    for (const [name, room] of slot.rooms) {
+      if (room.members.size === 0) {
+        slot.rooms.delete(name);
+        slot.feed.removeOutlet(room);
+      }
+    }
+    if (slot.rooms.size === 0 && this.pending(topic) === 0) {
+      slot.feed.close();
+      this.slots.delete(topic);
+    }
+  }
+
+  private readonly catchingUp = new Map<string, number>();
+
+  /** Marks a subscriber catching up, so the feed is kept while it has not joined a room yet. */
+  hold(topic: string): () => void {
+    this.catchingUp.set(topic, this.pending(topic) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = this.pending(topic) - 1;
+      if (n > 0) this.catchingUp.set(topic, n);
+      else this.catchingUp.delete(topic);
+      this.release(topic);
+    };
+  }
+
+  private pending(topic: string): number {
+    return this.catchingUp.get(topic) ?? 0;
+  }
+
+  /** Live topics with their subscriber counts (for health / topics endpoints). */
+  stats(): { topic: string; head: number; subscribers: number }[] {
+    return [...this.slots].map(([topic, slot]) => ({
+      topic,
+      head: slot.feed.head,
+      subscribers: [...slot.rooms.values()].reduce((n, r) => n + r.members.size, 0),
+    }));
+  }
+
+  close(): void {
+    for (const slot of this.slots.values()) slot.feed.close();
+    this.slots.clear();
+  }
+}

@@ -1,0 +1,218 @@
+import type { JsonObject } from '../domain/json.js';
+import { parseTopic, SYSTEM_ALERTS_TOPIC, streamServes, type Stream } from '../domain/topics.js';
+import type { Logger } from '../observability/logger.js';
+import { ClientError } from '../protocol/errors.js';
+import type { ClientMessage, Envelope, SubscribeMessage } from '../protocol/messages.js';
+import { parseClientMessage } from '../protocol/parse.js';
+import type { HistoryEntry, Snapshot } from '../store/topic-store.js';
+import { hasRole, type Principal } from './auth.js';
+import { controlEnvelope, entryEnvelope, snapshotEnvelope } from './envelope.js';
+import type { Broadcast, Hub, Room, RoomMember } from './hub.js';
+import { deliveryFilter } from './subtopics.js';
+import type { TopicFeed } from './topic-feed.js';
+
+/** What a transport provides for one client connection. */
+export interface ClientLink {
+  readonly id: string;
+  /** Transport name, part of room names (`sio:/market`, `ws`). */
+  readonly transport: string;
+  readonly broadcast: Broadcast;
+  send(envelope: Envelope): void;
+  /** After this, room broadcasts reach the client (and before it, they do not). */
+  joinRoom(room: Room): void;
+  leaveRoom(room: Room): void;
+}
+
+interface Subscription {
+  topic: string;
+  /** Bumped on every (re)subscribe/unsubscribe; a catch-up that sees a newer value stops. */
+  generation: number;
+  room?: Room;
+  release: () => void;
+  request: SubscribeMessage;
+}
+
+/** History entries read per round trip while catching up. */
+const CATCH_UP_PAGE = 2000;
+/** How long a resume waits for this gateway's feed to reach a seq the client already saw elsewhere. */
+const FEED_WAIT_MS = 2000;
+
+/**
+ * The transport-independent half of a connection: authorisation, subscribe / resume / unsubscribe,
+ * ping and background mode. Socket.IO and plain WebSocket both drive one of these per client, so the
+ * two behave identically.
+ */
+export class Session implements RoomMember {
+  private readonly subscriptions = new Map<string, Subscription>();
+  private generation = 0;
+  private closed = false;
+  background = false;
+
+  constructor(
+    private readonly hub: Hub,
+    readonly principal: Principal,
+    readonly stream: Stream,
+    private readonly link: ClientLink,
+    private readonly log: Logger,
+  ) {}
+
+  /** Handles one client message; resolves with the acknowledgement, throws ClientError on refusal. */
+  async handle(kind: string, data: unknown): Promise<Envelope> {
+    const message = parseClientMessage(kind, data);
+    return this.dispatch(message);
+  }
+
+  async dispatch(message: ClientMessage): Promise<Envelope> {
+    const correlationId = message.correlation_id ?? null;
+    switch (message.type) {
+      case 'subscribe':
+        return this.subscribe(message);
+      case 'unsubscribe':
+        this.authorise(message.topic);
+        this.unsubscribe(message.topic);
+        return controlEnvelope('ack', { action: 'unsubscribe', topic: message.topic }, { topic: message.topic, correlationId });
+      case 'ping':
+        return controlEnvelope('pong', {}, { correlationId });
+      case 'background_mode':
+        this.background = message.enabled;
+        return controlEnvelope('ack', { action: 'background_mode', enabled: message.enabled }, { correlationId });
+    }
+  }
+
+  topics(): string[] {
+    return [...this.subscriptions.keys()];
+  }
+
+  /** Checks the topic's syntax, that this stream serves it, and that the caller may read it. */
+  authorise(topic: string): ReturnType<typeof parseTopic> & object {
+    const parsed = parseTopic(topic);
+    if (!parsed) throw new ClientError('INVALID_TOPIC', { topic, reason: 'unknown topic pattern' });
+    if (!streamServes(this.stream, parsed.kind)) throw new ClientError('INVALID_TOPIC', { topic, reason: `not served on /${this.stream}` });
+    if (parsed.owner !== undefined && parsed.owner !== this.principal.sub) throw new ClientError('FORBIDDEN', { topic, reason: "another user's topic" });
+    if (topic === SYSTEM_ALERTS_TOPIC && !hasRole(this.principal, 'operator')) throw new ClientError('FORBIDDEN', { topic, reason: 'operator role required' });
+    return parsed;
+  }
+
+  /** `forceResync`: the server is re-subscribing the client because the topic's history was reset. */
+  async subscribe(request: SubscribeMessage, forceResync = false): Promise<Envelope> {
+    const parsed = this.authorise(request.topic);
+    const filter = deliveryFilter(parsed.kind, request.subtopics);
+    const topic = request.topic;
+    this.unsubscribe(topic);
+    const release = this.hub.hold(topic);
+    const sub: Subscription = { topic, generation: ++this.generation, release, request };
+    this.subscriptions.set(topic, sub);
+    try {
+      const feed = await this.hub.feed(topic);
+      const room = this.hub.room(this.link.transport, topic, filter, this.link.broadcast);
+      const result = await this.catchUp(sub, feed, room, forceResync);
+      if (result === 'superseded') return controlEnvelope('ack', { action: 'subscribe', topic, superseded: true }, { topic, correlationId: request.correlation_id ?? null });
+      return controlEnvelope('ack', { action: 'subscribe', topic, ...result }, { topic, seq: feed.head, correlationId: request.correlation_id ?? null });
+    } catch (err) {
+      if (this.subscriptions.get(topic) === sub) this.unsubscribe(topic);
+      throw err;
+    } finally {
+      release();
+    }
+  }
+
+  unsubscribe(topic: string): void {
+    const sub = this.subscriptions.get(topic);
+    if (!sub) return;
+    this.subscriptions.delete(topic);
+    sub.generation = -1;
+    if (sub.room) {
+      sub.room.members.delete(this);
+      this.link.leaveRoom(sub.room);
+    }
+    sub.release();
+    this.hub.release(topic);
+  }
+
+  /** Re-subscribe from a fresh snapshot (the topic's history was reset or lost under us). */
+  resync(topic: string): void {
+    const sub = this.subscriptions.get(topic);
+    if (!sub || this.closed) return;
+    const { resume_from_seq: _drop, epoch: _epoch, ...fresh } = sub.request;
+    this.subscribe({ ...fresh, type: 'subscribe' }, true).catch((err) => this.log.warn({ err, topic }, 'resync failed'));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const topic of [...this.subscriptions.keys()]) this.unsubscribe(topic);
+  }
+
+  /**
+   * Sends what the client is missing, then joins the room, with no gap and no duplicate:
+   * everything up to the feed's head is sent directly (from history, then from the feed's ring),
+   * and the join happens in the same synchronous step as the last direct send, so the next entry
+   * the feed hands out reaches the client through the room.
+   */
+  private async catchUp(sub: Subscription, feed: TopicFeed, room: Room, forceResync: boolean): Promise<JsonObject | 'superseded'> {
+    const { request } = sub;
+    const correlationId = request.correlation_id ?? null;
+    let cursor = request.resume_from_seq;
+    let resync = forceResync;
+    if (cursor !== undefined && request.epoch !== undefined && request.epoch !== feed.epoch) resync = true;
+    if (cursor !== undefined && !resync && cursor > feed.head && !(await feed.waitFor(cursor, FEED_WAIT_MS))) resync = true;
+
+    // Resume: page through history until the feed's ring covers the rest.
+    while (cursor !== undefined && !resync) {
+      if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
+      const recent = feed.recentAfter(cursor);
+      if (recent) {
+        this.sendEntries(recent, room);
+        this.join(sub, room);
+        return { resumed_from: request.resume_from_seq ?? 0, resync: false, epoch: feed.epoch };
+      }
+      const read = await feed.historyAfter(cursor, CATCH_UP_PAGE);
+      if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
+      const first = read.entries[0];
+      if (read.epoch !== feed.epoch || (first !== undefined && first.seq !== cursor + 1) || (first === undefined && read.headSeq > cursor)) {
+        resync = true;
+        break;
+      }
+      // Only what the feed has already handed out: later entries will come through the room.
+      const upToHead = read.entries.filter((e: HistoryEntry) => e.seq <= feed.head);
+      this.sendEntries(upToHead, room);
+      if (upToHead.length === 0) {
+        resync = true;
+        break;
+      }
+      cursor = (upToHead[upToHead.length - 1] as HistoryEntry).seq;
+    }
+
+    // Snapshot (first subscribe, or re-sync).
+    for (;;) {
+      const snapshot = (await feed.snapshot()) ?? emptySnapshot(sub.topic, feed.epoch);
+      if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
+      if (snapshot.epoch !== feed.epoch && snapshot.seq > 0) continue;
+      if (snapshot.seq > feed.head && !(await feed.waitFor(snapshot.seq, FEED_WAIT_MS))) continue;
+      if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
+      const recent = feed.recentAfter(snapshot.seq);
+      if (!recent) continue; // the feed moved past its ring while we read: take a newer snapshot
+      this.link.send(snapshotEnvelope({ ...snapshot, epoch: feed.epoch }, room.filter.view(snapshot.state), resync, correlationId));
+      this.sendEntries(recent, room);
+      this.join(sub, room);
+      return { snapshot_seq: snapshot.seq, resync, epoch: feed.epoch };
+    }
+  }
+
+  private sendEntries(entries: HistoryEntry[], room: Room): void {
+    for (const entry of entries) if (room.filter.accepts(entry)) this.link.send(entryEnvelope(entry));
+  }
+
+  private join(sub: Subscription, room: Room): void {
+    sub.room = room;
+    room.members.add(this);
+    this.link.joinRoom(room);
+  }
+
+  private generationOf(topic: string): number {
+    return this.subscriptions.get(topic)?.generation ?? -1;
+  }
+}
+
+function emptySnapshot(topic: string, epoch: string): Snapshot {
+  return { topic, epoch, seq: 0, ts: new Date().toISOString(), state: {} };
+}

@@ -1,0 +1,163 @@
+import type { Logger } from '../observability/logger.js';
+import type { HistoryEntry, HistoryRead, LiveFeed, Snapshot, TopicStore, Unsubscribe } from '../store/topic-store.js';
+
+/** Receives a topic's entries in seq order, each exactly once. Implemented by transports' rooms. */
+export interface Outlet {
+  deliver(entry: HistoryEntry): void;
+  /** The topic's history was reset (new epoch): members must re-sync from a fresh snapshot. */
+  reset(): void;
+}
+
+/**
+ * One per topic per gateway process while anyone subscribes: turns the store's live notifications
+ * into a contiguous, duplicate-free sequence (filling gaps from history), keeps a short ring of recent
+ * entries so a subscriber can switch from catch-up to live without a gap, and hands each entry to
+ * the topic's outlets (rooms).
+ */
+export class TopicFeed {
+  epoch = '';
+  /** Highest seq handed to outlets. */
+  head = 0;
+  readonly ready: Promise<void>;
+  private readonly ring: HistoryEntry[] = [];
+  private readonly outlets = new Set<Outlet>();
+  private readonly inbox: HistoryEntry[] = [];
+  private draining = false;
+  private initialised = false;
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  private readonly unsubscribe: Unsubscribe;
+
+  constructor(
+    readonly topic: string,
+    private readonly store: TopicStore,
+    live: LiveFeed,
+    private readonly log: Logger,
+    private readonly ringSize = 2048,
+  ) {
+    // Listen before reading the head, so nothing committed in between is missed.
+    this.unsubscribe = live.subscribe(topic, (entry) => this.receive(entry));
+    this.ready = this.init();
+  }
+
+  private async init(): Promise<void> {
+    const read = await this.store.readAfter(this.topic, Number.MAX_SAFE_INTEGER, 0);
+    this.epoch = read.epoch;
+    this.head = read.headSeq;
+    this.initialised = true;
+    this.drain();
+  }
+
+  addOutlet(outlet: Outlet): void {
+    this.outlets.add(outlet);
+  }
+
+  removeOutlet(outlet: Outlet): void {
+    this.outlets.delete(outlet);
+  }
+
+  /** Entries with seq in (afterSeq, head] if the ring still holds all of them, else null. */
+  recentAfter(afterSeq: number): HistoryEntry[] | null {
+    if (afterSeq >= this.head) return [];
+    const first = this.ring[0];
+    if (!first || first.seq > afterSeq + 1) return null;
+    return this.ring.slice(afterSeq + 1 - first.seq);
+  }
+
+  historyAfter(afterSeq: number, limit: number): Promise<HistoryRead> {
+    return this.store.readAfter(this.topic, afterSeq, limit);
+  }
+
+  snapshot(): Promise<Snapshot | null> {
+    return this.store.snapshot(this.topic);
+  }
+
+  /** Resolves once the feed has handed out `seq` (or after `timeoutMs`, returning false). */
+  waitFor(seq: number, timeoutMs: number): Promise<boolean> {
+    if (this.head >= seq) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = { seq, resolve: () => resolve(true) };
+      this.waiters.push(waiter);
+      setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs).unref();
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+    this.outlets.clear();
+  }
+
+  private receive(entry: HistoryEntry): void {
+    this.inbox.push(entry);
+    this.drain();
+  }
+
+  /** Processes the inbox in order; a gap is filled from history before anything after it. */
+  private drain(): void {
+    if (!this.initialised || this.draining) return;
+    while (this.inbox.length > 0) {
+      const entry = this.inbox[0] as HistoryEntry;
+      if (entry.epoch !== this.epoch && this.epoch !== '') {
+        this.resetTo(entry.epoch);
+        continue;
+      }
+      if (this.epoch === '') this.epoch = entry.epoch;
+      if (entry.seq <= this.head) {
+        this.inbox.shift();
+        continue;
+      }
+      if (entry.seq === this.head + 1) {
+        this.inbox.shift();
+        this.accept(entry);
+        continue;
+      }
+      this.draining = true;
+      void this.fillGap(entry.seq).finally(() => {
+        this.draining = false;
+        this.drain();
+      });
+      return;
+    }
+  }
+
+  private async fillGap(untilSeq: number): Promise<void> {
+    try {
+      while (this.head + 1 < untilSeq) {
+        const read = await this.store.readAfter(this.topic, this.head, Math.min(1000, untilSeq - this.head - 1));
+        if (read.epoch !== this.epoch) return;
+        const first = read.entries[0];
+        if (!first || first.seq !== this.head + 1) {
+          // The history no longer holds the gap: members must re-sync.
+          this.log.warn({ topic: this.topic, head: this.head, until: untilSeq }, 'gap not in history; forcing re-sync');
+          this.resetTo(this.epoch, untilSeq - 1);
+          return;
+        }
+        for (const entry of read.entries) this.accept(entry);
+      }
+    } catch (err) {
+      this.log.error({ err, topic: this.topic }, 'gap fill failed; retrying');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private accept(entry: HistoryEntry): void {
+    this.head = entry.seq;
+    this.ring.push(entry);
+    if (this.ring.length > this.ringSize + 256) this.ring.splice(0, this.ring.length - this.ringSize);
+    for (const outlet of this.outlets) outlet.deliver(entry);
+    if (this.waiters.length > 0) {
+      const due = this.waiters.filter((w) => w.seq <= this.head);
+      this.waiters = this.waiters.filter((w) => w.seq > this.head);
+      for (const w of due) w.resolve();
+    }
+  }
+
+  private resetTo(epoch: string, head = 0): void {
+    this.epoch = epoch;
+    this.head = head;
+    this.ring.length = 0;
+    for (const outlet of this.outlets) outlet.reset();
+  }
+}

@@ -1,0 +1,47 @@
+import type { Logger } from '../observability/logger.js';
+import type { ApplyOutcome, Projector } from '../projector/projector.js';
+import type { HistoryEntry, SourcePosition } from '../store/topic-store.js';
+import type { DeadLetterStore } from './dead-letter.js';
+import { validateEvent } from './validate.js';
+
+export type IngestOutcome =
+  | { status: 'applied'; event_id: string; entries: { topic: string; seq: number }[] }
+  | { status: 'duplicate'; event_id: string }
+  | { status: 'dead_lettered'; reason: string };
+
+/**
+ * The single way events enter the system (HTTP, simulator, Kafka): validate against the schemas,
+ * project, commit; anything invalid or inapplicable is dead-lettered with its reason.
+ */
+export class Ingest {
+  constructor(
+    private readonly projector: Projector,
+    private readonly deadLetters: DeadLetterStore,
+    private readonly log: Logger,
+  ) {}
+
+  /** `origin` names where the event came from (`http`, `simulator`, `kafka`), for dead letters and logs. */
+  async submit(raw: unknown, origin: string, position?: SourcePosition): Promise<IngestOutcome> {
+    const validation = validateEvent(raw);
+    const source = position ? `${origin}:${position.stream}@${position.offset}` : origin;
+    if (!validation.ok) return this.deadLetter(raw, validation.reason, source);
+    const outcome: ApplyOutcome = await this.projector.apply(validation.event, position);
+    if (outcome.applied) return { status: 'applied', event_id: validation.event.event_id, entries: outcome.entries.map(summary) };
+    if (outcome.reason === 'rejected') return this.deadLetter(raw, outcome.detail, source);
+    return { status: 'duplicate', event_id: validation.event.event_id };
+  }
+
+  private async deadLetter(raw: unknown, reason: string, source: string): Promise<IngestOutcome> {
+    await this.deadLetters.add({ at: new Date().toISOString(), reason, source, event: raw });
+    this.log.warn({ reason, source, event_id: eventIdOf(raw) }, 'event dead-lettered');
+    return { status: 'dead_lettered', reason };
+  }
+}
+
+function summary(entry: HistoryEntry): { topic: string; seq: number } {
+  return { topic: entry.topic, seq: entry.seq };
+}
+
+function eventIdOf(raw: unknown): string | undefined {
+  return raw && typeof raw === 'object' && 'event_id' in raw && typeof raw.event_id === 'string' ? raw.event_id : undefined;
+}

@@ -1,0 +1,19 @@
+import type { DomainEvent } from '../domain/events.js';
+import { isValidIsin } from '../domain/isin.js';
+import { compileSchemaDir, describeErrors } from '../domain/json-schema.js';
+
+/** Upstream event validation: JSON Schema (schemas/events) plus the ISIN check digit, which a schema cannot express. */
+
+export type EventValidation = { ok: true; event: DomainEvent } | { ok: false; reason: string };
+
+const { event: validate } = compileSchemaDir(new URL('../../schemas/events/', import.meta.url), {
+  event: 'https://bondx.example/schemas/events/event.json',
+});
+
+export function validateEvent(raw: unknown): EventValidation {
+  if (!validate(raw)) return { ok: false, reason: describeErrors(validate.errors) };
+  // The schema guarantees the shape of DomainEvent (event.json mirrors src/domain/events.ts).
+  const event = raw as DomainEvent;
+  if ('isin' in event && !isValidIsin(event.isin)) return { ok: false, reason: '/isin: invalid ISIN check digit' };
+  return { ok: true, event };
+}

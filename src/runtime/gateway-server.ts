@@ -1,0 +1,51 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Server as SocketIoServer } from 'socket.io';
+import type { Config } from '../config/config.js';
+import type { JwtKeys } from '../gateway/auth.js';
+import { Gateway } from '../gateway/gateway.js';
+import { createHttpHandler } from '../gateway/http-api.js';
+import type { Ingest } from '../ingest/ingest.js';
+import type { Logger } from '../observability/logger.js';
+import { attachSocketIo } from '../transports/socketio/socketio-transport.js';
+import type { Backends } from './backends.js';
+
+export interface GatewayServer {
+  gateway: Gateway;
+  http: HttpServer;
+  io: SocketIoServer;
+  /** `http://host:port` actually bound (PORT=0 picks a free port). */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** HTTP + Socket.IO on one port, serving from the given backends. */
+export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; ingest?: Ingest; log: Logger }): Promise<GatewayServer> {
+  const { config, keys, backends, log } = opts;
+  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS });
+  const http = createServer(
+    createHttpHandler({ gateway, deadLetters: backends.deadLetters, log, health: () => backends.health(), ...(opts.ingest ? { ingest: opts.ingest } : {}) }),
+  );
+  const io = attachSocketIo(http, gateway, log, {
+    maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
+    pingIntervalMs: config.WS_HEARTBEAT_INTERVAL * 1000,
+    pingTimeoutMs: config.WS_CONNECTION_TIMEOUT * 1000,
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.PORT, config.HOST, () => resolve());
+  });
+  const address = http.address() as AddressInfo;
+  const url = `http://${config.HOST}:${address.port}`;
+  log.info({ url }, 'gateway listening');
+  return {
+    gateway,
+    http,
+    io,
+    url,
+    async close() {
+      gateway.close();
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { Redis } from 'ioredis';
+import type { DeadLetter, DeadLetterStore } from '../../ingest/dead-letter.js';
+import { redisKeys, type RedisKeyLayout } from './scripts.js';
+
+export interface RedisDeadLetterStoreOptions {
+  /** Namespace (default `bx`). */
+  prefix?: string;
+  /** Dead letters kept (newest); the total count is kept exactly. Default 10,000. */
+  maxLen?: number;
+}
+
+/**
+ * Dead letters in Redis: a capped list `<prefix>:dlq` (JSON, newest first) plus a counter
+ * `<prefix>:dlq:count` of all letters ever added, updated together in one MULTI.
+ * Given a URL the store owns its connection and `close()` quits it; given a client, the caller owns it.
+ */
+export class RedisDeadLetterStore implements DeadLetterStore {
+  readonly keys: RedisKeyLayout;
+  private readonly redis: Redis;
+  private readonly ownsClient: boolean;
+  private readonly maxLen: number;
+
+  constructor(redis: Redis | string, options: RedisDeadLetterStoreOptions = {}) {
+    this.ownsClient = typeof redis === 'string';
+    this.redis = typeof redis === 'string' ? new Redis(redis) : redis;
+    this.keys = redisKeys(options.prefix);
+    this.maxLen = options.maxLen ?? 10_000;
+    if (!Number.isInteger(this.maxLen) || this.maxLen < 1) throw new Error(`maxLen must be a positive integer, got ${this.maxLen}`);
+  }
+
+  async add(letter: DeadLetter): Promise<void> {
+    const results = await this.redis
+      .multi()
+      .lpush(this.keys.deadLetters, serialize(letter))
+      .ltrim(this.keys.deadLetters, 0, this.maxLen - 1)
+      .incr(this.keys.deadLetterCount)
+      .exec();
+    const failed = results?.find(([error]) => error !== null);
+    if (!results || failed) throw failed?.[0] ?? new Error('Redis transaction aborted');
+  }
+
+  async list(limit: number): Promise<DeadLetter[]> {
+    const count = Math.floor(limit);
+    if (!(count > 0)) return [];
+    const raw = await this.redis.lrange(this.keys.deadLetters, 0, count - 1);
+    return raw.map(deserialize);
+  }
+
+  async count(): Promise<number> {
+    return Number((await this.redis.get(this.keys.deadLetterCount)) ?? 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient && this.redis.status !== 'end') await this.redis.quit();
+  }
+}
+
+/** A dead letter must never be lost to serialization: an event JSON cannot represent is kept as text. */
+function serialize(letter: DeadLetter): string {
+  try {
+    return JSON.stringify(letter);
+  } catch {
+    return JSON.stringify({ ...letter, event: safeText(letter.event) });
+  }
+}
+
+function safeText(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+function deserialize(raw: string): DeadLetter {
+  const value: unknown = JSON.parse(raw);
+  const d = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  return {
+    at: typeof d.at === 'string' ? d.at : '',
+    reason: typeof d.reason === 'string' ? d.reason : '',
+    source: typeof d.source === 'string' ? d.source : '',
+    event: d.event,
+  };
+}

@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { JsonObject, JsonValue } from '../../domain/json.js';
+import type {
+  CommitInput,
+  CommitResult,
+  HistoryEntry,
+  HistoryRead,
+  Snapshot,
+  TopicInfo,
+  TopicStore,
+} from '../topic-store.js';
+import { redisKeys, redisScripts, type RedisKeyLayout, type RedisScripts } from './scripts.js';
+
+export interface RedisTopicStoreOptions {
+  /** Namespace of every key and channel (default `bx`); lets several stores or test files share one Redis. */
+  prefix?: string;
+  /** History entries kept per topic (at least this many; Redis trims whole stream nodes). Default 10,000. */
+  maxLen?: number;
+  /** How many recent event ids are remembered for de-duplication. Default 100,000. */
+  dedupWindow?: number;
+}
+
+/**
+ * TopicStore on Redis: one Lua script (scripts/commit.lua) applies an event atomically; per topic a meta
+ * hash (epoch, head seq, snapshot) and a stream (history, id `<seq>-0`). Key layout: see scripts.ts.
+ *
+ * Given a URL the store owns its connection and `close()` quits it; given a client, the caller owns it.
+ * Runs on a single Redis node (multi-topic commits span hash slots; see commit.lua).
+ */
+export class RedisTopicStore implements TopicStore {
+  readonly keys: RedisKeyLayout;
+  private readonly redis: Redis;
+  private readonly ownsClient: boolean;
+  private readonly scripts: RedisScripts;
+  private readonly maxLen: number;
+  private readonly dedupWindow: number;
+
+  constructor(redis: Redis | string, options: RedisTopicStoreOptions = {}) {
+    this.ownsClient = typeof redis === 'string';
+    this.redis = typeof redis === 'string' ? new Redis(redis) : redis;
+    this.keys = redisKeys(options.prefix);
+    this.maxLen = positiveInt(options.maxLen ?? 10_000, 'maxLen');
+    this.dedupWindow = positiveInt(options.dedupWindow ?? 100_000, 'dedupWindow');
+    this.scripts = redisScripts(this.redis, this.keys);
+  }
+
+  async commit(input: CommitInput): Promise<CommitResult> {
+    if (input.source && !/^\d+$/.test(input.source.offset)) {
+      throw new Error(`source offset must be a non-negative decimal integer, got ${JSON.stringify(input.source.offset)}`);
+    }
+    const now = Date.now();
+    const ts = new Date(now).toISOString();
+    const result = await this.scripts.commit({
+      eventId: input.eventId,
+      eventTs: input.eventTs,
+      ts,
+      nowMs: now,
+      candidateEpoch: randomBytes(6).toString('hex'),
+      source: input.source,
+      maxLen: this.maxLen,
+      dedupWindow: this.dedupWindow,
+      changes: input.changes.map((change) => ({
+        topic: change.topic,
+        type: change.type,
+        payloadJson: JSON.stringify(change.payload),
+        stateJson: JSON.stringify(change.state),
+      })),
+    });
+    if (result.status !== 'ok') return { applied: false, reason: result.status };
+    const entries = input.changes.map((change, i): HistoryEntry => {
+      const assigned = result.assigned[i] as { epoch: string; seq: number };
+      return {
+        topic: change.topic,
+        epoch: assigned.epoch,
+        seq: assigned.seq,
+        type: change.type,
+        ts,
+        event_ts: input.eventTs,
+        event_id: input.eventId,
+        payload: change.payload,
+      };
+    });
+    return { applied: true, entries };
+  }
+
+  async snapshot(topic: string): Promise<Snapshot | null> {
+    const meta = await this.redis.hgetall(this.keys.meta(topic));
+    if (meta.epoch === undefined || meta.seq === undefined) return null;
+    return { topic, epoch: meta.epoch, seq: Number(meta.seq), ts: meta.updated_at ?? '', state: parseObject(meta.state ?? '{}', topic) };
+  }
+
+  async states(topics: string[]): Promise<Map<string, JsonObject>> {
+    const out = new Map<string, JsonObject>();
+    if (topics.length === 0) return out;
+    const tx = this.redis.multi();
+    for (const topic of topics) tx.hget(this.keys.meta(topic), 'state');
+    const replies = execReplies(await tx.exec());
+    topics.forEach((topic, i) => {
+      const state = replies[i];
+      if (typeof state === 'string') out.set(topic, parseObject(state, topic));
+    });
+    return out;
+  }
+
+  async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
+    const history = this.keys.history(topic);
+    const from = Math.max(0, Math.floor(afterSeq)) + 1;
+    const count = Math.max(0, Math.floor(limit));
+    // One transaction, so head, first seq and entries are a consistent cut.
+    const tx = this.redis.multi().hmget(this.keys.meta(topic), 'epoch', 'seq').xrange(history, '-', '+', 'COUNT', 1);
+    if (count > 0) tx.xrange(history, `${from}-0`, '+', 'COUNT', count);
+    const [meta, first, range] = execReplies(await tx.exec());
+    const [epoch, head] = Array.isArray(meta) ? meta : [];
+    if (typeof epoch !== 'string') return { epoch: '', headSeq: 0, firstSeq: 1, entries: [] };
+    const headSeq = Number(head);
+    const firstEntry = streamEntries(first)[0];
+    const firstSeq = firstEntry ? seqOf(firstEntry[0]) : headSeq + 1;
+    const entries = streamEntries(range).map(([id, fields]) => toEntry(topic, epoch, id, fields));
+    return { epoch, headSeq, firstSeq, entries };
+  }
+
+  async topics(): Promise<TopicInfo[]> {
+    const registry = await this.redis.hgetall(this.keys.topics);
+    return Object.entries(registry).map(([topic, value]) => {
+      // `<headSeq>|<epoch>|<updated_at>`; neither seq nor epoch contains `|`.
+      const bar1 = value.indexOf('|');
+      const bar2 = value.indexOf('|', bar1 + 1);
+      return { topic, headSeq: Number(value.slice(0, bar1)), epoch: value.slice(bar1 + 1, bar2), updatedAt: value.slice(bar2 + 1) };
+    });
+  }
+
+  async sourceOffset(stream: string): Promise<string | null> {
+    return this.redis.hget(this.keys.offsets, stream);
+  }
+
+  async reset(topic: string): Promise<void> {
+    await this.scripts.reset(topic);
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient && this.redis.status !== 'end') await this.redis.quit();
+  }
+}
+
+type StreamEntry = [id: string, fields: string[]];
+
+function positiveInt(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+/** Replies of a MULTI/pipeline, throwing the first command error. */
+function execReplies(results: [error: Error | null, result: unknown][] | null): unknown[] {
+  if (!results) throw new Error('Redis transaction aborted');
+  return results.map(([error, result]) => {
+    if (error) throw error;
+    return result;
+  });
+}
+
+function streamEntries(reply: unknown): StreamEntry[] {
+  if (reply === undefined || reply === null) return [];
+  if (!Array.isArray(reply)) throw new Error('XRANGE: unexpected reply');
+  return reply as StreamEntry[];
+}
+
+function seqOf(id: string): number {
+  return Number(id.slice(0, id.indexOf('-')));
+}
+
+function toEntry(topic: string, epoch: string, id: string, fields: string[]): HistoryEntry {
+  const f = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] as string, fields[i + 1] as string);
+  const type = f.get('type');
+  const payload = parseObject(f.get('payload') ?? '', topic);
+  if ((type !== 'delta' && type !== 'alert') || typeof payload.kind !== 'string') {
+    throw new Error(`malformed history entry ${id} of topic ${topic}`);
+  }
+  return {
+    topic,
+    epoch,
+    seq: seqOf(id),
+    type,
+    ts: f.get('ts') ?? '',
+    event_ts: f.get('event_ts') ?? '',
+    event_id: f.get('event_id') ?? '',
+    payload: payload as JsonObject & { kind: string },
+  };
+}
+
+function parseObject(json: string, topic: string): JsonObject {
+  const value: unknown = JSON.parse(json);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`topic ${topic}: stored JSON is not an object`);
+  return value as { [key: string]: JsonValue };
+}

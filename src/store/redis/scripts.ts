@@ -1,0 +1,218 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import type { HistoryEntry, SourcePosition } from '../topic-store.js';
+
+/**
+ * Redis key and channel layout of the Redis store, under a namespace prefix (default `bx`).
+ * `{<topic>}` is a Redis Cluster hash tag: a topic's meta and history share one slot.
+ */
+export interface RedisKeyLayout {
+  readonly prefix: string;
+  /** hash: topic -> `<headSeq>|<epoch>|<updated_at>` (registry for `topics()`). */
+  readonly topics: string;
+  /** hash: source stream (e.g. `bondx.market/3`) -> last applied offset. */
+  readonly offsets: string;
+  /** sorted set: event_id -> commit time (ms); the newest `dedupWindow` ids. */
+  readonly dedup: string;
+  /** list: dead letters, newest first (JSON). */
+  readonly deadLetters: string;
+  /** string counter: dead letters ever added. */
+  readonly deadLetterCount: string;
+  /** hash: epoch, seq (head), updated_at, state (snapshot JSON). */
+  meta(topic: string): string;
+  /** stream: id `<seq>-0`, fields type, ts, event_ts, event_id, payload (JSON). */
+  history(topic: string): string;
+  /** pub/sub channel: full HistoryEntry JSON of every committed entry. */
+  live(topic: string): string;
+}
+
+export function redisKeys(prefix = 'bx'): RedisKeyLayout {
+  return {
+    prefix,
+    topics: `${prefix}:topics`,
+    offsets: `${prefix}:offsets`,
+    dedup: `${prefix}:dedup`,
+    deadLetters: `${prefix}:dlq`,
+    deadLetterCount: `${prefix}:dlq:count`,
+    meta: (topic) => `${prefix}:{${topic}}:meta`,
+    history: (topic) => `${prefix}:{${topic}}:h`,
+    live: (topic) => `${prefix}:live:{${topic}}`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Script sources: read once from ./scripts/*.lua (next to this module). `tsc` does not copy .lua files,
+// so a build must copy src/store/redis/scripts/ to dist/store/redis/scripts/; as a fallback the sources
+// are looked up in the source tree.
+
+const SCRIPTS = {
+  commit: 'bxCommit',
+  read: 'bxRead',
+  reset: 'bxReset',
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+
+let sources: Record<ScriptName, string> | undefined;
+
+function scriptDir(): string {
+  const candidates = [new URL('./scripts/', import.meta.url), new URL('../../../src/store/redis/scripts/', import.meta.url)];
+  for (const url of candidates) {
+    const dir = fileURLToPath(url);
+    if (existsSync(`${dir}commit.lua`)) return dir;
+  }
+  throw new Error(`Redis Lua scripts not found (looked in ${candidates.map((u) => fileURLToPath(u)).join(', ')})`);
+}
+
+/** The Lua source of a script, read from disk on first use and cached for the process. */
+export function scriptSource(name: ScriptName): string {
+  if (!sources) {
+    const dir = scriptDir();
+    const load = (file: string) => readFileSync(`${dir}${file}.lua`, 'utf8');
+    sources = { commit: load('commit'), read: load('read'), reset: load('reset') };
+  }
+  return sources[name];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Typed wrappers. Each script is registered once per client with `defineCommand` (EVALSHA, falling back
+// to EVAL on NOSCRIPT, handled by ioredis); keys are variable in number, so numkeys is passed per call.
+
+export interface CommitScriptChange {
+  topic: string;
+  type: 'delta' | 'alert';
+  payloadJson: string;
+  stateJson: string;
+}
+
+export interface CommitScriptInput {
+  eventId: string;
+  eventTs: string;
+  /** Commit time, ISO-8601. */
+  ts: string;
+  /** Commit time in ms, orders the dedup window. */
+  nowMs: number;
+  /** Epoch given to topics created by this commit. */
+  candidateEpoch: string;
+  source?: SourcePosition;
+  maxLen: number;
+  dedupWindow: number;
+  changes: CommitScriptChange[];
+}
+
+export type CommitScriptResult =
+  | { status: 'ok'; assigned: { epoch: string; seq: number }[] }
+  | { status: 'duplicate_event' | 'already_applied_offset' };
+
+export interface ReadScriptResult {
+  epoch: string;
+  headSeq: number;
+  firstSeq: number;
+  entries: HistoryEntry[];
+}
+
+export interface RedisScripts {
+  commit(input: CommitScriptInput): Promise<CommitScriptResult>;
+  /** Head and up to `limit` entries with seq >= `fromSeq`, atomically; null for an unknown topic. */
+  read(topic: string, fromSeq: number, limit: number): Promise<ReadScriptResult | null>;
+  /** Resolves true when the topic existed. */
+  reset(topic: string): Promise<boolean>;
+}
+
+type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
+
+const definedOn = new WeakSet<Redis>();
+
+function scriptCall(client: Redis, name: ScriptName): ScriptCall {
+  if (!definedOn.has(client)) {
+    for (const script of Object.keys(SCRIPTS) as ScriptName[]) client.defineCommand(SCRIPTS[script], { lua: scriptSource(script) });
+    definedOn.add(client);
+  }
+  const fn: unknown = Reflect.get(client, SCRIPTS[name]);
+  if (typeof fn !== 'function') throw new Error(`ioredis did not define ${SCRIPTS[name]}`);
+  return (...args) => fn.apply(client, args) as Promise<unknown>;
+}
+
+/** Registers the scripts on `client` (once per client) and returns typed wrappers bound to `keys`. */
+export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts {
+  const commitCall = scriptCall(client, 'commit');
+  const readCall = scriptCall(client, 'read');
+  const resetCall = scriptCall(client, 'reset');
+  return {
+    async commit(input) {
+      const keyArgs: string[] = [keys.topics, keys.offsets, keys.dedup];
+      const argv: (string | number)[] = [
+        input.eventId,
+        input.eventTs,
+        input.ts,
+        input.nowMs,
+        input.candidateEpoch,
+        input.source?.stream ?? '',
+        input.source?.offset ?? '',
+        input.maxLen,
+        input.dedupWindow,
+        input.changes.length,
+      ];
+      for (const change of input.changes) {
+        keyArgs.push(keys.meta(change.topic), keys.history(change.topic));
+        argv.push(change.topic, keys.live(change.topic), change.type, change.payloadJson, change.stateJson);
+      }
+      const reply = await commitCall(keyArgs.length, ...keyArgs, ...argv);
+      return parseCommitReply(reply, input.changes.length);
+    },
+    async read(topic, fromSeq, limit) {
+      const reply = await readCall(2, keys.meta(topic), keys.history(topic), topic, fromSeq, limit);
+      if (!Array.isArray(reply)) throw new Error('bxRead: unexpected reply');
+      if (reply.length === 0) return null;
+      const [epoch, head, first, json]: unknown[] = reply;
+      if (typeof epoch !== 'string' || typeof head !== 'string' || typeof first !== 'string' || typeof json !== 'string') {
+        throw new Error('bxRead: unexpected reply');
+      }
+      const entries: unknown = JSON.parse(json);
+      if (!Array.isArray(entries)) throw new Error('bxRead: entries are not an array');
+      return { epoch, headSeq: Number(head), firstSeq: Number(first), entries: entries.map(toHistoryEntry) };
+    },
+    async reset(topic) {
+      const reply = await resetCall(3, keys.topics, keys.meta(topic), keys.history(topic), topic);
+      return reply === 1;
+    },
+  };
+}
+
+/** Checks the shape of an entry built by commit.lua / read.lua (parsed JSON). */
+export function toHistoryEntry(value: unknown): HistoryEntry {
+  if (typeof value !== 'object' || value === null) throw new Error('history entry is not an object');
+  const e = value as Record<string, unknown>;
+  const payload = e.payload;
+  if (
+    typeof e.topic !== 'string' ||
+    typeof e.epoch !== 'string' ||
+    typeof e.seq !== 'number' ||
+    (e.type !== 'delta' && e.type !== 'alert') ||
+    typeof e.ts !== 'string' ||
+    typeof e.event_ts !== 'string' ||
+    typeof e.event_id !== 'string' ||
+    typeof payload !== 'object' ||
+    payload === null ||
+    Array.isArray(payload) ||
+    typeof (payload as Record<string, unknown>).kind !== 'string'
+  ) {
+    throw new Error('history entry has an unexpected shape');
+  }
+  return value as HistoryEntry;
+}
+
+function parseCommitReply(reply: unknown, changes: number): CommitScriptResult {
+  if (!Array.isArray(reply) || reply.length === 0) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
+  const status: unknown = reply[0];
+  if (status === 'duplicate_event' || status === 'already_applied_offset') return { status };
+  if (status !== 'ok' || reply.length !== 1 + 2 * changes) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
+  const assigned: { epoch: string; seq: number }[] = [];
+  for (let i = 1; i < reply.length; i += 2) {
+    const epoch: unknown = reply[i];
+    const seq: unknown = reply[i + 1];
+    if (typeof epoch !== 'string' || typeof seq !== 'number') throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
+    assigned.push({ epoch, seq });
+  }
+  return { status: 'ok', assigned };
+}

@@ -1,0 +1,101 @@
+--[[
+  commit: apply one projected event to its topics, atomically. Called through scripts.ts (bxCommit).
+
+  KEYS[1]  <p>:topics    hash   topic -> "<headSeq>|<epoch>|<updated_at>" (registry for listing)
+  KEYS[2]  <p>:offsets   hash   source stream -> last applied offset (decimal string)
+  KEYS[3]  <p>:dedup     zset   event_id -> commit time (ms); the newest `dedupWindow` ids are kept
+  then, for change i = 1..n:
+  KEYS[2+2i]  <p>:{<topic>}:meta  hash    epoch, seq (head), updated_at, state (snapshot JSON)
+  KEYS[3+2i]  <p>:{<topic>}:h     stream  id <seq>-0, fields: type ts event_ts event_id payload
+
+  ARGV[1] event_id      ARGV[2] event_ts       ARGV[3] ts (commit time, ISO-8601)
+  ARGV[4] now (ms, dedup ordering)             ARGV[5] candidate epoch for topics created now
+  ARGV[6] source stream ('' = none)            ARGV[7] source offset (decimal string)
+  ARGV[8] history max length (XADD MAXLEN ~)   ARGV[9] dedup window (number of event ids)
+  ARGV[10] n (number of changes)
+  then, for change i (a = 6+5i): ARGV[a] topic, ARGV[a+1] live channel, ARGV[a+2] type,
+                                 ARGV[a+3] payload JSON, ARGV[a+4] state JSON
+
+  Returns {'already_applied_offset'} | {'duplicate_event'} | {'ok', epoch1, seq1, epoch2, seq2, ...}.
+
+  Everything that can fail is checked before the first write: Redis does not roll a script back.
+
+  Redis Cluster: this script touches the registry, offsets and dedup keys plus two keys per topic, i.e.
+  several hash slots, so it only runs on a single Redis node (what we deploy). In cluster mode each call
+  would have to stay within one slot: one commit per topic slot, with per-slot registry/offset/dedup keys
+  (e.g. <p>:{<topic>}:...), which gives up cross-topic atomicity of a multi-topic event. The {<topic>}
+  hash tag already keeps a topic's meta and history in one slot.
+]]
+
+local event_id, event_ts, ts = ARGV[1], ARGV[2], ARGV[3]
+local now, candidate_epoch = tonumber(ARGV[4]), ARGV[5]
+local src_stream, src_offset = ARGV[6], ARGV[7]
+local max_len, dedup_window, n = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+
+if #KEYS ~= 3 + 2 * n or #ARGV ~= 10 + 5 * n then
+  return redis.error_reply('ERR bxCommit: expected ' .. (3 + 2 * n) .. ' keys and ' .. (10 + 5 * n) .. ' args')
+end
+
+-- Offsets are compared as unsigned decimal strings: Lua numbers are doubles and Kafka offsets are int64.
+local function strip_zeros(s)
+  local stripped = string.gsub(s, '^0+', '')
+  if stripped == '' then return '0' end
+  return stripped
+end
+local function offset_le(a, b)
+  a, b = strip_zeros(a), strip_zeros(b)
+  if #a ~= #b then return #a < #b end
+  return a <= b
+end
+
+-- 1. Idempotency by source position. The offset is stored even when the event id turns out to be a
+--    duplicate, so consumption resumes after it.
+if src_stream ~= '' then
+  if not string.match(src_offset, '^%d+$') then
+    return redis.error_reply('ERR bxCommit: source offset must be a decimal string')
+  end
+  local applied = redis.call('HGET', KEYS[2], src_stream)
+  if applied and offset_le(src_offset, applied) then
+    return { 'already_applied_offset' }
+  end
+  redis.call('HSET', KEYS[2], src_stream, src_offset)
+end
+
+-- 2. Idempotency by event id, over a bounded window of the most recent ids.
+if redis.call('ZSCORE', KEYS[3], event_id) then
+  return { 'duplicate_event' }
+end
+redis.call('ZADD', KEYS[3], now, event_id)
+local remembered = redis.call('ZCARD', KEYS[3])
+if remembered > dedup_window then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, remembered - dedup_window - 1)
+end
+
+-- 3. Append one history entry per change, update the snapshot, publish the entry.
+local result = { 'ok' }
+for i = 1, n do
+  local meta, hist = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local a = 6 + 5 * i
+  local topic, channel, entry_type, payload, state = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = candidate_epoch
+    redis.call('HSET', meta, 'epoch', epoch)
+  end
+  local seq = redis.call('HINCRBY', meta, 'seq', 1)
+  redis.call('HSET', meta, 'updated_at', ts, 'state', state)
+  redis.call('XADD', hist, 'MAXLEN', '~', max_len, seq .. '-0',
+    'type', entry_type, 'ts', ts, 'event_ts', event_ts, 'event_id', event_id, 'payload', payload)
+  redis.call('HSET', KEYS[1], topic, seq .. '|' .. epoch .. '|' .. ts)
+
+  -- The full entry, so live consumers need no read. `payload` is already JSON and is spliced in as is.
+  redis.call('PUBLISH', channel, '{"topic":' .. cjson.encode(topic) .. ',"epoch":' .. cjson.encode(epoch) ..
+    ',"seq":' .. seq .. ',"type":' .. cjson.encode(entry_type) .. ',"ts":' .. cjson.encode(ts) ..
+    ',"event_ts":' .. cjson.encode(event_ts) .. ',"event_id":' .. cjson.encode(event_id) ..
+    ',"payload":' .. payload .. '}')
+
+  result[#result + 1] = epoch
+  result[#result + 1] = seq
+end
+return result

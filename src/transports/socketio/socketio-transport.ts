@@ -1,0 +1,103 @@
+import type { Server as HttpServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { Server, type Namespace, type Socket } from 'socket.io';
+import { STREAMS, type Stream } from '../../domain/topics.js';
+import type { Logger } from '../../observability/logger.js';
+import { ClientError } from '../../protocol/errors.js';
+import type { Envelope } from '../../protocol/messages.js';
+import type { Gateway } from '../../gateway/gateway.js';
+import type { ClientLink } from '../../gateway/session.js';
+import type { Room } from '../../gateway/hub.js';
+
+/** Client message kinds; anything else gets INVALID_MESSAGE. */
+const KINDS = new Set(['subscribe', 'unsubscribe', 'ping', 'background_mode']);
+
+/**
+ * Socket.IO transport: one namespace per stream, one Socket.IO room per (topic, filter). Live entries
+ * are broadcast with `nsp.local`, so each gateway emits only to its own sockets from its own feed:
+ * market data never takes a Redis round trip per message even when the Redis adapter is installed.
+ */
+export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, log: Logger, opts: { maxMessageBytes: number; pingIntervalMs: number; pingTimeoutMs: number }): Server {
+  const io = new Server(httpServer, {
+    // Frames beyond this are cut by engine.io; below it, oversize messages get PAYLOAD_TOO_LARGE from us.
+    maxHttpBufferSize: Math.max(opts.maxMessageBytes * 4, 1 << 20),
+    pingInterval: opts.pingIntervalMs,
+    pingTimeout: opts.pingTimeoutMs,
+    serveClient: true,
+    // Per-socket deflate buffers cost memory; compression is opt-in per connection (see flow control).
+    perMessageDeflate: false,
+    cors: { origin: true },
+  });
+  for (const stream of STREAMS) attachNamespace(io.of(`/${stream}`), stream, gateway, log, opts.maxMessageBytes);
+  return io;
+}
+
+function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: Logger, maxMessageBytes: number): void {
+  const transport = `sio:/${stream}`;
+  const broadcast = (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope);
+
+  nsp.use((socket, next) => {
+    const token = handshakeToken(socket);
+    try {
+      socket.data.principal = gateway.authenticate(token);
+      gateway.admit(stream, 'socketio');
+      next();
+    } catch (err) {
+      const clientError = err instanceof ClientError ? err : new ClientError('INTERNAL_ERROR');
+      gateway.refused(stream, 'socketio', clientError.code);
+      next(Object.assign(new Error(clientError.message), { data: { code: clientError.code, details: clientError.details } }));
+    }
+  });
+
+  nsp.on('connection', (socket) => {
+    const link: ClientLink = {
+      id: socket.id,
+      transport,
+      broadcast,
+      send: (envelope) => socket.emit(envelope.type, envelope),
+      joinRoom: (room: Room) => void socket.join(room.name),
+      leaveRoom: (room: Room) => void socket.leave(room.name),
+    };
+    const session = gateway.openSession(socket.data.principal, stream, link, { transport: 'socketio', headers: socket.handshake.headers });
+
+    socket.onAny((kind: unknown, data: unknown, ...rest: unknown[]) => {
+      const last = rest.length > 0 ? rest[rest.length - 1] : data;
+      const ack = typeof last === 'function' ? (last as (reply: Envelope) => void) : undefined;
+      const message = typeof data === 'function' ? undefined : data;
+      void handle(String(kind), message, ack);
+    });
+
+    async function handle(kind: string, data: unknown, ack: ((reply: Envelope) => void) | undefined): Promise<void> {
+      const correlationId = correlationOf(data);
+      let reply: Envelope;
+      try {
+        if (!KINDS.has(kind)) throw new ClientError('INVALID_MESSAGE', { reason: `unknown message type ${kind}`, allowed: [...KINDS] });
+        const size = typeof data === 'string' ? Buffer.byteLength(data) : Buffer.byteLength(JSON.stringify(data) ?? '');
+        if (size > maxMessageBytes) throw new ClientError('PAYLOAD_TOO_LARGE', { size, limit: maxMessageBytes });
+        reply = await session.handle(kind, data);
+      } catch (err) {
+        reply = gateway.errorReply(session, err, correlationId);
+      }
+      if (socket.connected) {
+        socket.emit(reply.type, reply);
+        ack?.(reply);
+      }
+    }
+
+    socket.on('disconnect', (reason) => gateway.closeSession(session, reason));
+  });
+}
+
+function handshakeToken(socket: Socket): string | undefined {
+  const auth: unknown = socket.handshake.auth;
+  if (auth && typeof auth === 'object' && 'token' in auth && typeof auth.token === 'string') return auth.token;
+  const query = socket.handshake.query.token;
+  if (typeof query === 'string') return query;
+  const header = socket.handshake.headers.authorization;
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+}
+
+function correlationOf(data: unknown): string {
+  if (data && typeof data === 'object' && 'correlation_id' in data && typeof data.correlation_id === 'string') return data.correlation_id;
+  return randomUUID();
+}

@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisDeadLetterStore } from '../../src/store/redis/redis-dead-letter.js';
+import { RedisLiveFeed } from '../../src/store/redis/redis-live-feed.js';
+import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
+import { topicStoreContract } from './topic-store.contract.js';
+
+// Never skip: without Redis these tests must fail. `npm test` (scripts/test.sh) starts Redis and sets REDIS_URL.
+const REDIS_URL = process.env.REDIS_URL;
+if (!REDIS_URL) throw new Error('REDIS_URL is not set: the Redis contract tests need a Redis server (run `npm test`, or export REDIS_URL=redis://127.0.0.1:6379)');
+
+// One connection shared by every store of this file; each store gets its own key namespace so test files
+// (and tests) can share one Redis without FLUSHDB.
+let redis: Redis;
+const filePrefix = `bxtest:${randomBytes(4).toString('hex')}`;
+let n = 0;
+
+beforeAll(async () => {
+  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000 });
+  try {
+    expect(await redis.ping()).toBe('PONG');
+  } catch (error) {
+    throw new Error(`cannot reach Redis at REDIS_URL=${REDIS_URL}: ${String(error)}`);
+  }
+});
+
+afterAll(async () => {
+  if (!redis) return;
+  await deleteNamespace(filePrefix);
+  await redis.quit();
+});
+
+async function deleteNamespace(prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length > 0) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+topicStoreContract('RedisTopicStore + RedisLiveFeed', async ({ maxLen }) => {
+  const prefix = `${filePrefix}:${++n}`;
+  const store = new RedisTopicStore(redis, { prefix, maxLen });
+  const feed = new RedisLiveFeed(redis, { prefix, onError: (error) => console.error('live feed error', error) });
+  return {
+    store,
+    feed,
+    feedReady: () => feed.ready(),
+    dispose: async () => {
+      await feed.close();
+      await store.close();
+      await deleteNamespace(prefix);
+    },
+  };
+});
+
+describe('RedisTopicStore specifics', () => {
+  it('uses the documented key layout', async () => {
+    const prefix = `${filePrefix}:layout`;
+    const store = new RedisTopicStore(redis, { prefix, maxLen: 100 });
+    await store.commit({ eventId: 'e1', eventTs: '2024-01-01T00:00:00.000Z', source: { stream: 'bondx.market/3', offset: '7' }, changes: [{ topic: 'md.l1.X', type: 'delta', payload: { kind: 'l1', bid: 1 }, state: { bid: 1 } }] });
+    const keys = (await redis.keys(`${prefix}:*`)).sort();
+    expect(keys).toEqual([`${prefix}:dedup`, `${prefix}:offsets`, `${prefix}:topics`, `${prefix}:{md.l1.X}:h`, `${prefix}:{md.l1.X}:meta`].sort());
+    expect(await redis.type(`${prefix}:{md.l1.X}:h`)).toBe('stream');
+    expect(await redis.xrange(`${prefix}:{md.l1.X}:h`, '-', '+')).toEqual([
+      ['1-0', ['type', 'delta', 'ts', expect.any(String), 'event_ts', '2024-01-01T00:00:00.000Z', 'event_id', 'e1', 'payload', '{"kind":"l1","bid":1}']],
+    ]);
+    expect(await redis.hget(`${prefix}:offsets`, 'bondx.market/3')).toBe('7');
+    await deleteNamespace(prefix);
+  });
+
+  it('bounds the event-id dedup window', async () => {
+    const prefix = `${filePrefix}:dedup`;
+    const store = new RedisTopicStore(redis, { prefix, dedupWindow: 10 });
+    const commit = (id: string) => store.commit({ eventId: id, eventTs: '2024-01-01T00:00:00.000Z', changes: [] });
+    for (let i = 0; i < 25; i++) await commit(`id-${i}`);
+    expect(await redis.zcard(`${prefix}:dedup`)).toBe(10);
+    expect(await commit('id-24')).toEqual({ applied: false, reason: 'duplicate_event' });
+    expect(await commit('id-15')).toEqual({ applied: false, reason: 'duplicate_event' });
+    expect((await commit('id-0')).applied).toBe(true);
+    await deleteNamespace(prefix);
+  });
+
+  it('rejects a non-decimal source offset before touching Redis', async () => {
+    const store = new RedisTopicStore(redis, { prefix: `${filePrefix}:bad` });
+    await expect(store.commit({ eventId: 'x', eventTs: '', source: { stream: 's', offset: '-1' }, changes: [] })).rejects.toThrow(/decimal/);
+  });
+
+  it('owns and closes a connection created from a URL', async () => {
+    const prefix = `${filePrefix}:url`;
+    const store = new RedisTopicStore(REDIS_URL, { prefix });
+    const feed = new RedisLiveFeed(REDIS_URL, { prefix });
+    const seen: number[] = [];
+    feed.subscribe('u', (e) => seen.push(e.seq));
+    await feed.ready();
+    await store.commit({ eventId: 'u1', eventTs: '', changes: [{ topic: 'u', type: 'delta', payload: { kind: 'k' }, state: {} }] });
+    await expect.poll(() => seen).toEqual([1]);
+    await feed.close();
+    await store.close();
+    await deleteNamespace(prefix);
+  });
+});
+
+describe('RedisDeadLetterStore', () => {
+  it('keeps the newest maxLen letters, newest first, and counts all', async () => {
+    const prefix = `${filePrefix}:dlq`;
+    const dlq = new RedisDeadLetterStore(redis, { prefix, maxLen: 3 });
+    expect(await dlq.count()).toBe(0);
+    expect(await dlq.list(10)).toEqual([]);
+    for (let i = 0; i < 5; i++) await dlq.add({ at: `t${i}`, reason: 'bad', source: 'http', event: i % 2 ? { i } : `raw ${i}` });
+    expect(await dlq.count()).toBe(5);
+    expect(await dlq.list(10)).toEqual([
+      { at: 't4', reason: 'bad', source: 'http', event: 'raw 4' },
+      { at: 't3', reason: 'bad', source: 'http', event: { i: 3 } },
+      { at: 't2', reason: 'bad', source: 'http', event: 'raw 2' },
+    ]);
+    expect((await dlq.list(1)).map((d) => d.at)).toEqual(['t4']);
+    expect(await dlq.list(0)).toEqual([]);
+    // Unserializable events are kept as text rather than lost.
+    await dlq.add({ at: 't5', reason: 'bigint', source: 'http', event: 10n });
+    expect((await dlq.list(1))[0]?.event).toBe('10');
+    await deleteNamespace(prefix);
+  });
+});

@@ -1,0 +1,319 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { JsonObject } from '../../src/domain/json.js';
+import type { TopicChange } from '../../src/projector/change.js';
+import type { CommitInput, CommitResult, HistoryEntry, LiveFeed, TopicStore } from '../../src/store/topic-store.js';
+
+/** One store under test, fresh and empty (its own namespace). */
+export interface StoreUnderTest {
+  store: TopicStore;
+  feed: LiveFeed;
+  /** Resolves once live subscriptions made so far are active (Redis SUBSCRIBE is asynchronous). */
+  feedReady?: () => Promise<void>;
+  /** Releases everything the factory created (store, feed, keys). */
+  dispose(): Promise<void>;
+}
+
+export interface StoreFactoryOptions {
+  /** History entries kept per topic. */
+  maxLen: number;
+}
+
+export type StoreFactory = (options: StoreFactoryOptions) => Promise<StoreUnderTest>;
+
+let counter = 0;
+const uid = (label = 'ev') => `${label}-${process.pid}-${++counter}`;
+
+function change(topic: string, n: number, extra: JsonObject = {}): TopicChange {
+  return { topic, type: 'delta', payload: { kind: 'l1', n, ...extra }, state: { last: n, ...extra } };
+}
+
+function event(changes: TopicChange[], source?: { stream: string; offset: string }, eventId = uid()): CommitInput {
+  return { eventId, eventTs: '2024-05-01T12:00:00.000Z', changes, ...(source ? { source } : {}) };
+}
+
+function applied(result: CommitResult): HistoryEntry[] {
+  if (!result.applied) throw new Error(`commit not applied: ${result.reason}`);
+  return result.entries;
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** The shared TopicStore + LiveFeed contract; every implementation runs it. */
+export function topicStoreContract(name: string, factory: StoreFactory): void {
+  describe(`TopicStore contract: ${name}`, () => {
+    const open: StoreUnderTest[] = [];
+    const make = async (maxLen = 1000): Promise<StoreUnderTest> => {
+      const sut = await factory({ maxLen });
+      open.push(sut);
+      return sut;
+    };
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((sut) => sut.dispose()));
+    });
+
+    it('starts seq at 1 and adds exactly 1 per entry, independently per topic', async () => {
+      const { store } = await make();
+      const seqs: Record<string, number[]> = { a: [], b: [] };
+      for (let i = 0; i < 5; i++) {
+        for (const topic of ['a', 'a', 'b'] as const) {
+          const [entry] = applied(await store.commit(event([change(topic, i)])));
+          seqs[topic]?.push(entry?.seq ?? -1);
+        }
+      }
+      expect(seqs.a).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(seqs.b).toEqual([1, 2, 3, 4, 5]);
+    });
+
+    it('gives each topic of a multi-topic commit one entry, all from the same event', async () => {
+      const { store } = await make();
+      applied(await store.commit(event([change('x', 0)])));
+      const input = event([change('x', 1), change('y', 1), change('z', 1)]);
+      const entries = applied(await store.commit(input));
+      expect(entries.map((e) => [e.topic, e.seq])).toEqual([
+        ['x', 2],
+        ['y', 1],
+        ['z', 1],
+      ]);
+      for (const entry of entries) {
+        expect(entry.event_id).toBe(input.eventId);
+        expect(entry.event_ts).toBe(input.eventTs);
+        expect(entry.ts).toBe(entries[0]?.ts);
+        expect(Number.isNaN(Date.parse(entry.ts))).toBe(false);
+      }
+      for (const topic of ['x', 'y', 'z']) {
+        const read = await store.readAfter(topic, 0, 10);
+        expect(read.entries.at(-1)).toEqual(entries.find((e) => e.topic === topic));
+      }
+    });
+
+    it('commits an event without changes (remembered, nothing appended)', async () => {
+      const { store } = await make();
+      const input = event([], { stream: 's/0', offset: '4' });
+      expect(applied(await store.commit(input))).toEqual([]);
+      expect(await store.commit(event([change('t', 1)], undefined, input.eventId))).toEqual({ applied: false, reason: 'duplicate_event' });
+      expect(await store.sourceOffset('s/0')).toBe('4');
+      expect(await store.topics()).toEqual([]);
+    });
+
+    it('is idempotent by event id', async () => {
+      const { store } = await make();
+      const input = event([change('t', 1), change('u', 1)]);
+      applied(await store.commit(input));
+      expect(await store.commit(input)).toEqual({ applied: false, reason: 'duplicate_event' });
+      // Same id, other content: still the same event.
+      expect(await store.commit({ ...input, changes: [change('t', 2)] })).toEqual({ applied: false, reason: 'duplicate_event' });
+      expect((await store.readAfter('t', 0, 10)).entries.map((e) => e.seq)).toEqual([1]);
+      expect((await store.snapshot('t'))?.seq).toBe(1);
+      expect((await store.snapshot('u'))?.seq).toBe(1);
+    });
+
+    it('is idempotent by source offset: a redelivered range appends nothing', async () => {
+      const { store } = await make();
+      const stream = 'bondx.market/3';
+      expect(await store.sourceOffset(stream)).toBeNull();
+      const inputs = Array.from({ length: 12 }, (_, i) => event([change('m', i)], { stream, offset: String(i) }));
+      for (const input of inputs) applied(await store.commit(input));
+      expect(await store.sourceOffset(stream)).toBe('11');
+      // Redelivery of offsets 3..11 (same events) and an older offset with a new event id.
+      for (const input of inputs.slice(3)) expect(await store.commit(input)).toEqual({ applied: false, reason: 'already_applied_offset' });
+      expect(await store.commit(event([change('m', 99)], { stream, offset: '9' }))).toEqual({ applied: false, reason: 'already_applied_offset' });
+      expect((await store.readAfter('m', 0, 100)).headSeq).toBe(12);
+      // Offsets compare as numbers, not strings ('9' < '10'); other streams are independent.
+      applied(await store.commit(event([change('m', 100)], { stream: 'bondx.market/4', offset: '9' })));
+      applied(await store.commit(event([change('m', 101)], { stream: 'bondx.market/4', offset: '10' })));
+      expect(await store.commit(event([change('m', 102)], { stream: 'bondx.market/4', offset: '9' }))).toEqual({ applied: false, reason: 'already_applied_offset' });
+      // int64 offsets beyond 2^53 keep their exact value.
+      applied(await store.commit(event([change('m', 103)], { stream: 'big/0', offset: '9007199254740993' })));
+      expect(await store.commit(event([change('m', 104)], { stream: 'big/0', offset: '9007199254740992' }))).toEqual({ applied: false, reason: 'already_applied_offset' });
+      expect(await store.sourceOffset('big/0')).toBe('9007199254740993');
+      expect((await store.readAfter('m', 0, 100)).headSeq).toBe(15);
+    });
+
+    it('stores the offset of a duplicate event so consumption resumes past it', async () => {
+      const { store } = await make();
+      const input = event([change('d', 1)], { stream: 'p/0', offset: '5' });
+      applied(await store.commit(input));
+      expect(await store.commit({ ...input, source: { stream: 'p/0', offset: '6' } })).toEqual({ applied: false, reason: 'duplicate_event' });
+      expect(await store.sourceOffset('p/0')).toBe('6');
+      expect((await store.snapshot('d'))?.seq).toBe(1);
+    });
+
+    it('snapshot reflects the head seq and latest state; states() maps present topics only', async () => {
+      const { store } = await make();
+      expect(await store.snapshot('s')).toBeNull();
+      let last: HistoryEntry | undefined;
+      for (let i = 1; i <= 7; i++) [last] = applied(await store.commit(event([change('s', i, { px: 100 + i / 8 })])));
+      const snap = await store.snapshot('s');
+      expect(snap).toEqual({ topic: 's', epoch: last?.epoch, seq: 7, ts: last?.ts, state: { last: 7, px: 100 + 7 / 8 } });
+      const states = await store.states(['s', 'missing']);
+      expect([...states.keys()]).toEqual(['s']);
+      expect(states.get('s')).toEqual({ last: 7, px: 100 + 7 / 8 });
+      expect((await store.states([])).size).toBe(0);
+    });
+
+    it('round-trips payloads exactly (unicode, slashes, quotes, empty arrays/objects, numbers)', async () => {
+      const { store, feed, feedReady } = await make();
+      const seen: HistoryEntry[] = [];
+      feed.subscribe('we/ird "topic" é', (e) => seen.push(e));
+      await feedReady?.();
+      const payload = { kind: 'trade', s: 'a/b "q" \\ é € 𝄞 \n\t', empty: [], obj: {}, nested: [[1, 2.5, -0.001, 1e21], { x: null, y: true }], big: 12345678901234 };
+      const [entry] = applied(await store.commit(event([{ topic: 'we/ird "topic" é', type: 'alert', payload, state: payload }])));
+      expect(entry?.payload).toEqual(payload);
+      expect((await store.readAfter('we/ird "topic" é', 0, 1)).entries).toEqual([entry]);
+      expect((await store.snapshot('we/ird "topic" é'))?.state).toEqual(payload);
+      await waitFor(() => seen.length === 1, 'live entry');
+      expect(seen).toEqual([entry]);
+    });
+
+    it('readAfter returns exactly (after, head] in order and honours limit', async () => {
+      const { store } = await make();
+      const committed: HistoryEntry[] = [];
+      for (let i = 1; i <= 30; i++) committed.push(...applied(await store.commit(event([change('r', i)]))));
+      const all = await store.readAfter('r', 0, 1000);
+      expect(all.headSeq).toBe(30);
+      expect(all.firstSeq).toBe(1);
+      expect(all.epoch).toBe(committed[0]?.epoch);
+      expect(all.entries).toEqual(committed);
+      expect((await store.readAfter('r', 10, 1000)).entries.map((e) => e.seq)).toEqual(range(11, 30));
+      expect((await store.readAfter('r', 10, 5)).entries.map((e) => e.seq)).toEqual(range(11, 15));
+      expect((await store.readAfter('r', 29, 5)).entries.map((e) => e.seq)).toEqual([30]);
+      expect((await store.readAfter('r', 30, 5)).entries).toEqual([]);
+      expect((await store.readAfter('r', 5, 0)).entries).toEqual([]);
+      expect(await store.readAfter('nope', 0, 10)).toEqual({ epoch: '', headSeq: 0, firstSeq: 1, entries: [] });
+    });
+
+    it('trims history to at least maxLen newest entries and reports firstSeq', async () => {
+      const maxLen = 50;
+      const { store } = await make(maxLen);
+      const total = 1000;
+      for (let i = 1; i <= total; i++) applied(await store.commit(event([change('trim', i)])));
+      const read = await store.readAfter('trim', 0, 10 * total);
+      expect(read.headSeq).toBe(total);
+      expect(read.firstSeq).toBeGreaterThan(1);
+      expect(total - read.firstSeq + 1).toBeGreaterThanOrEqual(maxLen);
+      expect(read.entries.length).toBeLessThan(total / 2);
+      expect(read.entries.map((e) => e.seq)).toEqual(range(read.firstSeq, total));
+      const tail = await store.readAfter('trim', total - maxLen, maxLen);
+      expect(tail.entries.map((e) => e.seq)).toEqual(range(total - maxLen + 1, total));
+      expect((await store.snapshot('trim'))?.seq).toBe(total);
+    });
+
+    it('reset starts a new epoch and restarts seq at 1', async () => {
+      const { store } = await make();
+      const [first] = applied(await store.commit(event([change('e', 1)])));
+      applied(await store.commit(event([change('e', 2), change('other', 1)])));
+      await store.reset('e');
+      expect(await store.snapshot('e')).toBeNull();
+      expect((await store.topics()).map((t) => t.topic)).toEqual(['other']);
+      const [again] = applied(await store.commit(event([change('e', 3)])));
+      expect(again?.seq).toBe(1);
+      expect(again?.epoch).not.toBe(first?.epoch);
+      const read = await store.readAfter('e', 0, 10);
+      expect(read).toMatchObject({ epoch: again?.epoch, headSeq: 1, firstSeq: 1 });
+      expect(read.entries).toEqual([again]);
+      expect((await store.snapshot('e'))?.state).toEqual({ last: 3 });
+      expect((await store.snapshot('other'))?.seq).toBe(1);
+      await store.reset('never-existed');
+    });
+
+    it('topics() lists every topic with its epoch, head seq and update time', async () => {
+      const { store } = await make();
+      expect(await store.topics()).toEqual([]);
+      const entries = [
+        ...applied(await store.commit(event([change('t1', 1), change('t2', 1)]))),
+        ...applied(await store.commit(event([change('t1', 2)]))),
+      ];
+      const topics = (await store.topics()).sort((a, b) => a.topic.localeCompare(b.topic));
+      expect(topics).toEqual([
+        { topic: 't1', epoch: entries[2]?.epoch, headSeq: 2, updatedAt: entries[2]?.ts },
+        { topic: 't2', epoch: entries[1]?.epoch, headSeq: 1, updatedAt: entries[1]?.ts },
+      ]);
+    });
+
+    it('live feed delivers every committed entry of a subscribed topic, in order, and stops after unsubscribe', async () => {
+      const { store, feed, feedReady } = await make();
+      const onA: HistoryEntry[] = [];
+      const onA2: HistoryEntry[] = [];
+      const onB: HistoryEntry[] = [];
+      const offA = feed.subscribe('live-a', (e) => onA.push(e));
+      const offA2 = feed.subscribe('live-a', (e) => onA2.push(e));
+      feed.subscribe('live-b', (e) => onB.push(e));
+      await feedReady?.();
+      const committed: HistoryEntry[] = [];
+      // Concurrent commits: delivery order must still be seq order.
+      const results = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => store.commit(event([change('live-a', i), ...(i % 3 === 0 ? [change('live-b', i)] : []), change('live-c', i)]))),
+      );
+      for (const r of results) committed.push(...applied(r));
+      const expectA = committed.filter((e) => e.topic === 'live-a').sort((x, y) => x.seq - y.seq);
+      const expectB = committed.filter((e) => e.topic === 'live-b').sort((x, y) => x.seq - y.seq);
+      await waitFor(() => onA.length >= 300 && onA2.length >= 300 && onB.length >= 100, 'live entries');
+      expect(onA).toEqual(expectA);
+      expect(onA2).toEqual(expectA);
+      expect(onB).toEqual(expectB);
+      expect(onA.map((e) => e.seq)).toEqual(range(1, 300));
+
+      offA();
+      applied(await store.commit(event([change('live-a', 1000)])));
+      await waitFor(() => onA2.length === 301, 'entry for the remaining listener');
+      offA2();
+      offA2();
+      await feedReady?.();
+      applied(await store.commit(event([change('live-a', 1001), change('live-b', 1001)])));
+      await waitFor(() => onB.length === 101, 'live-b entry');
+      expect(onA.length).toBe(300);
+      expect(onA2.length).toBe(301);
+
+      // Resubscribing after the last listener left works again.
+      const again: HistoryEntry[] = [];
+      feed.subscribe('live-a', (e) => again.push(e));
+      await feedReady?.();
+      const [next] = applied(await store.commit(event([change('live-a', 1002)])));
+      await waitFor(() => again.length === 1, 'entry after resubscribe');
+      expect(again).toEqual([next]);
+    });
+
+    it('concurrent commits (50 callers x 200 events) produce contiguous seqs with no duplicates', async () => {
+      const { store } = await make(20_000);
+      const topicsOf = (caller: number, i: number): string[] => (i % 10 === 0 ? ['c-hot', `c-${caller % 4}`] : ['c-hot']);
+      const assigned = await Promise.all(
+        Array.from({ length: 50 }, async (_, caller) => {
+          const mine: HistoryEntry[] = [];
+          for (let i = 0; i < 200; i++) {
+            mine.push(...applied(await store.commit(event(topicsOf(caller, i).map((t) => change(t, i)), { stream: `conc/${caller}`, offset: String(i) }))));
+          }
+          return mine;
+        }),
+      );
+      const byTopic = new Map<string, number[]>();
+      for (const entry of assigned.flat()) {
+        const seqs = byTopic.get(entry.topic) ?? [];
+        seqs.push(entry.seq);
+        byTopic.set(entry.topic, seqs);
+      }
+      expect(byTopic.get('c-hot')?.length).toBe(10_000);
+      for (const [topic, seqs] of byTopic) {
+        expect(seqs.sort((a, b) => a - b)).toEqual(range(1, seqs.length));
+        const read = await store.readAfter(topic, 0, 20_000);
+        expect(read.headSeq).toBe(seqs.length);
+        expect(read.entries.map((e) => e.seq)).toEqual(range(1, seqs.length));
+      }
+      // Each caller's own commits got increasing seqs (its commits are sequential).
+      for (const mine of assigned) {
+        const hot = mine.filter((e) => e.topic === 'c-hot').map((e) => e.seq);
+        expect(hot).toEqual([...hot].sort((a, b) => a - b));
+      }
+      expect(await store.sourceOffset('conc/7')).toBe('199');
+    }, 60_000);
+  });
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}

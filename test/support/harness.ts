@@ -1,0 +1,72 @@
+import { io as ioClient, type Socket } from 'socket.io-client';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import { issueToken, jwtKeysFromConfig, type JwtKeys } from '../../src/gateway/auth.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { Envelope } from '../../src/protocol/messages.js';
+import { startSystem, type System } from '../../src/runtime/system.js';
+
+export const TEST_SECRET = 'test-secret-with-enough-entropy-0123456789';
+
+/** A real single-process system on a free loopback port, simulator off unless asked. */
+export async function startTestSystem(env: Record<string, string> = {}, opts: { simulator?: boolean } = {}): Promise<System & { token: (sub: string, role?: string, ttl?: number) => string }> {
+  const config: Config = loadConfig({ PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', SIMULATOR: 'false', ...env });
+  const keys: JwtKeys = jwtKeysFromConfig(config);
+  const system = await startSystem(config, silentLogger, { simulator: opts.simulator ?? false, keys });
+  return Object.assign(system, { token: (sub: string, role?: string, ttl = 3600) => issueToken(keys, { sub, ttl, ...(role ? { role } : {}) }) });
+}
+
+/** Connects a real socket.io-client and waits for `connect` (or rejects with the connect_error). */
+export function connect(url: string, namespace: string, token: string | undefined, extra: { reconnection?: boolean } = {}): Promise<Socket> {
+  const socket = ioClient(`${url}${namespace}`, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: extra.reconnection ?? false,
+    ...(token !== undefined ? { auth: { token } } : {}),
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => {
+      socket.close();
+      reject(err);
+    });
+  });
+}
+
+/** Emits a client message and resolves with the server's ack (or error) envelope. */
+export function request(socket: Socket, kind: string, message: unknown, timeoutMs = 10_000): Promise<Envelope> {
+  return socket.timeout(timeoutMs).emitWithAck(kind, message) as Promise<Envelope>;
+}
+
+/** Records every envelope a socket receives, per topic, in arrival order. */
+export class Recorder {
+  readonly all: Envelope[] = [];
+  constructor(socket: Socket) {
+    for (const type of ['snapshot', 'delta', 'alert', 'error', 'ack', 'pong', 'heartbeat']) {
+      socket.on(type, (env: Envelope) => this.all.push(env));
+    }
+  }
+  of(topic: string, ...types: string[]): Envelope[] {
+    return this.all.filter((e) => e.topic === topic && (types.length === 0 || types.includes(e.type)));
+  }
+  async until(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+let counter = 0;
+/** A valid quote event for `isin`; unique event_id. */
+export function quote(isin: string, bid = 99.5, ask = 99.6): Record<string, unknown> {
+  return { event_id: `q-${process.pid}-${++counter}`, type: 'quote', ts: new Date().toISOString(), isin, bid, ask, bid_size: 5_000_000, ask_size: 5_000_000 };
+}
