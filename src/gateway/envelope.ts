@@ -17,6 +17,21 @@ export function entryEnvelope(entry: HistoryEntry, payload: JsonValue = entry.pa
   };
 }
 
+/** Several entries of one topic in one frame: fewer packets, one serialisation for all of them. */
+export function batchEnvelope(topic: string, envelopes: Envelope[]): Envelope {
+  const first = envelopes[0]?.seq ?? null;
+  const last = envelopes[envelopes.length - 1]?.seq ?? null;
+  return {
+    type: 'batch',
+    topic,
+    seq: last,
+    ts: new Date().toISOString(),
+    payload: envelopes as unknown as JsonValue,
+    meta: { count: envelopes.length, first_seq: first, last_seq: last },
+    correlation_id: null,
+  };
+}
+
 export function snapshotEnvelope(snapshot: Snapshot, state: JsonObject, resync: boolean, correlationId: string | null): Envelope {
   return {
     type: 'snapshot',

@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { Envelope } from '../protocol/messages.js';
 import type { HistoryEntry, LiveFeed, TopicStore } from '../store/topic-store.js';
-import { entryEnvelope } from './envelope.js';
+import { batchEnvelope, entryEnvelope } from './envelope.js';
 import type { DeliveryFilter } from './subtopics.js';
 import { TopicFeed, type Outlet } from './topic-feed.js';
 
@@ -13,23 +13,58 @@ export interface RoomMember {
 /** How a transport broadcasts one envelope to everyone in a room (serialising it once). */
 export type Broadcast = (roomName: string, envelope: Envelope) => void;
 
-/** Subscribers of one topic with the same filter on one transport: the unit of broadcast. */
+/** How entries reach a room's members: one frame each, or grouped into `batch` frames. */
+export interface Batching {
+  /** Most envelopes per batch frame; 1 = no batching. */
+  size: number;
+  /** Longest an entry waits for its batch to fill. */
+  flushMs: number;
+}
+
+export const NO_BATCHING: Batching = { size: 1, flushMs: 0 };
+
+/**
+ * Subscribers of one topic with the same filter and batching on one transport: the unit of
+ * broadcast. Each envelope (or batch) is built and serialised once for all members.
+ */
 export class Room implements Outlet {
   readonly members = new Set<RoomMember>();
+  private pending: Envelope[] = [];
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly name: string,
     readonly topic: string,
     readonly filter: DeliveryFilter,
+    readonly batching: Batching,
     private readonly broadcast: Broadcast,
   ) {}
 
   deliver(entry: HistoryEntry): void {
-    if (this.members.size > 0 && this.filter.accepts(entry)) this.broadcast(this.name, entryEnvelope(entry));
+    if (this.members.size === 0 || !this.filter.accepts(entry)) return;
+    if (this.batching.size <= 1) return this.broadcast(this.name, entryEnvelope(entry));
+    this.pending.push(entryEnvelope(entry));
+    if (this.pending.length >= this.batching.size) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.batching.flushMs);
+  }
+
+  /** Sends what is buffered. Called before a member joins, so it never receives entries it already got. */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0) return;
+    const envelopes = this.pending;
+    this.pending = [];
+    this.broadcast(this.name, envelopes.length === 1 ? (envelopes[0] as Envelope) : batchEnvelope(this.topic, envelopes));
   }
 
   reset(): void {
+    this.pending = [];
     for (const member of [...this.members]) member.resync(this.topic);
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
   }
 }
 
@@ -61,14 +96,14 @@ export class Hub {
     return slot.feed;
   }
 
-  /** The room for (transport, topic, filter), created on demand. */
-  room(transport: string, topic: string, filter: DeliveryFilter, broadcast: Broadcast): Room {
+  /** The room for (transport, topic, filter, batching), created on demand. */
+  room(transport: string, topic: string, filter: DeliveryFilter, batching: Batching, broadcast: Broadcast): Room {
     const slot = this.slots.get(topic);
     if (!slot) throw new Error(`no feed for ${topic}`);
-    const name = `${transport}:${topic}|${filter.key}`;
+    const name = `${transport}:${topic}|${filter.key}|b${batching.size}`;
     let room = slot.rooms.get(name);
     if (!room) {
-      room = new Room(name, topic, filter, broadcast);
+      room = new Room(name, topic, filter, batching, broadcast);
       slot.rooms.set(name, room);
       slot.feed.addOutlet(room);
     }
@@ -81,6 +116,7 @@ export class Hub {
     if (!slot) return;
     for (const [name, room] of slot.rooms) {
       if (room.members.size === 0) {
+        room.close();
         slot.rooms.delete(name);
         slot.feed.removeOutlet(room);
       }

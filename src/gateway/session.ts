@@ -6,8 +6,8 @@ import type { ClientMessage, Envelope, SubscribeMessage } from '../protocol/mess
 import { parseClientMessage } from '../protocol/parse.js';
 import type { HistoryEntry, Snapshot } from '../store/topic-store.js';
 import { hasRole, type Principal } from './auth.js';
-import { controlEnvelope, entryEnvelope, snapshotEnvelope } from './envelope.js';
-import type { Broadcast, Hub, Room, RoomMember } from './hub.js';
+import { batchEnvelope, controlEnvelope, entryEnvelope, snapshotEnvelope } from './envelope.js';
+import { NO_BATCHING, type Batching, type Broadcast, type Hub, type Room, type RoomMember } from './hub.js';
 import { deliveryFilter } from './subtopics.js';
 import type { TopicFeed } from './topic-feed.js';
 
@@ -54,6 +54,8 @@ export class Session implements RoomMember {
     readonly stream: Stream,
     private readonly link: ClientLink,
     private readonly log: Logger,
+    /** Longest a batched entry waits for its batch to fill. */
+    private readonly batchFlushMs = 10,
   ) {}
 
   /** Handles one client message; resolves with the acknowledgement, throws ClientError on refusal. */
@@ -104,7 +106,8 @@ export class Session implements RoomMember {
     this.subscriptions.set(topic, sub);
     try {
       const feed = await this.hub.feed(topic);
-      const room = this.hub.room(this.link.transport, topic, filter, this.link.broadcast);
+      const batching: Batching = (request.batch_size ?? 1) > 1 ? { size: request.batch_size as number, flushMs: this.batchFlushMs } : NO_BATCHING;
+      const room = this.hub.room(this.link.transport, topic, filter, batching, this.link.broadcast);
       const result = await this.catchUp(sub, feed, room, forceResync);
       if (result === 'superseded') return controlEnvelope('ack', { action: 'subscribe', topic, superseded: true }, { topic, correlationId: request.correlation_id ?? null });
       return controlEnvelope('ack', { action: 'subscribe', topic, ...result }, { topic, seq: feed.head, correlationId: request.correlation_id ?? null });
@@ -198,11 +201,17 @@ export class Session implements RoomMember {
     }
   }
 
+  /** Sends catch-up entries directly, batched the same way the room batches live ones. */
   private sendEntries(entries: HistoryEntry[], room: Room): void {
-    for (const entry of entries) if (room.filter.accepts(entry)) this.link.send(entryEnvelope(entry));
+    const envelopes = entries.filter((e) => room.filter.accepts(e)).map((e) => entryEnvelope(e));
+    const size = room.batching.size;
+    if (size <= 1) for (const envelope of envelopes) this.link.send(envelope);
+    else for (let i = 0; i < envelopes.length; i += size) this.link.send(batchEnvelope(room.topic, envelopes.slice(i, i + size)));
   }
 
   private join(sub: Subscription, room: Room): void {
+    // Whatever the room still buffers is older than what we just sent: it goes to the others first.
+    room.flush();
     sub.room = room;
     room.members.add(this);
     this.link.joinRoom(room);

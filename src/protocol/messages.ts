@@ -1,8 +1,11 @@
 import type { JsonObject, JsonValue } from '../domain/json.js';
 import type { ErrorCode } from './errors.js';
 
-/** Server -> client envelope (the product's standard message envelope). */
-export type EnvelopeType = 'snapshot' | 'delta' | 'alert' | 'ack' | 'error' | 'ping' | 'pong' | 'heartbeat';
+/**
+ * Server -> client envelope (the product's standard message envelope). A `batch` envelope carries
+ * several `delta`/`alert` envelopes of one topic, in seq order, in its payload (opt-in via batch_size).
+ */
+export type EnvelopeType = 'snapshot' | 'delta' | 'alert' | 'ack' | 'error' | 'ping' | 'pong' | 'heartbeat' | 'batch';
 
 export interface Envelope {
   type: EnvelopeType;

@@ -94,6 +94,18 @@ describe('subscribe', () => {
     expect(last.correlation_id).toBe(more.at(-1)?.event_id);
   });
 
+  it('batch_size groups deltas into batch frames, keeping seq order within and across batches', async () => {
+    const socket = await open('/market', system.token('erin'));
+    const rec = new Recorder(socket);
+    await request(socket, 'subscribe', { topic: TOPIC, batch_size: 10 });
+    const start = (rec.of(TOPIC, 'snapshot')[0] as Envelope).seq as number;
+    await publish(Array.from({ length: 35 }, () => quote(ISIN)));
+    await rec.until(() => rec.of(TOPIC, 'delta').length === 35, 5000, '35 deltas');
+    expect(rec.of(TOPIC, 'delta').map((e) => e.seq)).toEqual(Array.from({ length: 35 }, (_, i) => start + 1 + i));
+    expect(rec.batches).toBeGreaterThanOrEqual(3);
+    expect(rec.batches).toBeLessThan(35);
+  });
+
   it('filters prices subtopics: an L1-only subscriber gets no trades', async () => {
     const socket = await open('/market', system.token('alice'));
     const rec = new Recorder(socket);

@@ -40,10 +40,16 @@ export function request(socket: Socket, kind: string, message: unknown, timeoutM
 /** Records every envelope a socket receives, per topic, in arrival order. */
 export class Recorder {
   readonly all: Envelope[] = [];
+  batches = 0;
   constructor(socket: Socket) {
     for (const type of ['snapshot', 'delta', 'alert', 'error', 'ack', 'pong', 'heartbeat']) {
       socket.on(type, (env: Envelope) => this.all.push(env));
     }
+    // A batch is recorded as the envelopes it carries, so tests see one delivery order.
+    socket.on('batch', (env: Envelope) => {
+      this.batches++;
+      this.all.push(...(env.payload as unknown as Envelope[]));
+    });
   }
   of(topic: string, ...types: string[]): Envelope[] {
     return this.all.filter((e) => e.topic === topic && (types.length === 0 || types.includes(e.type)));

@@ -19,6 +19,9 @@ const valid: Record<string, Record<string, unknown>> = {
   'risk.breach': { ...base, type: 'risk.breach', user_id: 'u1', limit: 'dv01', value: 1200, threshold: 1000, severity: 'warning' },
 };
 
+/** A valid event of `type` without `key`. */
+const without = (type: string, key: string) => Object.fromEntries(Object.entries(valid[type] ?? {}).filter(([k]) => k !== key));
+
 const reasonFor = (raw: unknown) => {
   const r = validateEvent(raw);
   return r.ok ? 'ok' : r.reason;
@@ -34,8 +37,7 @@ describe('validateEvent', () => {
   });
 
   it('accepts an auction bid by price', () => {
-    const { yield: _y, ...byPrice } = valid['auction.bid'] ?? {};
-    expect(reasonFor({ ...byPrice, price: 99.87 })).toBe('ok');
+    expect(reasonFor({ ...without('auction.bid', 'yield'), price: 99.87 })).toBe('ok');
   });
 
   it.each<[string, unknown, string]>([
@@ -53,13 +55,13 @@ describe('validateEvent', () => {
     ['infinite size', { ...valid['quote'], bid_size: Number.POSITIVE_INFINITY }, '/bid_size: must be number'],
     ['zero price', { ...valid['trade'], price: 0 }, '/price: must be > 0'],
     ['negative size', { ...valid['trade'], size: -1 }, '/size: must be >= 0'],
-    ['missing field', { ...valid['quote'], ask: undefined }, "/: must have required property 'ask'"],
+    ['missing field', without('quote', 'ask'), "/: must have required property 'ask'"],
     ['lower-case ISIN', { ...valid['trade'], isin: 'in0020230085' }, '/isin: must match pattern "^[A-Z]{2}[A-Z0-9]{9}[0-9]$"'],
     ['bad ISIN check digit', { ...valid['trade'], isin: 'IN0020230086' }, '/isin: invalid ISIN check digit'],
     ['bad side', { ...valid['book'], side: 'buy' }, '/side: must be one of ["bid","ask"]'],
     ['book level with negative size', { ...valid['book'], levels: [{ price: 100, size: -5 }] }, '/levels/0/size: must be >= 0'],
     ['book with 51 levels', { ...valid['book'], levels: Array.from({ length: 51 }, () => ({ price: 100, size: 1 })) }, '/levels: must NOT have more than 50 items'],
-    ['bid with neither yield nor price', { ...valid['auction.bid'], yield: undefined }, "/: must have required property 'yield' or must have required property 'price'"],
+    ['bid with neither yield nor price', without('auction.bid', 'yield'), "/: must have required property 'yield' or must have required property 'price'"],
     ['bid of zero amount', { ...valid['auction.bid'], amount: 0 }, '/amount: must be > 0'],
     ['auction id that cannot be a topic', { ...valid['auction.closed'], auction_id: 'a.b' }, '/auction_id: must match pattern "^[A-Za-z0-9_-]{1,64}$"'],
     ['user id that cannot be a topic', { ...valid['position'], user_id: 'u 1' }, '/user_id: must match pattern "^[A-Za-z0-9_-]{1,64}$"'],
@@ -67,10 +69,8 @@ describe('validateEvent', () => {
     ['bad order side', { ...valid['order.accepted'], side: 'bid' }, '/side: must be one of ["buy","sell"]'],
     ['bad severity', { ...valid['risk.breach'], severity: 'fatal' }, '/severity: must be one of ["info","warning","critical"]'],
     ['negative utilisation', { ...valid['risk.metrics'], limit_utilisation: -0.1 }, '/limit_utilisation: must be >= 0'],
-    ['missing cutoff', { ...valid['auction.allotted'], cutoff_price: undefined }, "/: must have required property 'cutoff_price'"],
+    ['missing cutoff', without('auction.allotted', 'cutoff_price'), "/: must have required property 'cutoff_price'"],
   ])('rejects %s', (_name, raw, reason) => {
-    // JSON.parse(JSON.stringify()) drops `undefined` fields, like a real upstream message would lack them.
-    const input = typeof raw === 'object' && raw !== null && !Object.values(raw).some((v) => typeof v === 'number' && !Number.isFinite(v)) ? JSON.parse(JSON.stringify(raw)) : raw;
-    expect(reasonFor(input)).toBe(reason);
+    expect(reasonFor(raw)).toBe(reason);
   });
 });

@@ -10,7 +10,7 @@ import type { TopicChange } from '../change.js';
  */
 export type ProjectResult = { changes: TopicChange[]; rejected?: undefined } | { changes: []; rejected: string };
 
-export type Payload = TopicChange['payload'];
+type Payload = TopicChange['payload'];
 
 /** A reducer's result for one topic: the new state and the delta, or why the event was refused. */
 export type Step<S> = { state: S; payload: Payload } | { rejected: string };

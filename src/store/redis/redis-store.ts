@@ -107,7 +107,8 @@ export class RedisTopicStore implements TopicStore {
     const history = this.keys.history(topic);
     const from = Math.max(0, Math.floor(afterSeq)) + 1;
     const count = Math.max(0, Math.floor(limit));
-    // One transaction, so head, first seq and entries are a consistent cut.
+    // One MULTI, so head, first seq and entries are a consistent cut. (A Lua script returning the entries as
+    // one JSON string was measured: no faster end to end, ~9x more Redis CPU, so plain XRANGE it is.)
     const tx = this.redis.multi().hmget(this.keys.meta(topic), 'epoch', 'seq').xrange(history, '-', '+', 'COUNT', 1);
     if (count > 0) tx.xrange(history, `${from}-0`, '+', 'COUNT', count);
     const [meta, first, range] = execReplies(await tx.exec());
@@ -143,8 +144,6 @@ export class RedisTopicStore implements TopicStore {
   }
 }
 
-type StreamEntry = [id: string, fields: string[]];
-
 function positiveInt(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${value}`);
   return value;
@@ -158,6 +157,8 @@ function execReplies(results: [error: Error | null, result: unknown][] | null): 
     return result;
   });
 }
+
+type StreamEntry = [id: string, fields: string[]];
 
 function streamEntries(reply: unknown): StreamEntry[] {
   if (reply === undefined || reply === null) return [];

@@ -48,7 +48,6 @@ export function redisKeys(prefix = 'bx'): RedisKeyLayout {
 
 const SCRIPTS = {
   commit: 'bxCommit',
-  read: 'bxRead',
   reset: 'bxReset',
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
@@ -69,7 +68,7 @@ export function scriptSource(name: ScriptName): string {
   if (!sources) {
     const dir = scriptDir();
     const load = (file: string) => readFileSync(`${dir}${file}.lua`, 'utf8');
-    sources = { commit: load('commit'), read: load('read'), reset: load('reset') };
+    sources = { commit: load('commit'), reset: load('reset') };
   }
   return sources[name];
 }
@@ -104,17 +103,8 @@ export type CommitScriptResult =
   | { status: 'ok'; assigned: { epoch: string; seq: number }[] }
   | { status: 'duplicate_event' | 'already_applied_offset' };
 
-export interface ReadScriptResult {
-  epoch: string;
-  headSeq: number;
-  firstSeq: number;
-  entries: HistoryEntry[];
-}
-
 export interface RedisScripts {
   commit(input: CommitScriptInput): Promise<CommitScriptResult>;
-  /** Head and up to `limit` entries with seq >= `fromSeq`, atomically; null for an unknown topic. */
-  read(topic: string, fromSeq: number, limit: number): Promise<ReadScriptResult | null>;
   /** Resolves true when the topic existed. */
   reset(topic: string): Promise<boolean>;
 }
@@ -136,7 +126,6 @@ function scriptCall(client: Redis, name: ScriptName): ScriptCall {
 /** Registers the scripts on `client` (once per client) and returns typed wrappers bound to `keys`. */
 export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts {
   const commitCall = scriptCall(client, 'commit');
-  const readCall = scriptCall(client, 'read');
   const resetCall = scriptCall(client, 'reset');
   return {
     async commit(input) {
@@ -160,18 +149,6 @@ export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts 
       const reply = await commitCall(keyArgs.length, ...keyArgs, ...argv);
       return parseCommitReply(reply, input.changes.length);
     },
-    async read(topic, fromSeq, limit) {
-      const reply = await readCall(2, keys.meta(topic), keys.history(topic), topic, fromSeq, limit);
-      if (!Array.isArray(reply)) throw new Error('bxRead: unexpected reply');
-      if (reply.length === 0) return null;
-      const [epoch, head, first, json]: unknown[] = reply;
-      if (typeof epoch !== 'string' || typeof head !== 'string' || typeof first !== 'string' || typeof json !== 'string') {
-        throw new Error('bxRead: unexpected reply');
-      }
-      const entries: unknown = JSON.parse(json);
-      if (!Array.isArray(entries)) throw new Error('bxRead: entries are not an array');
-      return { epoch, headSeq: Number(head), firstSeq: Number(first), entries: entries.map(toHistoryEntry) };
-    },
     async reset(topic) {
       const reply = await resetCall(3, keys.topics, keys.meta(topic), keys.history(topic), topic);
       return reply === 1;
@@ -179,7 +156,7 @@ export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts 
   };
 }
 
-/** Checks the shape of an entry built by commit.lua / read.lua (parsed JSON). */
+/** Checks the shape of a parsed entry as published by commit.lua. */
 export function toHistoryEntry(value: unknown): HistoryEntry {
   if (typeof value !== 'object' || value === null) throw new Error('history entry is not an object');
   const e = value as Record<string, unknown>;

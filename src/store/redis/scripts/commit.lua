@@ -62,10 +62,9 @@ if src_stream ~= '' then
 end
 
 -- 2. Idempotency by event id, over a bounded window of the most recent ids.
-if redis.call('ZSCORE', KEYS[3], event_id) then
+if redis.call('ZADD', KEYS[3], 'NX', now, event_id) == 0 then
   return { 'duplicate_event' }
 end
-redis.call('ZADD', KEYS[3], now, event_id)
 local remembered = redis.call('ZCARD', KEYS[3])
 if remembered > dedup_window then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, remembered - dedup_window - 1)
