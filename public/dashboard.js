@@ -84,7 +84,9 @@
   const fmtPx = (x) => fx(x, 4);
   const fmtYld = (x) => fx(x, 4);
   const fmtInt = (x) => (isNum(x) ? Math.round(x).toLocaleString('en-IN') : '—');
-  const fmtCr = (rupees) => (isNum(rupees) ? `₹${(rupees / 1e7).toLocaleString('en-IN', { maximumFractionDigits: 2 })} cr` : '—');
+  const sign = (x) => (x < 0 ? '-' : '');
+  const fmtRs = (x) => (isNum(x) ? `${sign(x)}₹${fmtInt(Math.abs(x))}` : '—');
+  const fmtCr = (rupees) => (isNum(rupees) ? `${sign(rupees)}₹${(Math.abs(rupees) / 1e7).toLocaleString('en-IN', { maximumFractionDigits: 2 })} cr` : '—');
   const nameOf = (isin) => NAMES[isin] || '';
   const IST = new Intl.DateTimeFormat('en-IN', { timeZone: 'Asia/Kolkata', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
   const fmtTime = (ts) => {
@@ -179,6 +181,8 @@
   // --- envelopes ---------------------------------------------------------------------------------
 
   let received = 0;
+  /** Cumulative counters, exposed on window.bondxDashboard for debugging and browser tests. */
+  const stats = { snapshots: 0, resyncs: 0, entries: 0, duplicates: 0, gaps: 0, errors: 0, connects: 0 };
 
   function onEnvelope(ns, env) {
     if (!env || typeof env !== 'object') return;
@@ -215,6 +219,8 @@
     t.seq = typeof env.seq === 'number' ? env.seq : t.seq;
     if (env.meta && typeof env.meta.epoch === 'string') t.epoch = env.meta.epoch;
     t.status = env.meta && env.meta.resync ? 'live (resynced)' : 'live';
+    stats.snapshots++;
+    if (env.meta && env.meta.resync) stats.resyncs++;
     t.awaitingResume = false;
     changed(t);
   }
@@ -224,8 +230,12 @@
     if (!t || t.state === null) return;
     const seq = env.seq;
     if (typeof seq === 'number' && t.seq !== null) {
-      if (seq <= t.seq) return; // duplicate (e.g. overlap between resume and live)
+      if (seq <= t.seq) {
+        stats.duplicates++; // e.g. overlap between a resume and live delivery
+        return;
+      }
       if (seq > t.seq + 1) {
+        stats.gaps++;
         // Gap: ask the server to resend from what we hold; ignore entries until the gap is filled.
         if (!t.awaitingResume) {
           t.awaitingResume = true;
@@ -235,6 +245,7 @@
       }
     }
     t.awaitingResume = false;
+    stats.entries++;
     const payload = env.payload && typeof env.payload === 'object' ? env.payload : {};
     applyDelta(t, payload, env);
     if (typeof seq === 'number') t.seq = seq;
@@ -244,6 +255,7 @@
   function onError(ns, env) {
     const code = env.code || (env.payload && env.payload.code) || 'ERROR';
     const message = env.error || (env.payload && env.payload.error) || '';
+    stats.errors++;
     console.warn(`[${ns}] server error`, code, message, env.details || env.payload);
     const t = env.topic ? topics.get(env.topic) : null;
     if (t) {
@@ -657,7 +669,8 @@
     const every = Math.max(1, Math.ceil(n / 6));
     for (let i = 0; i <= n; i += every) {
       const v = lo + i * width;
-      root.appendChild(svg('text', { x: x(v), y: H - 8, 'text-anchor': 'middle' }, v.toFixed(2)));
+      const anchor = i === 0 ? 'start' : i + every > n ? 'end' : 'middle'; // keep edge labels inside
+      root.appendChild(svg('text', { x: x(v), y: H - 8, 'text-anchor': anchor }, v.toFixed(2)));
     }
     if (isNum(cutoff)) {
       const cx = Math.min(W - pad.r, Math.max(pad.l, x(cutoff)));
@@ -686,7 +699,7 @@
           { text: fmtPx(o.price), cls: 'num' },
           { text: fmtInt(o.quantity), cls: 'num' },
           { text: fmtInt(o.filled_quantity), cls: 'num' },
-          { text: String(o.status || '').replace('_', ' ') },
+          { text: o.status === 'partially_filled' ? 'partial' : o.status },
         ]),
       );
     }
@@ -739,7 +752,7 @@
       box.appendChild(span);
     };
     add('exposure', fmtCr(m.exposure));
-    add('DV01', isNum(m.dv01) ? `₹${fmtInt(m.dv01)}/bp` : '—');
+    add('DV01', isNum(m.dv01) ? `${fmtRs(m.dv01)}/bp` : '—');
     add('limit used', isNum(m.limit_utilisation) ? `${(m.limit_utilisation * 100).toFixed(1)}%` : '—');
     const breaches = Object.values(s.breaches || {});
     if (breaches.length) add('breaches', breaches.map((b) => `${b.limit}:${b.severity}`).join(' '));
@@ -829,6 +842,7 @@
     dirty('conn');
 
     socket.on('connect', () => {
+      stats.connects++;
       connState[ns] = { text: `${ns} live`, cls: 'ok' };
       dirty('conn');
       // (Re)subscribe everything this namespace follows, resuming from the last seq seen.
@@ -926,5 +940,6 @@
     discover();
   }
 
+  window.bondxDashboard = { topics, sockets, stats };
   start();
 })();

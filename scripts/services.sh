@@ -96,10 +96,12 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 apt_install() {
   command -v apt-get >/dev/null || die "$* not installed and apt-get not available; install it manually"
-  run_with_progress "apt-get update" "$SVC/apt.log" as_root apt-get update -qq \
+  # Wait for (not fail on) a concurrent apt/dpkg run holding the lock.
+  local -a lock=(-o DPkg::Lock::Timeout=300)
+  run_with_progress "apt-get update" "$SVC/apt.log" as_root apt-get "${lock[@]}" update -qq \
     || die "apt-get update failed (see $SVC/apt.log)"
   run_with_progress "installing $*" "$SVC/apt.log" \
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -qq --no-install-recommends "$@" \
     || die "apt-get install $* failed (see $SVC/apt.log)"
 }
 

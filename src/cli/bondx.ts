@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { issueToken, jwtKeysFromConfig } from '../gateway/auth.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { demoBanner, startSystem } from '../runtime/system.js';
+import { createBackends } from '../runtime/backends.js';
+import { demoBanner, startSystem, type Roles } from '../runtime/system.js';
 
 /** `bondx <role|tool>`: every role reads the same environment configuration (see README). */
 
@@ -48,16 +49,74 @@ const positiveInt = (value: string) => {
 
 const program = new Command().name('bondx').description('BondX Stream: real-time bond market streaming');
 
+/** Starts a process with the given roles and keeps it running until SIGTERM/SIGINT. */
+async function run(roles: Roles): Promise<void> {
+  const cfg = config();
+  const log = createLogger(cfg.LOG_LEVEL);
+  const system = await startSystem(cfg, log, roles).catch((err: unknown) => {
+    log.fatal({ err }, 'start-up failed');
+    process.stderr.write(`bondx: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+  onShutdown(log, () => system.close());
+  process.stdout.write(demoBanner(system));
+}
+
 program
   .command('all')
-  .description('projector + gateway (+ simulator) in one process; in-memory unless REDIS_URL is set')
+  .description('projector + gateway (+ simulator) in one process; in-memory unless REDIS_URL / KAFKA_BROKERS are set')
   .option('--no-simulator', 'do not run the built-in market simulator')
-  .action(async (opts: { simulator: boolean }) => {
+  .action((opts: { simulator: boolean }) => run({ projector: true, gateway: true, simulator: opts.simulator && config().SIMULATOR }));
+
+program
+  .command('projector')
+  .description('consume events from Kafka (KAFKA_BROKERS) and project them into Redis (REDIS_URL)')
+  .action(() => {
     const cfg = config();
-    const log = createLogger(cfg.LOG_LEVEL);
-    const system = await startSystem(cfg, log, { simulator: opts.simulator && cfg.SIMULATOR });
-    onShutdown(log, () => system.close());
-    process.stdout.write(demoBanner(system));
+    if (!cfg.KAFKA_BROKERS || !cfg.REDIS_URL) {
+      process.stderr.write('bondx projector needs KAFKA_BROKERS and REDIS_URL\n');
+      process.exit(2);
+    }
+    return run({ projector: true, gateway: false, simulator: false });
+  });
+
+program
+  .command('gateway')
+  .description('serve clients (HTTP + Socket.IO) from Redis (REDIS_URL)')
+  .action(() => {
+    if (!config().REDIS_URL) {
+      process.stderr.write('bondx gateway needs REDIS_URL (a gateway alone has nothing to serve in memory)\n');
+      process.exit(2);
+    }
+    return run({ projector: false, gateway: true, simulator: false });
+  });
+
+program
+  .command('simulate')
+  .description('run the market simulator alone, publishing to Kafka (KAFKA_BROKERS)')
+  .action(() => run({ projector: false, gateway: false, simulator: true }));
+
+program
+  .command('produce')
+  .description('publish NDJSON events (one JSON event per line) to Kafka, keyed by entity')
+  .argument('[file]', 'NDJSON file; standard input when omitted or "-"')
+  .option('--batch <n>', 'events per Kafka request', positiveInt, 500)
+  .action(async (file: string | undefined, opts: { batch: number }) => {
+    const { produceNdjson } = await import('./produce.js');
+    const cfg = config();
+    const code = await produceNdjson(cfg, createLogger(cfg.LOG_LEVEL), file, opts.batch);
+    process.exit(code);
+  });
+
+program
+  .command('dead-letters')
+  .description('list dead-lettered events (newest first) from the configured store (REDIS_URL)')
+  .option('--limit <n>', 'how many', positiveInt, 20)
+  .action(async (opts: { limit: number }) => {
+    const cfg = config();
+    const backends = await createBackends(cfg, createLogger('silent'));
+    process.stdout.write(`${JSON.stringify({ count: await backends.deadLetters.count(), dead_letters: await backends.deadLetters.list(opts.limit) }, null, 2)}\n`);
+    await backends.close();
   });
 
 program

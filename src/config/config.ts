@@ -52,6 +52,8 @@ const envSchema = z.object({
   JWT_AUDIENCE: optionalString,
 
   REDIS_URL: optionalString,
+  /** Namespace of every Redis key and channel, so several deployments (or test runs) can share a Redis. */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('bx'),
   KAFKA_BROKERS: optionalString,
   KAFKA_CLIENT_ID: z.string().default('bondx-stream'),
   KAFKA_GROUP_ID: z.string().default('bondx-projector'),

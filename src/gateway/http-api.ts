@@ -4,7 +4,7 @@ import { extname } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import { ClientError } from '../protocol/errors.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
-import type { Ingest, IngestOutcome } from '../ingest/ingest.js';
+import type { Publisher } from '../ingest/publisher.js';
 import { hasRole, tokenFromRequest, type Principal } from './auth.js';
 import { errorEnvelope } from './envelope.js';
 import type { Gateway } from './gateway.js';
@@ -16,8 +16,8 @@ const MAX_EVENTS_PER_REQUEST = 1000;
 
 export interface HttpApiDeps {
   gateway: Gateway;
-  /** Absent on a gateway without a projector: POST /api/v1/events answers 503 there. */
-  ingest?: Ingest;
+  /** Where POST /api/v1/events goes (own projector or Kafka); absent: 503. */
+  publisher?: Publisher;
   deadLetters: DeadLetterStore;
   log: Logger;
   /** Extra health fields (Redis/Kafka connectivity, …) contributed by the running roles. */
@@ -85,7 +85,7 @@ async function topics(deps: HttpApiDeps): Promise<Record<string, unknown>> {
 
 async function publish(deps: HttpApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   requireRole(deps, req, ['publisher']);
-  if (!deps.ingest) return sendJson(res, 503, { error: 'This process does not run a projector; publish to Kafka instead' });
+  if (!deps.publisher) return sendJson(res, 503, { error: 'This process can not publish: it has no projector and no KAFKA_BROKERS' });
   const body = await readBody(req);
   let parsed: unknown;
   try {
@@ -95,8 +95,7 @@ async function publish(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespo
   }
   const events = Array.isArray(parsed) ? parsed : [parsed];
   if (events.length > MAX_EVENTS_PER_REQUEST) throw new ClientError('PAYLOAD_TOO_LARGE', { limit: MAX_EVENTS_PER_REQUEST, unit: 'events' });
-  const results: IngestOutcome[] = [];
-  for (const event of events) results.push(await deps.ingest.submit(event, 'http'));
+  const results = await deps.publisher.publish(events, 'http');
   const rejected = results.filter((r) => r.status === 'dead_lettered').length;
   sendJson(res, rejected === results.length && results.length > 0 ? 422 : 200, { accepted: results.length - rejected, dead_lettered: rejected, results });
 }

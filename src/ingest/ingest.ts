@@ -24,15 +24,17 @@ export class Ingest {
   async submit(raw: unknown, origin: string, position?: SourcePosition): Promise<IngestOutcome> {
     const validation = validateEvent(raw);
     const source = position ? `${origin}:${position.stream}@${position.offset}` : origin;
-    if (!validation.ok) return this.deadLetter(raw, validation.reason, source);
+    if (!validation.ok) return this.deadLetter(raw, validation.reason, source, position);
     const outcome: ApplyOutcome = await this.projector.apply(validation.event, position);
     if (outcome.applied) return { status: 'applied', event_id: validation.event.event_id, entries: outcome.entries.map(summary) };
-    if (outcome.reason === 'rejected') return this.deadLetter(raw, outcome.detail, source);
+    if (outcome.reason === 'rejected') return this.deadLetter(raw, outcome.detail, source, position);
     return { status: 'duplicate', event_id: validation.event.event_id };
   }
 
-  private async deadLetter(raw: unknown, reason: string, source: string): Promise<IngestOutcome> {
+  private async deadLetter(raw: unknown, reason: string, source: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
     await this.deadLetters.add({ at: new Date().toISOString(), reason, source, event: raw });
+    // Consume the offset only after the letter is kept: a crash in between re-delivers, never loses.
+    if (position) await this.projector.skip(position);
     this.log.warn({ reason, source, event_id: eventIdOf(raw) }, 'event dead-lettered');
     return { status: 'dead_lettered', reason };
   }

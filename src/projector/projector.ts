@@ -21,7 +21,16 @@ export class Projector {
   ) {}
 
   apply(event: DomainEvent, source?: SourcePosition): Promise<ApplyOutcome> {
-    const run = this.tail.then(() => this.applyNow(event, source));
+    return this.serially(() => this.applyNow(event, source));
+  }
+
+  /** Marks a source position consumed without changing any topic (its event was dead-lettered). */
+  async skip(source: SourcePosition): Promise<void> {
+    await this.serially(() => this.store.commit({ eventId: `skip:${source.stream}@${source.offset}`, eventTs: new Date().toISOString(), source, changes: [] }));
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work);
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -43,8 +52,6 @@ export class Projector {
     const { changes, rejected } = project(event, current);
     if (rejected !== undefined) {
       this.log.warn({ event_id: event.event_id, type: event.type, reason: rejected }, 'event rejected by projector');
-      // A rejected event still consumes its source offset, so it is not re-read forever.
-      if (source) await this.store.commit({ eventId: event.event_id, eventTs: event.ts, source, changes: [] });
       return { applied: false, reason: 'rejected', detail: rejected };
     }
     const result = await this.store.commit({ eventId: event.event_id, eventTs: event.ts, ...(source ? { source } : {}), changes });

@@ -5,7 +5,7 @@ import type { Config } from '../config/config.js';
 import type { JwtKeys } from '../gateway/auth.js';
 import { Gateway } from '../gateway/gateway.js';
 import { createHttpHandler } from '../gateway/http-api.js';
-import type { Ingest } from '../ingest/ingest.js';
+import type { Publisher } from '../ingest/publisher.js';
 import type { Logger } from '../observability/logger.js';
 import { attachSocketIo } from '../transports/socketio/socketio-transport.js';
 import type { Backends } from './backends.js';
@@ -20,11 +20,11 @@ export interface GatewayServer {
 }
 
 /** HTTP + Socket.IO on one port, serving from the given backends. */
-export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; ingest?: Ingest; log: Logger }): Promise<GatewayServer> {
+export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; health?: () => Promise<Record<string, unknown>> }): Promise<GatewayServer> {
   const { config, keys, backends, log } = opts;
   const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS });
   const http = createServer(
-    createHttpHandler({ gateway, deadLetters: backends.deadLetters, log, health: () => backends.health(), ...(opts.ingest ? { ingest: opts.ingest } : {}) }),
+    createHttpHandler({ gateway, deadLetters: backends.deadLetters, log, health: opts.health ?? (() => backends.health()), ...(opts.publisher ? { publisher: opts.publisher } : {}) }),
   );
   const io = attachSocketIo(http, gateway, log, {
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,

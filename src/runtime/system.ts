@@ -1,51 +1,111 @@
 import type { Config } from '../config/config.js';
 import { issueToken, jwtKeysFromConfig, type JwtKeys } from '../gateway/auth.js';
+import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import { Ingest } from '../ingest/ingest.js';
+import { EventProducer } from '../ingest/kafka/event-producer.js';
+import { createKafka, ensureTopics } from '../ingest/kafka/kafka-client.js';
+import { KafkaDeadLetterStore } from '../ingest/kafka/kafka-dead-letters.js';
+import { ProjectorConsumer } from '../ingest/kafka/projector-consumer.js';
+import { kafkaTopic } from '../ingest/kafka/routing.js';
+import { directPublisher, kafkaPublisher, type Publisher } from '../ingest/publisher.js';
 import type { Logger } from '../observability/logger.js';
 import { Projector } from '../projector/projector.js';
 import { MarketSimulator } from '../simulator/simulator.js';
 import { createBackends, type Backends } from './backends.js';
 import { startGatewayServer, type GatewayServer } from './gateway-server.js';
 
-/** A running single-process system: projector + gateway (+ simulator) on shared backends. */
+export interface Roles {
+  /** Fold events into the store (from Kafka when KAFKA_BROKERS is set, else from this process's publisher). */
+  projector: boolean;
+  /** Serve clients: HTTP + Socket.IO. */
+  gateway: boolean;
+  /** Run the built-in market simulator, publishing through this process's publisher. */
+  simulator: boolean;
+}
+
+/** A running process: any combination of roles on shared backends. */
 export interface System {
   config: Config;
   keys: JwtKeys;
   backends: Backends;
-  ingest: Ingest;
-  server: GatewayServer;
+  /** How this process publishes events (to its own projector, or to Kafka); absent when it can not. */
+  publisher?: Publisher;
+  /** The ingest path of this process's projector (absent without the projector role). */
+  ingest?: Ingest;
+  consumer?: ProjectorConsumer;
+  server?: GatewayServer;
   simulator?: MarketSimulator;
   close(): Promise<void>;
 }
 
-export async function startSystem(config: Config, log: Logger, opts: { simulator?: boolean; keys?: JwtKeys } = {}): Promise<System> {
-  const keys = opts.keys ?? jwtKeysFromConfig(config);
+/**
+ * Composes a process from its roles. `bondx all` = every role; `bondx projector` and `bondx gateway`
+ * split them across processes that meet in Redis (and Kafka).
+ */
+export async function startSystem(config: Config, log: Logger, roles: Roles, keys: JwtKeys = jwtKeysFromConfig(config)): Promise<System> {
   const backends = await createBackends(config, log);
-  const projector = new Projector(backends.store, log);
-  const ingest = new Ingest(projector, backends.deadLetters, log);
-  const server = await startGatewayServer({ config, keys, backends, ingest, log });
-  const simulatorOn = opts.simulator ?? config.SIMULATOR;
-  const simulator = simulatorOn
-    ? new MarketSimulator({ publish: (event) => ingest.submit(event, 'simulator'), ratePerSecond: config.SIMULATOR_RATE, logger: log })
-    : undefined;
-  simulator?.start();
-  return {
-    config,
-    keys,
-    backends,
-    ingest,
-    server,
-    ...(simulator ? { simulator } : {}),
-    async close() {
-      await simulator?.stop();
-      await server.close();
-      await backends.close();
-    },
-  };
+  const closers: (() => Promise<void>)[] = [() => backends.close()];
+  const system: System = { config, keys, backends, close: () => closeAll(closers) };
+  try {
+    let deadLetters: DeadLetterStore = backends.deadLetters;
+    if (config.KAFKA_BROKERS) {
+      const kafka = createKafka(config, log);
+      await ensureTopics(kafka, config);
+      const producer = new EventProducer(kafka, config.KAFKA_TOPIC_PREFIX);
+      await producer.connect();
+      closers.unshift(() => producer.disconnect());
+      const dlqProducer = kafka.producer();
+      await dlqProducer.connect();
+      closers.unshift(() => dlqProducer.disconnect());
+      deadLetters = new KafkaDeadLetterStore(dlqProducer, kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'dlq'), backends.deadLetters);
+      system.publisher = kafkaPublisher(producer, deadLetters);
+      if (roles.projector) {
+        const projector = new Projector(backends.store, log);
+        system.ingest = new Ingest(projector, deadLetters, log);
+        system.consumer = new ProjectorConsumer(createKafka(config, log, '-projector'), config, system.ingest, projector, backends.store, log);
+        await system.consumer.start();
+        const consumer = system.consumer;
+        closers.unshift(() => consumer.stop());
+      }
+    } else if (roles.projector) {
+      system.ingest = new Ingest(new Projector(backends.store, log), deadLetters, log);
+      system.publisher = directPublisher(system.ingest);
+    }
+    if (roles.gateway) {
+      system.server = await startGatewayServer({
+        config,
+        keys,
+        backends,
+        log,
+        ...(system.publisher ? { publisher: system.publisher } : {}),
+        health: async () => ({ ...(await backends.health()), ...(system.consumer ? { projector_lag: system.consumer.lag() } : {}), kafka: config.KAFKA_BROKERS ? 'configured' : 'off' }),
+      });
+      const server = system.server;
+      closers.unshift(() => server.close());
+    }
+    if (roles.simulator) {
+      const publisher = system.publisher;
+      if (!publisher) throw new Error('The simulator needs somewhere to publish: run it with the projector role or KAFKA_BROKERS');
+      system.simulator = new MarketSimulator({ publish: (event) => publisher.publish([event], 'simulator'), ratePerSecond: config.SIMULATOR_RATE, logger: log });
+      system.simulator.start();
+      const simulator = system.simulator;
+      closers.unshift(() => simulator.stop());
+    }
+    return system;
+  } catch (err) {
+    await closeAll(closers);
+    throw err;
+  }
+}
+
+/** Closes in order (last started first), continuing past failures. */
+async function closeAll(closers: (() => Promise<void>)[]): Promise<void> {
+  for (const close of closers.splice(0)) await close().catch(() => undefined);
 }
 
 /** What embedded mode prints so a newcomer can open the dashboard straight away. */
 export function demoBanner(system: System): string {
+  if (!system.server) return '';
   const token = issueToken(system.keys, { sub: 'demo-trader', role: 'publisher', ttl: 12 * 3600 });
   const base = system.server.url.replace('127.0.0.1', 'localhost');
   return [

@@ -3,16 +3,21 @@ import { loadConfig, type Config } from '../../src/config/config.js';
 import { issueToken, jwtKeysFromConfig, type JwtKeys } from '../../src/gateway/auth.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { Envelope } from '../../src/protocol/messages.js';
+import type { Ingest } from '../../src/ingest/ingest.js';
+import type { GatewayServer } from '../../src/runtime/gateway-server.js';
 import { startSystem, type System } from '../../src/runtime/system.js';
 
 export const TEST_SECRET = 'test-secret-with-enough-entropy-0123456789';
 
 /** A real single-process system on a free loopback port, simulator off unless asked. */
-export async function startTestSystem(env: Record<string, string> = {}, opts: { simulator?: boolean } = {}): Promise<System & { token: (sub: string, role?: string, ttl?: number) => string }> {
+export type TestSystem = System & { server: GatewayServer; ingest: Ingest; token: (sub: string, role?: string, ttl?: number) => string };
+
+export async function startTestSystem(env: Record<string, string> = {}, opts: { simulator?: boolean } = {}): Promise<TestSystem> {
   const config: Config = loadConfig({ PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', SIMULATOR: 'false', ...env });
   const keys: JwtKeys = jwtKeysFromConfig(config);
-  const system = await startSystem(config, silentLogger, { simulator: opts.simulator ?? false, keys });
-  return Object.assign(system, { token: (sub: string, role?: string, ttl = 3600) => issueToken(keys, { sub, ttl, ...(role ? { role } : {}) }) });
+  const system = await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: opts.simulator ?? false }, keys);
+  if (!system.server || !system.ingest) throw new Error('test system needs the gateway and projector roles');
+  return Object.assign(system, { server: system.server, ingest: system.ingest, token: (sub: string, role?: string, ttl = 3600) => issueToken(keys, { sub, ttl, ...(role ? { role } : {}) }) });
 }
 
 /** Connects a real socket.io-client and waits for `connect` (or rejects with the connect_error). */

@@ -18,7 +18,9 @@
 
   Returns {'already_applied_offset'} | {'duplicate_event'} | {'ok', epoch1, seq1, epoch2, seq2, ...}.
 
-  Everything that can fail is checked before the first write: Redis does not roll a script back.
+  Everything that can fail is checked before the first write: Redis does not roll a script back. (XADD
+  could still fail if a topic's meta vanished while its stream stayed, which only eviction can cause:
+  Redis must run with maxmemory-policy noeviction.)
 
   Redis Cluster: this script touches the registry, offsets and dedup keys plus two keys per topic, i.e.
   several hash slots, so it only runs on a single Redis node (what we deploy). In cluster mode each call

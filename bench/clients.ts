@@ -1,0 +1,224 @@
+import { io as ioClient, type Socket } from 'socket.io-client';
+import {
+  hrNow,
+  LatencyHistogram,
+  serveRpc,
+  sleep,
+  type ConnectArgs,
+  type ConnectResult,
+  type EndStepArgs,
+  type ResumeArgs,
+  type ResumeResult,
+  type StepStats,
+} from './shared.js';
+
+/**
+ * Client child: holds N socket.io-client connections, records (event n, receipt time) for every
+ * delivered envelope of the current step, and turns them into latency/delivery statistics once the
+ * parent hands over the server's publish times. Also runs the single-client resume benchmark.
+ */
+
+interface WireEnvelope {
+  type?: string;
+  seq?: number | null;
+  correlation_id?: string | null;
+  payload?: unknown;
+}
+
+const sockets: Socket[] = [];
+let subscribedClients = 0;
+
+// Current step's recording: parallel growable arrays of event n and receipt time.
+let prefix = '';
+let recN = new Int32Array(1 << 20);
+let recT = new Float64Array(1 << 20);
+let recLen = 0;
+let batchFrames = 0;
+let deltaFrames = 0;
+let cpuAtStart = process.cpuUsage();
+
+function record(env: WireEnvelope, t: number): void {
+  const id = env.correlation_id;
+  if (typeof id !== 'string' || !id.startsWith(prefix) || prefix === '') return;
+  const n = Number(id.slice(prefix.length));
+  if (!Number.isInteger(n)) return;
+  if (recLen === recN.length) {
+    const nN = new Int32Array(recN.length * 2);
+    nN.set(recN);
+    recN = nN;
+    const nT = new Float64Array(recT.length * 2);
+    nT.set(recT);
+    recT = nT;
+  }
+  recN[recLen] = n;
+  recT[recLen] = t;
+  recLen++;
+}
+
+function onDelta(env: WireEnvelope): void {
+  deltaFrames++;
+  record(env, hrNow());
+}
+
+/** A `batch` frame: `{type:'batch', payload: Envelope[], meta:{count, first_seq, last_seq}}`; each inner envelope counts. */
+function onBatch(env: WireEnvelope): void {
+  batchFrames++;
+  const t = hrNow();
+  if (Array.isArray(env.payload)) for (const inner of env.payload as WireEnvelope[]) record(inner, t);
+}
+
+function openSocket(url: string, namespace: string, token: string | null): Promise<Socket> {
+  const socket = ioClient(`${url}${namespace}`, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: false,
+    timeout: 20_000,
+    ...(token !== null ? { auth: { token } } : {}),
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err: Error) => {
+      socket.close();
+      reject(err);
+    });
+  });
+}
+
+async function connectOne(args: ConnectArgs): Promise<void> {
+  const socket = await openSocket(args.url, args.namespace, args.token);
+  sockets.push(socket);
+  socket.on('delta', onDelta);
+  socket.on('batch', onBatch);
+  if (args.subscribe) {
+    const message = { type: 'subscribe', topic: args.subscribe.topic, ...(args.subscribe.batch_size !== null ? { batch_size: args.subscribe.batch_size } : {}) };
+    const ack = (await socket.timeout(20_000).emitWithAck('subscribe', message)) as WireEnvelope & { code?: string };
+    if (ack.type !== 'ack') throw new Error(`subscribe refused: ${JSON.stringify(ack)}`);
+    subscribedClients++;
+  }
+}
+
+async function connect(args: ConnectArgs): Promise<ConnectResult> {
+  const t0 = hrNow();
+  let connected = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+  const wave = 50;
+  for (let i = 0; i < args.count; i += wave) {
+    const results = await Promise.allSettled(Array.from({ length: Math.min(wave, args.count - i) }, () => connectOne(args)));
+    for (const r of results) {
+      if (r.status === 'fulfilled') connected++;
+      else {
+        failed++;
+        firstError ??= r.reason instanceof Error ? r.reason.message : String(r.reason);
+      }
+    }
+  }
+  if (!args.subscribe) subscribedClients = sockets.length;
+  return { connected, failed, firstError, ms: hrNow() - t0 };
+}
+
+function beginStep(args: { step: number }): null {
+  prefix = `b${args.step}-`;
+  recLen = 0;
+  batchFrames = 0;
+  deltaFrames = 0;
+  cpuAtStart = process.cpuUsage();
+  return null;
+}
+
+function progress(): { received: number } {
+  return { received: recLen };
+}
+
+function endStep(args: EndStepArgs): StepStats {
+  const cpu = process.cpuUsage(cpuAtStart);
+  prefix = '';
+  const { publishTimes, windowFrom, windowTo, windowStart, windowEnd } = args;
+  const span = Math.max(0, windowTo - windowFrom);
+  // Duplicate detection per (client, event) is not possible from the aggregate: count receipts per event instead.
+  const perEvent = new Uint32Array(span);
+  const histogram = new LatencyHistogram();
+  let delivered = 0;
+  let inWindowMsgs = 0;
+  for (let i = 0; i < recLen; i++) {
+    const n = recN[i] as number;
+    const t = recT[i] as number;
+    if (t >= windowStart && t < windowEnd) inWindowMsgs++;
+    if (n < windowFrom || n >= windowTo) continue;
+    const sent = publishTimes[n];
+    if (sent === undefined) continue;
+    perEvent[n - windowFrom] = (perEvent[n - windowFrom] ?? 0) + 1;
+    histogram.add(t - sent);
+    delivered++;
+  }
+  let duplicates = 0;
+  for (const c of perEvent) if (c > subscribedClients) duplicates += c - subscribedClients;
+  recLen = 0;
+  return {
+    clients: subscribedClients,
+    expected: span * subscribedClients,
+    delivered,
+    inWindowMsgs,
+    windowSec: (windowEnd - windowStart) / 1000,
+    latency: histogram.toJson(),
+    batchFrames,
+    deltaFrames,
+    duplicates,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
+}
+
+/** One fresh client resumes `expected` entries behind the head; times the ack and the last delta. */
+async function resume(args: ResumeArgs): Promise<ResumeResult> {
+  const socket = await openSocket(args.url, args.namespace, args.token);
+  const targetSeq = args.fromSeq + args.expected;
+  let received = 0;
+  let contiguous = true;
+  let lastSeq: number | null = null;
+  let firstSeq: number | null = null;
+  let snapshot = false;
+  let doneAt = 0;
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  const onEntry = (env: WireEnvelope) => {
+    const seq = env.seq;
+    if (typeof seq !== 'number') return;
+    firstSeq ??= seq;
+    if (lastSeq !== null && seq !== lastSeq + 1) contiguous = false;
+    lastSeq = seq;
+    received++;
+    if (seq >= targetSeq && doneAt === 0) {
+      doneAt = hrNow();
+      resolveDone();
+    }
+  };
+  socket.on('delta', onEntry);
+  socket.on('batch', (env: WireEnvelope) => {
+    if (Array.isArray(env.payload)) for (const inner of env.payload as WireEnvelope[]) onEntry(inner);
+  });
+  socket.on('snapshot', () => (snapshot = true));
+  const t0 = hrNow();
+  const ack = (await socket.timeout(30_000).emitWithAck('subscribe', { type: 'subscribe', topic: args.topic, resume_from_seq: args.fromSeq })) as WireEnvelope;
+  const ackMs = hrNow() - t0;
+  if (ack.type !== 'ack') throw new Error(`resume subscribe refused: ${JSON.stringify(ack)}`);
+  await Promise.race([done, sleep(30_000)]);
+  socket.close();
+  return { ackMs, allMs: doneAt > 0 ? doneAt - t0 : Number.NaN, received, contiguous, firstSeq, lastSeq, snapshot };
+}
+
+async function closeAll(): Promise<{ closed: number }> {
+  const n = sockets.length;
+  for (const s of sockets.splice(0)) s.close();
+  subscribedClients = 0;
+  await sleep(100);
+  return { closed: n };
+}
+
+serveRpc({
+  connect: (a: ConnectArgs) => connect(a),
+  beginStep: (a: { step: number }) => beginStep(a),
+  progress: () => progress(),
+  endStep: (a: EndStepArgs) => endStep(a),
+  resume: (a: ResumeArgs) => resume(a),
+  closeAll: () => closeAll(),
+});

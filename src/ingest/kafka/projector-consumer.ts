@@ -1,0 +1,96 @@
+import type { Consumer, Kafka } from 'kafkajs';
+import type { Config } from '../../config/config.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Projector } from '../../projector/projector.js';
+import type { TopicStore } from '../../store/topic-store.js';
+import type { Ingest } from '../ingest.js';
+import { FAMILIES, kafkaTopic, sourceStream } from './routing.js';
+
+/**
+ * Feeds Kafka's event topics through the ingest path into the projector. Effectively once: the
+ * partition/offset applied is stored atomically with each projection, the consumer resumes from that
+ * stored offset on every assignment, and a redelivered offset changes nothing.
+ */
+export class ProjectorConsumer {
+  private readonly consumer: Consumer;
+  /** Highest offset applied per `topic/partition`, mirrored from the store to skip redeliveries cheaply. */
+  private readonly applied = new Map<string, bigint>();
+  /** Messages behind the partition's high watermark, per `topic/partition`. */
+  private readonly lagByPartition = new Map<string, number>();
+
+  constructor(
+    kafka: Kafka,
+    private readonly config: Config,
+    private readonly ingest: Ingest,
+    private readonly projector: Projector,
+    private readonly store: TopicStore,
+    private readonly log: Logger,
+  ) {
+    this.consumer = kafka.consumer({ groupId: config.KAFKA_GROUP_ID, allowAutoTopicCreation: false, maxWaitTimeInMs: 20 });
+  }
+
+  async start(): Promise<void> {
+    const topics = FAMILIES.map((f) => kafkaTopic(this.config.KAFKA_TOPIC_PREFIX, f));
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
+      void this.onAssignment(e.payload.memberAssignment).catch((err: unknown) => this.log.error({ err }, 'resuming from stored offsets failed'));
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics, fromBeginning: true });
+    await this.consumer.run({
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        const stream = sourceStream(batch.topic, batch.partition);
+        for (const message of batch.messages) {
+          if (!isRunning() || isStale()) break;
+          const offset = BigInt(message.offset);
+          const done = this.applied.get(stream);
+          if (done === undefined || offset > done) {
+            const text = message.value?.toString('utf8') ?? '';
+            await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset });
+            this.applied.set(stream, offset);
+          }
+          resolveOffset(message.offset);
+          this.lagByPartition.set(stream, Math.max(0, Number(BigInt(batch.highWatermark) - offset - 1n)));
+          await heartbeat();
+        }
+      },
+    });
+  }
+
+  /** Total messages not yet applied across assigned partitions (projector lag). */
+  lag(): number {
+    let total = 0;
+    for (const n of this.lagByPartition.values()) total += n;
+    return total;
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer.disconnect();
+  }
+
+  private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
+    // Another projector may have written these topics while we did not own them.
+    this.projector.invalidate();
+    this.applied.clear();
+    this.lagByPartition.clear();
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) {
+        const stream = sourceStream(topic, partition);
+        const stored = await this.store.sourceOffset(stream);
+        if (stored === null) continue;
+        this.applied.set(stream, BigInt(stored));
+        this.consumer.seek({ topic, partition, offset: (BigInt(stored) + 1n).toString() });
+        this.log.info({ stream, offset: stored }, 'resuming partition after stored offset');
+      }
+    }
+  }
+}
+
+/** Kafka values are JSON events; anything else is passed on as text so it is dead-lettered, not lost. */
+function parseOrRaw(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,42 @@
+import { Redis } from 'ioredis';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../observability/logger.js';
+import { RedisDeadLetterStore } from '../store/redis/redis-dead-letter.js';
+import { RedisLiveFeed } from '../store/redis/redis-live-feed.js';
+import { RedisTopicStore } from '../store/redis/redis-store.js';
+import type { Backends } from './backends.js';
+
+/** Store, live feed and dead letters on Redis: one command connection, one subscriber connection. */
+export async function createRedisBackends(config: Config, log: Logger): Promise<Backends> {
+  const url = config.REDIS_URL as string;
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  try {
+    await redis.connect();
+  } catch (err) {
+    throw new Error(`Cannot connect to Redis at ${url}: ${(err as Error).message}`);
+  }
+  const prefix = config.REDIS_PREFIX;
+  const store = new RedisTopicStore(redis, { prefix, maxLen: config.HISTORY_MAX_LEN });
+  const live = new RedisLiveFeed(redis, { prefix, onError: (err, topic) => log.warn({ err, topic }, 'live feed error') });
+  const deadLetters = new RedisDeadLetterStore(redis, { prefix });
+  return {
+    kind: 'redis',
+    store,
+    live,
+    deadLetters,
+    async health() {
+      const started = performance.now();
+      try {
+        await redis.ping();
+        return { store: 'redis', redis: { status: 'up', ping_ms: Math.round((performance.now() - started) * 100) / 100 } };
+      } catch (err) {
+        return { store: 'redis', redis: { status: 'down', error: (err as Error).message } };
+      }
+    },
+    async close() {
+      await live.close();
+      await redis.quit();
+    },
+  };
+}
