@@ -36,6 +36,7 @@ let recLen = 0;
 let batchFrames = 0;
 let deltaFrames = 0;
 let cpuAtStart = process.cpuUsage();
+let stepStartedAt = hrNow();
 
 function record(env: WireEnvelope, t: number): void {
   const id = env.correlation_id;
@@ -123,6 +124,7 @@ function beginStep(args: { step: number }): null {
   batchFrames = 0;
   deltaFrames = 0;
   cpuAtStart = process.cpuUsage();
+  stepStartedAt = hrNow();
   return null;
 }
 
@@ -133,7 +135,11 @@ function progress(): { received: number } {
 function endStep(args: EndStepArgs): StepStats {
   const cpu = process.cpuUsage(cpuAtStart);
   prefix = '';
-  const { publishTimes, windowFrom, windowTo, windowStart, windowEnd } = args;
+  const elapsedMs = hrNow() - stepStartedAt;
+  const { publishTimes, windowFrom, windowTo, clockShift } = args;
+  // Receipt times are on this process's clock; the window bounds and publish times on the server's.
+  const windowStart = args.windowStart + clockShift;
+  const windowEnd = args.windowEnd + clockShift;
   const span = Math.max(0, windowTo - windowFrom);
   // Duplicate detection per (client, event) is not possible from the aggregate: count receipts per event instead.
   const perEvent = new Uint32Array(span);
@@ -148,7 +154,7 @@ function endStep(args: EndStepArgs): StepStats {
     const sent = publishTimes[n];
     if (sent === undefined) continue;
     perEvent[n - windowFrom] = (perEvent[n - windowFrom] ?? 0) + 1;
-    histogram.add(t - sent);
+    histogram.add(t - clockShift - sent);
     delivered++;
   }
   let duplicates = 0;
@@ -165,6 +171,7 @@ function endStep(args: EndStepArgs): StepStats {
     deltaFrames,
     duplicates,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    elapsedMs,
   };
 }
 

@@ -6,7 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   BENCH_TOPIC,
+  clockOffset,
+  hrNow,
   LatencyHistogram,
+  machineBusyPct,
+  machineCpu,
   RpcClient,
   sleep,
   type ConnectArgs,
@@ -32,7 +36,7 @@ const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const { values: opts } = parseArgs({
   options: {
     clients: { type: 'string', default: '1000' },
-    rates: { type: 'string', default: '100,250,500,1000,2000,4000' },
+    rates: { type: 'string', default: '10,25,50,100,250,500,1000,2000,4000' },
     batch: { type: 'string', default: '100' },
     variants: { type: 'string', default: 'ours,ours/batch,bare' },
     warmup: { type: 'string', default: '1' },
@@ -51,7 +55,7 @@ const { values: opts } = parseArgs({
 if (opts.help) {
   console.log(`npm run bench -- [options]
   --clients N          subscribed clients per fan-out variant (default 1000)
-  --rates a,b,c        target events/s steps, rising (default 100,250,500,1000,2000,4000)
+  --rates a,b,c        target events/s steps, rising (default 10,25,50,100,250,500,1000,2000,4000)
   --batch N            batch_size for the ours/batch variant; 0 drops that variant (default 100)
   --variants list      any of ours,ours/batch,bare (default all three)
   --warmup S           warm-up seconds per step, not measured (default 1)
@@ -182,6 +186,8 @@ interface StepRow {
   serverRssMb: number;
   serverCpuPct: number;
   clientCpuPct: number;
+  /** Machine-wide busy CPU not accounted to the server or client processes (other work on the box). */
+  otherCpuPct: number;
   driverMaxBehind: number;
   batchFrames: number;
   deltaFrames: number;
@@ -207,10 +213,18 @@ async function runVariant(variant: Variant): Promise<VariantResult> {
     const conn = await connectAll(clients, CLIENTS, { url: started.url, namespace: started.namespace, token: started.token, subscribe });
     console.log(`[${variant}] ${conn.connected} clients connected${subscribe ? ' and subscribed' : ''} in ${(conn.ms / 1000).toFixed(1)} s${conn.failed ? ` (${conn.failed} failed: ${conn.firstError})` : ''}`);
     if (conn.connected === 0) throw new Error(`[${variant}] no client connected: ${conn.firstError}`);
+    const serverClock = await clockOffset(server);
+    const clientClocks = await Promise.all(clients.map((c) => clockOffset(c)));
+    const shifts = clientClocks.map((c) => c.offset - serverClock.offset);
+    console.log(`[${variant}] clock offsets client-server: ${shifts.map((x) => `${x.toFixed(3)} ms`).join(', ')} (IPC rtt ${serverClock.rtt.toFixed(2)} ms)`);
     await sleep(500);
     const rows: StepRow[] = [];
+    const cores = cpus().length;
     for (const rate of RATES) {
       const step = ++stepCounter;
+      const cpu0 = await server.call<{ cpuMs: number }>('cpu');
+      const machine0 = machineCpu();
+      const t0 = hrNow();
       await Promise.all(clients.map((c) => c.call('beginStep', { step })));
       const run = await server.call<RunResult>('run', { step, rate, durationMs: (WARMUP_S + STEP_S) * 1000 }, 120_000);
       const windowStart = run.startedAt + WARMUP_S * 1000;
@@ -227,8 +241,11 @@ async function runVariant(variant: Variant): Promise<VariantResult> {
         await sleep(100);
       }
       const stats = await Promise.all(
-        clients.map((c) => c.call<StepStats>('endStep', { publishTimes: run.publishTimes, windowFrom, windowTo, windowStart, windowEnd }, 60_000)),
+        clients.map((c, i) => c.call<StepStats>('endStep', { publishTimes: run.publishTimes, clockShift: shifts[i] ?? 0, windowFrom, windowTo, windowStart, windowEnd }, 60_000)),
       );
+      const elapsedMs = hrNow() - t0;
+      const machine1 = machineCpu();
+      const cpu1 = await server.call<{ cpuMs: number }>('cpu');
       const hist = new LatencyHistogram();
       for (const s of stats) hist.merge(s.latency);
       const sum = (f: (s: StepStats) => number) => stats.reduce((n, s) => n + f(s), 0);
@@ -250,20 +267,22 @@ async function runVariant(variant: Variant): Promise<VariantResult> {
         p99: hist.percentile(99),
         max: hist.count > 0 ? hist.max : Number.NaN,
         serverRssMb: run.rssMb,
-        serverCpuPct: (100 * run.cpuMs) / stepMs,
-        clientCpuPct: (100 * sum((s) => s.cpuMs)) / stepMs,
+        serverCpuPct: (100 * (cpu1.cpuMs - cpu0.cpuMs)) / elapsedMs,
+        clientCpuPct: (100 * sum((s) => s.cpuMs)) / elapsedMs,
+        otherCpuPct: Number.NaN,
         driverMaxBehind: run.maxBehind,
         batchFrames: sum((s) => s.batchFrames),
         deltaFrames: sum((s) => s.deltaFrames),
         duplicates: sum((s) => s.duplicates),
         pass: false,
       };
+      row.otherCpuPct = Math.max(0, machineBusyPct(machine0, machine1, cores) - row.serverCpuPct - row.clientCpuPct);
       row.pass = row.p99 <= P99_LIMIT_MS && row.deliveredPct >= DELIVERY_LIMIT * 100;
       rows.push(row);
       console.log(
         `[${variant}] ${rate} ev/s x ${row.clients} clients: ${fmtInt(row.deliveredMsgsPerSec)} msg/s delivered (${row.deliveredPct.toFixed(2)}%), ` +
           `p50 ${fmtMs(row.p50)} p95 ${fmtMs(row.p95)} p99 ${fmtMs(row.p99)} max ${fmtMs(row.max)} ms, ` +
-          `server CPU ${row.serverCpuPct.toFixed(0)}% RSS ${row.serverRssMb.toFixed(0)} MB, clients CPU ${row.clientCpuPct.toFixed(0)}%` +
+          `CPU server ${row.serverCpuPct.toFixed(0)}% clients ${row.clientCpuPct.toFixed(0)}% other ${fmtPct(row.otherCpuPct)}, server RSS ${row.serverRssMb.toFixed(0)} MB` +
           (variant === 'ours/batch' ? `, ${row.batchFrames} batch frames` : '') +
           (row.duplicates ? `, ${row.duplicates} duplicates` : '') +
           (row.pass ? '' : '  <- FAIL'),
@@ -375,6 +394,10 @@ function fmtMs(ms: number): string {
   return ms.toFixed(0);
 }
 
+function fmtPct(n: number): string {
+  return Number.isFinite(n) ? `${n.toFixed(0)}%` : 'n/a';
+}
+
 function fmtInt(n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a';
 }
@@ -412,12 +435,14 @@ function markdown(results: VariantResult[], summaries: Summary[], memory: Memory
   out.push('');
   out.push(`Each step: ${WARMUP_S} s warm-up + ${STEP_S} s measured. Latency = client receipt - server publish (high-res clock, matched by correlation_id). Pass = p99 <= ${P99_LIMIT_MS} ms and >= ${DELIVERY_LIMIT * 100}% delivered.`);
   out.push('');
-  out.push('| Variant | Target ev/s | Expected msg/s | Delivered msg/s | Delivered | p50 ms | p95 ms | p99 ms | max ms | Server CPU | Server RSS MB | Pass |');
+  out.push(`CPU columns are % of one core (the box has ${env.cpus}); "other" is CPU used on the machine by anything but the benchmark's server and client processes.`);
+  out.push('');
+  out.push('| Variant | Target ev/s | Expected msg/s | Delivered msg/s | Delivered | p50 ms | p95 ms | p99 ms | max ms | CPU server / clients / other | Server RSS MB | Pass |');
   out.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|');
   for (const r of results) {
     for (const row of r.rows) {
       out.push(
-        `| ${row.variant} | ${fmtInt(row.rate)} | ${fmtInt(row.expectedMsgsPerSec)} | ${fmtInt(row.deliveredMsgsPerSec)} | ${row.deliveredPct.toFixed(2)}% | ${fmtMs(row.p50)} | ${fmtMs(row.p95)} | ${fmtMs(row.p99)} | ${fmtMs(row.max)} | ${row.serverCpuPct.toFixed(0)}% | ${row.serverRssMb.toFixed(0)} | ${row.pass ? 'yes' : 'no'} |`,
+        `| ${row.variant} | ${fmtInt(row.rate)} | ${fmtInt(row.expectedMsgsPerSec)} | ${fmtInt(row.deliveredMsgsPerSec)} | ${row.deliveredPct.toFixed(2)}% | ${fmtMs(row.p50)} | ${fmtMs(row.p95)} | ${fmtMs(row.p99)} | ${fmtMs(row.max)} | ${row.serverCpuPct.toFixed(0)}% / ${row.clientCpuPct.toFixed(0)}% / ${fmtPct(row.otherCpuPct)} | ${row.serverRssMb.toFixed(0)} | ${row.pass ? 'yes' : 'no'} |`,
       );
     }
   }
@@ -460,6 +485,10 @@ async function main(): Promise<void> {
     `BondX Stream fan-out benchmark: ${CLIENTS} clients, rates ${RATES.join(',')} ev/s, variants ${VARIANTS.join(', ')}${VARIANTS.includes('ours/batch') ? ` (batch_size ${BATCH})` : ''}, ` +
       `${CLIENT_PROCS} client process(es); ${env.cpus} x ${env.cpu}`,
   );
+  const idle0 = machineCpu();
+  await sleep(1000);
+  const idleBusy = machineBusyPct(idle0, machineCpu(), env.cpus);
+  console.log(`Machine load before start: ${fmtPct(idleBusy)} of one core busy${idleBusy > 20 ? ' -- WARNING: other processes are using CPU; results will be distorted' : ''}`);
   const results: VariantResult[] = [];
   for (const variant of VARIANTS) results.push(await runVariant(variant));
   const memory: MemoryResult[] = [];
@@ -480,7 +509,7 @@ async function main(): Promise<void> {
   const file = opts.out ?? join(HERE, 'results', 'latest.json');
   mkdirSync(dirname(file), { recursive: true });
   const config = { clients: CLIENTS, rates: RATES, batch: BATCH, variants: VARIANTS, warmupS: WARMUP_S, stepS: STEP_S, drainS: DRAIN_S, idle: IDLE, resume: RESUME, clientProcs: CLIENT_PROCS };
-  writeFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), durationS: (Date.now() - t0) / 1000, env, config, results, summaries, memory, resume, markdown: table }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), durationS: (Date.now() - t0) / 1000, env, machineBusyBeforePct: idleBusy, config, results, summaries, memory, resume, markdown: table }, null, 2)}\n`);
   console.log(`Results written to ${file} (total ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 }
 

@@ -51,17 +51,20 @@ async function start(args: StartArgs): Promise<StartResult> {
       HISTORY_MAX_LEN: String(args.historyMaxLen),
     });
     const keys = jwtKeysFromConfig(config);
-    const sys = await startSystem(config, silentLogger, { simulator: false, keys });
+    const sys = await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: false }, keys);
     system = sys;
+    const ingest = sys.ingest;
+    const server = sys.server;
+    if (!ingest || !server) throw new Error('the benchmark needs the projector and gateway roles in one process');
     publish = (event) => {
-      sys.ingest.submit(event, 'bench').then(
+      ingest.submit(event, 'bench').then(
         (outcome) => {
           if (outcome.status !== 'applied') publishErrors++;
         },
         () => publishErrors++,
       );
     };
-    return { url: sys.server.url, token: issueToken(keys, { sub: 'bench-trader', ttl: 3600 }), namespace: '/market' };
+    return { url: server.url, token: issueToken(keys, { sub: 'bench-trader', ttl: 3600 }), namespace: '/market' };
   }
   const http = createServer();
   const io = new SocketIoServer(http, { transports: ['websocket'], perMessageDeflate: false, serveClient: false });
@@ -141,16 +144,16 @@ async function run(args: RunArgs): Promise<RunResult> {
 
 /** Publishes `count` quotes back to back (for the resume benchmark) and returns the topic's head seq. */
 async function publishBulk(args: { count: number; step: number }): Promise<{ head: number; ms: number; errors: number }> {
-  const sys = system;
-  if (!sys) throw new Error('our system is not started');
+  const ingest = system?.ingest;
+  if (!system || !ingest) throw new Error('our system is not started');
   const t0 = hrNow();
   const pending: Promise<unknown>[] = [];
   for (let n = 0; n < args.count; n++) {
-    pending.push(sys.ingest.submit(quoteEvent(args.step, n, BENCH_ISIN), 'bench'));
+    pending.push(ingest.submit(quoteEvent(args.step, n, BENCH_ISIN), 'bench'));
     if (pending.length >= 500) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
-  const snapshot = await sys.backends.store.snapshot(BENCH_TOPIC);
+  const snapshot = await system.backends.store.snapshot(BENCH_TOPIC);
   return { head: snapshot?.seq ?? 0, ms: hrNow() - t0, errors: publishErrors };
 }
 
@@ -166,7 +169,7 @@ async function mem(args: { gc: boolean }): Promise<MemStats> {
 }
 
 function connections(): number {
-  if (system) return system.server.gateway.connectionCounts().total;
+  if (system?.server) return system.server.gateway.connectionCounts().total;
   if (bare) return bare.io.of('/').sockets.size;
   return 0;
 }
@@ -184,5 +187,9 @@ serveRpc({
   publishBulk: (a: { count: number; step: number }) => publishBulk(a),
   mem: (a: { gc: boolean }) => mem(a),
   connections: () => ({ connections: connections(), publishErrors }),
+  cpu: () => {
+    const c = process.cpuUsage();
+    return { cpuMs: (c.user + c.system) / 1000, at: hrNow() };
+  },
   stop: () => stop(),
 });

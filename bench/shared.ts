@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 /**
@@ -131,7 +132,7 @@ export function serveRpc(handlers: Record<string, Handler>): void {
   process.on('disconnect', () => process.exit(0));
   process.on('message', (m: unknown) => {
     if (!isRequest(m)) return;
-    const handler = handlers[m.cmd];
+    const handler = m.cmd === '__clock' ? () => hrNow() : handlers[m.cmd];
     const reply = (res: Response) => {
       if (process.connected) process.send?.(res);
     };
@@ -211,6 +212,8 @@ export interface ConnectResult {
 
 export interface EndStepArgs {
   publishTimes: number[];
+  /** This client process's clock minus the server process's clock (ms), subtracted from every latency. */
+  clockShift: number;
   /** Events n in [windowFrom, windowTo) are measured (those published after warm-up). */
   windowFrom: number;
   windowTo: number;
@@ -229,7 +232,9 @@ export interface StepStats {
   batchFrames: number;
   deltaFrames: number;
   duplicates: number;
+  /** CPU time of the client process between beginStep and endStep, and that interval. */
   cpuMs: number;
+  elapsedMs: number;
 }
 
 export interface ResumeArgs {
@@ -307,4 +312,40 @@ export class LatencyHistogram {
   toJson(): HistogramJson {
     return { buckets: [...this.counts], count: this.count, min: this.count > 0 ? this.min : 0, max: this.count > 0 ? this.max : 0 };
   }
+}
+
+// ---------------------------------------------------------------- clocks and machine load
+
+/**
+ * Offset of a child's hrNow() from ours (child - parent, ms), NTP style: the sample with the shortest
+ * IPC round trip, assuming the reply was stamped half-way.
+ */
+export async function clockOffset(rpc: RpcClient, rounds = 25): Promise<{ offset: number; rtt: number }> {
+  let best = { offset: 0, rtt: Number.POSITIVE_INFINITY };
+  for (let i = 0; i < rounds; i++) {
+    const t0 = hrNow();
+    const child = await rpc.call<number>('__clock');
+    const t1 = hrNow();
+    if (t1 - t0 < best.rtt) best = { offset: child - (t0 + t1) / 2, rtt: t1 - t0 };
+  }
+  return best;
+}
+
+/** Machine-wide CPU counters from /proc/stat (Linux), in clock ticks; null elsewhere. */
+export function machineCpu(): { busy: number; total: number } | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+    const busy = user + nice + system + irq + softirq + steal;
+    return { busy, total: busy + idle + iowait };
+  } catch {
+    return null;
+  }
+}
+
+/** Busy share of the whole machine between two samples, in "% of one core" (2 cores = up to 200 %). */
+export function machineBusyPct(a: { busy: number; total: number } | null, b: { busy: number; total: number } | null, cores: number): number {
+  if (!a || !b || b.total <= a.total) return Number.NaN;
+  return (100 * cores * (b.busy - a.busy)) / (b.total - a.total);
 }

@@ -5,7 +5,7 @@ import { ClientError } from '../protocol/errors.js';
 import type { ErrorEnvelope } from '../protocol/messages.js';
 import type { LiveFeed, TopicStore } from '../store/topic-store.js';
 import { verifyToken, type JwtKeys, type Principal } from './auth.js';
-import { errorEnvelope } from './envelope.js';
+import { controlEnvelope, errorEnvelope } from './envelope.js';
 import { Hub } from './hub.js';
 import { Session, type ClientLink } from './session.js';
 
@@ -35,10 +35,14 @@ export class Gateway {
     live: LiveFeed,
     private readonly keys: JwtKeys,
     private readonly log: Logger,
-    private readonly limits: { maxConnections: number },
+    private readonly limits: { maxConnections: number; heartbeatIntervalS: number },
   ) {
     this.hub = new Hub(store, live, log);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), limits.heartbeatIntervalS * 1000);
+    this.heartbeatTimer.unref();
   }
+
+  private readonly heartbeatTimer: NodeJS.Timeout;
 
   authenticate(token: string | undefined): Principal {
     return verifyToken(this.keys, token);
@@ -78,6 +82,18 @@ export class Gateway {
     return errorEnvelope('INTERNAL_ERROR', {}, correlationId);
   }
 
+  /** Sends every client a heartbeat with the head seq of each topic it follows. */
+  heartbeat(): void {
+    for (const { session } of this.sessions.values()) {
+      session.client.send(controlEnvelope('heartbeat', { heads: session.heads() }, { meta: { interval_s: this.limits.heartbeatIntervalS } }));
+    }
+  }
+
+  /** Graceful shutdown: every client is told to reconnect elsewhere, then closed. */
+  drain(): void {
+    for (const { session } of this.sessions.values()) session.client.close('SERVER_SHUTTING_DOWN', { reconnect: true });
+  }
+
   /** Connection counts by stream and transport. */
   connectionCounts(): { total: number; by_stream: Record<string, number>; by_transport: Record<string, number> } {
     const byStream: Record<string, number> = {};
@@ -90,6 +106,7 @@ export class Gateway {
   }
 
   close(): void {
+    clearInterval(this.heartbeatTimer);
     for (const session of [...this.sessions.keys()]) this.closeSession(session, 'server shutdown');
     this.hub.close();
   }

@@ -7,6 +7,7 @@ import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import type { Publisher } from '../ingest/publisher.js';
 import { hasRole, tokenFromRequest, type Principal } from './auth.js';
 import { errorEnvelope } from './envelope.js';
+import type { ClusterView } from '../transports/socketio/socketio-transport.js';
 import type { Gateway } from './gateway.js';
 
 const PUBLIC_DIR = new URL('../../public/', import.meta.url);
@@ -20,6 +21,8 @@ export interface HttpApiDeps {
   publisher?: Publisher;
   deadLetters: DeadLetterStore;
   log: Logger;
+  /** Cross-gateway operations (disconnect a user everywhere, cluster-wide counts). */
+  cluster?: () => ClusterView;
   /** Extra health fields (Redis/Kafka connectivity, …) contributed by the running roles. */
   health?: () => Promise<Record<string, unknown>>;
 }
@@ -54,6 +57,12 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
       const limit = Math.min(Number(url.searchParams.get('limit') ?? 100) || 100, 1000);
       return sendJson(res, 200, { count: await deps.deadLetters.count(), dead_letters: await deps.deadLetters.list(limit) });
     }
+    case 'POST /api/v1/admin/disconnect': {
+      requireRole(deps, req, ['operator']);
+      const user = url.searchParams.get('user');
+      if (!user || !deps.cluster) throw new ClientError('INVALID_MESSAGE', { reason: 'user query parameter required' });
+      return sendJson(res, 200, { user, disconnected: await deps.cluster().disconnectUser(user) });
+    }
     default:
       if (req.method === 'GET') return serveStatic(url.pathname, res);
       return sendJson(res, 404, { error: 'Not found' });
@@ -67,6 +76,7 @@ async function health(deps: HttpApiDeps): Promise<Record<string, unknown>> {
     time: new Date().toISOString(),
     uptime_s: Math.round(process.uptime()),
     connections: deps.gateway.connectionCounts(),
+    ...(deps.cluster ? { cluster: await deps.cluster().connections() } : {}),
     live_topics: deps.gateway.hub.stats().length,
     dead_letters: await deps.deadLetters.count(),
     ...extra,

@@ -147,6 +147,10 @@ export class Hub {
     return this.catchingUp.get(topic) ?? 0;
   }
 
+  head(topic: string): number | undefined {
+    return this.slots.get(topic)?.feed.head;
+  }
+
   /** Live topics with their subscriber counts (for health / topics endpoints). */
   stats(): { topic: string; head: number; subscribers: number }[] {
     return [...this.slots].map(([topic, slot]) => ({

@@ -1,7 +1,7 @@
 import type { JsonObject } from '../domain/json.js';
 import { parseTopic, SYSTEM_ALERTS_TOPIC, streamServes, type Stream } from '../domain/topics.js';
 import type { Logger } from '../observability/logger.js';
-import { ClientError } from '../protocol/errors.js';
+import { ClientError, type ErrorCode } from '../protocol/errors.js';
 import type { ClientMessage, Envelope, SubscribeMessage } from '../protocol/messages.js';
 import { parseClientMessage } from '../protocol/parse.js';
 import type { HistoryEntry, Snapshot } from '../store/topic-store.js';
@@ -18,6 +18,8 @@ export interface ClientLink {
   readonly transport: string;
   readonly broadcast: Broadcast;
   send(envelope: Envelope): void;
+  /** Sends an error envelope with this code, then closes the connection. */
+  close(code: ErrorCode, details?: Record<string, unknown>): void;
   /** After this, room broadcasts reach the client (and before it, they do not). */
   joinRoom(room: Room): void;
   leaveRoom(room: Room): void;
@@ -83,6 +85,21 @@ export class Session implements RoomMember {
 
   topics(): string[] {
     return [...this.subscriptions.keys()];
+  }
+
+  /** Head seq of every live subscription, for heartbeats: a client on a quiet topic can still spot a gap. */
+  heads(): Record<string, number> {
+    const heads: Record<string, number> = {};
+    for (const topic of this.subscriptions.keys()) {
+      const head = this.hub.head(topic);
+      if (head !== undefined) heads[topic] = head;
+    }
+    return heads;
+  }
+
+  /** The transport's handle for this client (close, send). */
+  get client(): ClientLink {
+    return this.link;
   }
 
   /** Checks the topic's syntax, that this stream serves it, and that the caller may read it. */

@@ -1,4 +1,6 @@
 import { createServer, type Server as HttpServer } from 'node:http';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import { Redis } from 'ioredis';
 import type { AddressInfo } from 'node:net';
 import type { Server as SocketIoServer } from 'socket.io';
 import type { Config } from '../config/config.js';
@@ -8,6 +10,7 @@ import { createHttpHandler } from '../gateway/http-api.js';
 import type { Publisher } from '../ingest/publisher.js';
 import type { Logger } from '../observability/logger.js';
 import { attachSocketIo } from '../transports/socketio/socketio-transport.js';
+import { attachWebSocket } from '../transports/websocket/ws-transport.js';
 import type { Backends } from './backends.js';
 
 export interface GatewayServer {
@@ -22,14 +25,31 @@ export interface GatewayServer {
 /** HTTP + Socket.IO on one port, serving from the given backends. */
 export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; health?: () => Promise<Record<string, unknown>> }): Promise<GatewayServer> {
   const { config, keys, backends, log } = opts;
-  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS });
+  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL });
   const http = createServer(
-    createHttpHandler({ gateway, deadLetters: backends.deadLetters, log, health: opts.health ?? (() => backends.health()), ...(opts.publisher ? { publisher: opts.publisher } : {}) }),
+    createHttpHandler({
+      gateway,
+      deadLetters: backends.deadLetters,
+      log,
+      health: opts.health ?? (() => backends.health()),
+      // Socket.IO must attach after the HTTP handler, so the handler reaches the cluster view lazily.
+      cluster: () => cluster,
+      ...(opts.publisher ? { publisher: opts.publisher } : {}),
+    }),
   );
-  const io = attachSocketIo(http, gateway, log, {
+  const adapterRedis = backends.kind === 'redis' && config.REDIS_URL ? new Redis(config.REDIS_URL) : undefined;
+  const { io, cluster } = attachSocketIo(http, gateway, log, {
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
     pingIntervalMs: config.WS_HEARTBEAT_INTERVAL * 1000,
     pingTimeoutMs: config.WS_CONNECTION_TIMEOUT * 1000,
+    // Gateways meet through Redis Streams for what crosses nodes; live data stays local (nsp.local).
+    ...(adapterRedis ? { adapter: createAdapter(adapterRedis, { streamName: `${config.REDIS_PREFIX}:sio`, channelPrefix: `${config.REDIS_PREFIX}:sio`, onlyPlaintext: true }) } : {}),
+  });
+
+  const websocket = attachWebSocket(http, gateway, log, {
+    maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
+    heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL,
+    connectionTimeoutS: config.WS_CONNECTION_TIMEOUT,
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -44,8 +64,12 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     io,
     url,
     async close() {
+      // Tell every client to reconnect elsewhere before the sockets go away.
+      gateway.drain();
       gateway.close();
+      websocket.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
+      adapterRedis?.disconnect();
     },
   };
 }

@@ -1,10 +1,11 @@
 import type { Server as HttpServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { Server, type Namespace, type Socket } from 'socket.io';
+import { Server, type Namespace, type ServerOptions, type Socket } from 'socket.io';
 import { STREAMS, type Stream } from '../../domain/topics.js';
 import type { Logger } from '../../observability/logger.js';
 import { ClientError } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/messages.js';
+import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import type { ClientLink } from '../../gateway/session.js';
 import type { Room } from '../../gateway/hub.js';
@@ -17,8 +18,27 @@ const KINDS = new Set(['subscribe', 'unsubscribe', 'ping', 'background_mode']);
  * are broadcast with `nsp.local`, so each gateway emits only to its own sockets from its own feed:
  * market data never takes a Redis round trip per message even when the Redis adapter is installed.
  */
-export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, log: Logger, opts: { maxMessageBytes: number; pingIntervalMs: number; pingTimeoutMs: number }): Server {
+export interface SocketIoOptions {
+  maxMessageBytes: number;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  /** The cross-gateway adapter (Redis Streams) when gateways are scaled out. */
+  adapter?: ServerOptions['adapter'];
+}
+
+/** What crosses gateway nodes: answered through the adapter, so it covers the whole cluster. */
+export interface ClusterView {
+  /** Disconnects every socket of a user on every gateway; resolves with how many there were. */
+  disconnectUser(userId: string): Promise<number>;
+  /** Socket.IO connections per gateway node, cluster-wide. */
+  connections(): Promise<{ gateways: number; total: number }>;
+}
+
+const userRoom = (userId: string) => `user:${userId}`;
+
+export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, log: Logger, opts: SocketIoOptions): { io: Server; cluster: ClusterView } {
   const io = new Server(httpServer, {
+    ...(opts.adapter ? { adapter: opts.adapter } : {}),
     // Frames beyond this are cut by engine.io; below it, oversize messages get PAYLOAD_TOO_LARGE from us.
     maxHttpBufferSize: Math.max(opts.maxMessageBytes * 4, 1 << 20),
     pingInterval: opts.pingIntervalMs,
@@ -26,13 +46,32 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, log: Lo
     serveClient: true,
     // Per-socket deflate buffers cost memory; compression is opt-in per connection (see flow control).
     perMessageDeflate: false,
+    // The plain-WebSocket API shares the HTTP server's upgrades; engine.io must leave those alone.
+    destroyUpgrade: false,
     cors: { origin: true },
   });
-  for (const stream of STREAMS) attachNamespace(io.of(`/${stream}`), stream, gateway, log, opts.maxMessageBytes);
-  return io;
+  const namespaces = STREAMS.map((stream) => attachNamespace(io.of(`/${stream}`), stream, gateway, log, opts.maxMessageBytes));
+  const localCount = () => namespaces.reduce((n, nsp) => n + nsp.sockets.size, 0);
+  io.on('bondx:connections', (reply: (count: number) => void) => reply(localCount()));
+  const cluster: ClusterView = {
+    async disconnectUser(userId) {
+      let count = 0;
+      for (const nsp of namespaces) {
+        count += (await nsp.in(userRoom(userId)).fetchSockets()).length;
+        nsp.in(userRoom(userId)).disconnectSockets(true);
+      }
+      return count;
+    },
+    async connections() {
+      const others: unknown[] = await io.serverSideEmitWithAck('bondx:connections').catch(() => []);
+      const counts = [localCount(), ...others.filter((n): n is number => typeof n === 'number')];
+      return { gateways: counts.length, total: counts.reduce((a, b) => a + b, 0) };
+    },
+  };
+  return { io, cluster };
 }
 
-function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: Logger, maxMessageBytes: number): void {
+function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: Logger, maxMessageBytes: number): Namespace {
   const transport = `sio:/${stream}`;
   const broadcast = (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope);
 
@@ -55,6 +94,11 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
       transport,
       broadcast,
       send: (envelope) => socket.emit(envelope.type, envelope),
+      close: (code, details) => {
+        const envelope = errorEnvelope(code, details);
+        socket.emit(envelope.type, envelope);
+        socket.disconnect(true);
+      },
       joinRoom: (room: Room) => void socket.join(room.name),
       leaveRoom: (room: Room) => void socket.leave(room.name),
     };
@@ -85,7 +129,10 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
     }
 
     socket.on('disconnect', (reason) => gateway.closeSession(session, reason));
+    // Lets an operator disconnect a user on every gateway (through the adapter).
+    void socket.join(userRoom(session.principal.sub));
   });
+  return nsp;
 }
 
 function handshakeToken(socket: Socket): string | undefined {

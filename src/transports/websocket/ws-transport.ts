@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { defaultTopics, isStream, parseTopic, type Stream } from '../../domain/topics.js';
+import { tokenFromRequest, type Principal } from '../../gateway/auth.js';
+import { errorEnvelope } from '../../gateway/envelope.js';
+import type { Gateway } from '../../gateway/gateway.js';
+import type { Room } from '../../gateway/hub.js';
+import type { ClientLink, Session } from '../../gateway/session.js';
+import type { Logger } from '../../observability/logger.js';
+import { ClientError, type ErrorCode } from '../../protocol/errors.js';
+import type { Envelope, SubscribeMessage } from '../../protocol/messages.js';
+import { parseClientFrame } from '../../protocol/parse.js';
+
+const PATH = /^\/api\/v1\/ws\/([a-z]+)\/([^/]+)$/;
+
+/** Close codes (4000-4999 are the application's): the code alone says why a connection ended. */
+export const CLOSE_CODES: Partial<Record<ErrorCode, number>> & { default: number } = {
+  AUTH_REQUIRED: 4401,
+  AUTH_INVALID: 4401,
+  FORBIDDEN: 4403,
+  INVALID_TOPIC: 4404,
+  TOO_MANY_CONNECTIONS: 4429,
+  SLOW_CONSUMER: 4008,
+  CONNECTION_ERROR: 4000,
+  SERVER_SHUTTING_DOWN: 1012,
+  default: 1011,
+};
+
+export interface WebSocketOptions {
+  maxMessageBytes: number;
+  heartbeatIntervalS: number;
+  connectionTimeoutS: number;
+}
+
+interface Connection {
+  ws: WebSocket;
+  lastSeen: number;
+  /** permessage-deflate for this connection's frames (compression: true, or mobile by default). */
+  compress: boolean;
+}
+
+/**
+ * The product's plain-WebSocket API at `/api/v1/ws/{stream}/{id}`, for clients that do not speak
+ * Socket.IO. Text frames carry the standard envelope; the session core is the same as Socket.IO's.
+ */
+export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: Logger, opts: WebSocketOptions): { close(): void } {
+  // Frames far beyond the limit are cut by ws itself (close 1009); up to it we answer PAYLOAD_TOO_LARGE.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(opts.maxMessageBytes * 4, 1 << 20), perMessageDeflate: { threshold: 256 } });
+  const rooms = new Map<string, Set<Connection>>();
+  const connections = new Map<Connection, Session>();
+
+  const broadcast = (roomName: string, envelope: Envelope) => {
+    const members = rooms.get(roomName);
+    if (!members || members.size === 0) return;
+    const frame = JSON.stringify(envelope); // serialised once for the whole room
+    for (const member of members) member.ws.send(frame, { compress: member.compress });
+  };
+
+  httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (!path.startsWith('/api/v1/ws/')) return; // e.g. /socket.io/: engine.io's
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req));
+  });
+
+  function refuse(ws: WebSocket, err: unknown): void {
+    const clientError = err instanceof ClientError ? err : new ClientError('INTERNAL_ERROR');
+    ws.send(JSON.stringify(errorEnvelope(clientError.code, clientError.details)));
+    ws.close(CLOSE_CODES[clientError.code] ?? CLOSE_CODES.default, clientError.code);
+  }
+
+  function accept(ws: WebSocket, req: IncomingMessage): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const match = PATH.exec(url.pathname);
+    const name = match?.[1] ?? '';
+    const id = decodeURIComponent(match?.[2] ?? '');
+    if (!isStream(name)) return refuse(ws, new ClientError('INVALID_TOPIC', { reason: `unknown stream path ${url.pathname}` }));
+    const stream: Stream = name;
+    let principal: Principal;
+    let topics: string[];
+    try {
+      principal = gateway.authenticate(tokenFromRequest(req.headers, req.url));
+      topics = defaultTopics(stream, id);
+      if (topics.some((t) => parseTopic(t) === null)) throw new ClientError('INVALID_TOPIC', { reason: `invalid id ${id}` });
+      if (stream !== 'market' && stream !== 'auction' && id !== principal.sub) throw new ClientError('FORBIDDEN', { reason: 'path user_id must match the token subject' });
+      gateway.admit(stream, 'websocket');
+    } catch (err) {
+      if (err instanceof ClientError) gateway.refused(stream, 'websocket', err.code);
+      return refuse(ws, err);
+    }
+
+    const conn: Connection = { ws, lastSeen: Date.now(), compress: stream === 'mobile' };
+    const link: ClientLink = {
+      id: randomUUID(),
+      transport: 'ws',
+      broadcast,
+      send: (envelope) => ws.send(JSON.stringify(envelope), { compress: conn.compress }),
+      close: (code, details) => refuse(ws, new ClientError(code, details ?? {})),
+      joinRoom: (room: Room) => {
+        let members = rooms.get(room.name);
+        if (!members) rooms.set(room.name, (members = new Set()));
+        members.add(conn);
+      },
+      leaveRoom: (room: Room) => {
+        const members = rooms.get(room.name);
+        members?.delete(conn);
+        if (members?.size === 0) rooms.delete(room.name);
+      },
+    };
+    const session = gateway.openSession(principal, stream, link, { transport: 'websocket', headers: req.headers });
+    session.background = req.headers['x-background-mode'] === 'true';
+    connections.set(conn, session);
+
+    ws.on('pong', () => (conn.lastSeen = Date.now()));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      conn.lastSeen = Date.now();
+      void handleFrame(conn, session, isBinary ? undefined : rawText(data));
+    });
+    ws.on('close', () => {
+      connections.delete(conn);
+      gateway.closeSession(session, 'client closed');
+    });
+    ws.on('error', (err) => log.debug({ err: err.message, conn: link.id }, 'websocket error'));
+
+    // Connecting subscribes to the path's topics; `?resume=topic@seq[@epoch],…` resumes them.
+    const resume = parseResume(url.searchParams.get('resume'));
+    for (const topic of topics) void respond(conn, session, () => session.subscribe({ type: 'subscribe', topic, ...resume.get(topic) }), null);
+  }
+
+  async function handleFrame(conn: Connection, session: Session, text: string | undefined): Promise<void> {
+    let correlationId: string | null = null;
+    await respond(
+      conn,
+      session,
+      () => {
+        if (text === undefined) throw new ClientError('INVALID_MESSAGE', { reason: 'binary frames are not supported; send JSON text' });
+        const message = parseClientFrame(text, opts.maxMessageBytes);
+        correlationId = message.correlation_id ?? null;
+        if (message.type === 'subscribe' && message.compression !== undefined) conn.compress = message.compression;
+        return session.dispatch(message);
+      },
+      () => correlationId,
+    );
+  }
+
+  /** Runs one request and sends its reply (ack/pong) or its error envelope; never throws. */
+  async function respond(conn: Connection, session: Session, work: () => Promise<Envelope>, correlationId: (() => string | null) | null): Promise<void> {
+    let reply: Envelope;
+    try {
+      reply = await work();
+    } catch (err) {
+      reply = gateway.errorReply(session, err, correlationId?.() ?? randomUUID());
+    }
+    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify(reply), { compress: conn.compress });
+  }
+
+  // Liveness: ping every heartbeat interval; a client silent (not even a pong) past the timeout is closed.
+  const liveness = setInterval(() => {
+    const deadline = Date.now() - opts.connectionTimeoutS * 1000;
+    for (const [conn, session] of connections) {
+      if (conn.lastSeen < deadline) {
+        log.info({ user: session.principal.sub }, 'closing silent websocket connection');
+        refuse(conn.ws, new ClientError('CONNECTION_ERROR', { reason: `silent for more than ${opts.connectionTimeoutS}s` }));
+        conn.ws.terminate();
+      } else conn.ws.ping();
+    }
+  }, Math.min(opts.heartbeatIntervalS, opts.connectionTimeoutS) * 1000);
+  liveness.unref();
+
+  return {
+    close() {
+      clearInterval(liveness);
+      for (const conn of connections.keys()) conn.ws.terminate();
+      wss.close();
+    },
+  };
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data as ArrayBuffer).toString('utf8');
+}
+
+function parseResume(value: string | null): Map<string, Pick<SubscribeMessage, 'resume_from_seq' | 'epoch'>> {
+  const out = new Map<string, Pick<SubscribeMessage, 'resume_from_seq' | 'epoch'>>();
+  for (const part of value?.split(',') ?? []) {
+    const [topic, seq, epoch] = part.split('@');
+    const n = Number(seq);
+    if (topic && Number.isInteger(n) && n >= 0) out.set(topic, { resume_from_seq: n, ...(epoch ? { epoch } : {}) });
+  }
+  return out;
+}

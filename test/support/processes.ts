@@ -1,0 +1,241 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Role processes (`bondx projector`, `bondx gateway`) as real child processes, for end-to-end tests.
+ *
+ * Children run as `node --import tsx src/cli/bondx.ts <role>`: one OS process per role. (The
+ * `node_modules/.bin/tsx` launcher would fork the real node process as its own child and only relay
+ * signals, so a SIGKILL would hit the launcher and leave the actual role running: not a crash.)
+ *
+ * Every child is tracked: `stopAll()` (call it in afterAll) kills whatever is still running, and a
+ * process `exit` hook SIGKILLs leftovers if the test process dies first.
+ */
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = 'src/cli/bondx.ts';
+/** Lines of stdout/stderr kept per child, for failure messages. */
+const KEEP_LINES = 400;
+
+export type Role = 'projector' | 'gateway';
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface RoleProcess {
+  readonly role: Role;
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  /** Resolves when the child has exited (never rejects). */
+  readonly exited: Promise<Exit>;
+  /** Undefined while running. */
+  exit(): Exit | undefined;
+  /** Sends `signal` (default SIGTERM) and resolves when the child has exited (SIGKILL after `timeoutMs`). */
+  kill(signal?: NodeJS.Signals, timeoutMs?: number): Promise<Exit>;
+  /** Recent stdout lines (JSON logs). */
+  stdout(): string[];
+  /** Recent stderr lines. */
+  stderr(): string[];
+  /** Parsed JSON log lines of stdout, in order (non-JSON lines skipped). */
+  logs(): Record<string, unknown>[];
+  /** A readable tail of both streams, for assertion messages. */
+  describe(lines?: number): string;
+  /** Calls `listener` with every later stdout line; returns the unsubscribe. */
+  onLine(listener: (line: string) => void): () => void;
+}
+
+export interface GatewayProcess extends RoleProcess {
+  readonly role: 'gateway';
+  /** `http://127.0.0.1:<port>` the child actually bound (PORT=0). */
+  readonly url: string;
+}
+
+const running = new Set<RoleProcess>();
+
+process.once('exit', () => {
+  for (const child of running) {
+    if (!child.exit()) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+});
+
+/**
+ * Spawns `bondx <role>` with `env` on top of this process's environment plus test defaults
+ * (HOST=127.0.0.1, PORT=0, LOG_LEVEL=info). Resolves once the process is spawned.
+ */
+export function spawnRole(role: Role, env: Record<string, string>): RoleProcess {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, role], {
+    cwd: ROOT,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (proc.pid === undefined) throw new Error(`could not spawn bondx ${role}`);
+  const pid = proc.pid;
+  const out = lineCollector();
+  const err = lineCollector();
+  const logs: Record<string, unknown>[] = [];
+  const lineListeners = new Set<(line: string) => void>();
+  proc.stdout?.setEncoding('utf8').on('data', (chunk: string) =>
+    out.push(chunk, (line) => {
+      if (line.startsWith('{')) {
+        try {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+          if (logs.length > KEEP_LINES * 4) logs.splice(0, logs.length - KEEP_LINES * 4);
+        } catch {
+          // a partial or non-JSON line: kept as text only
+        }
+      }
+      for (const listener of lineListeners) listener(line);
+    }),
+  );
+  proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => err.push(chunk));
+
+  let exitInfo: Exit | undefined;
+  const exited = new Promise<Exit>((resolve) => {
+    proc.once('exit', (code, signal) => {
+      exitInfo = { code, signal };
+      running.delete(child);
+      resolve(exitInfo);
+    });
+  });
+
+  const child: RoleProcess = {
+    role,
+    proc,
+    pid,
+    exited,
+    exit: () => exitInfo,
+    async kill(signal = 'SIGTERM', timeoutMs = 15_000) {
+      if (exitInfo) return exitInfo;
+      proc.kill(signal);
+      const timer = setTimeout(() => {
+        if (!exitInfo) proc.kill('SIGKILL');
+      }, timeoutMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    stdout: () => out.lines(),
+    stderr: () => err.lines(),
+    logs: () => [...logs],
+    describe(lines = 40) {
+      const status = exitInfo ? `exited code=${exitInfo.code} signal=${exitInfo.signal}` : 'running';
+      return [
+        `bondx ${role} (pid ${pid}, ${status})`,
+        '--- stdout (tail) ---',
+        ...out.lines().slice(-lines),
+        '--- stderr (tail) ---',
+        ...err.lines().slice(-lines),
+      ].join('\n');
+    },
+    onLine(listener) {
+      lineListeners.add(listener);
+      return () => lineListeners.delete(listener);
+    },
+  };
+  running.add(child);
+  return child;
+}
+
+/** Starts `bondx gateway` and resolves once it logged `gateway listening` (its URL, PORT=0 resolved). */
+export async function startGateway(env: Record<string, string>, timeoutMs = 30_000): Promise<GatewayProcess> {
+  const child = spawnRole('gateway', env);
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => finish(new Error(`no "gateway listening" within ${timeoutMs} ms`)), timeoutMs);
+      const stop = child.onLine((line) => {
+        const url = listeningUrl(line);
+        if (url) finish(undefined, url);
+      });
+      void child.exited.then((e) => finish(new Error(`exited before listening (code=${e.code} signal=${e.signal})`)));
+      // Lines that arrived before the listener was attached (none: same tick), to be safe.
+      for (const line of child.stdout()) {
+        const url = listeningUrl(line);
+        if (url) finish(undefined, url);
+      }
+      function finish(error: Error | undefined, url?: string) {
+        clearTimeout(timer);
+        stop();
+        if (error) reject(error);
+        else resolve(url as string);
+      }
+    });
+    return Object.assign(child, { role: 'gateway' as const, url });
+  } catch (error) {
+    const detail = child.describe();
+    await child.kill('SIGKILL');
+    throw new Error(`bondx gateway did not start: ${(error as Error).message}\n${detail}`);
+  }
+}
+
+/**
+ * Starts `bondx projector`. It logs nothing when its consumer is ready, so this resolves once the
+ * process is up (spawned and still alive after a short grace period); tests then wait for its effect
+ * (projected heads in Redis) rather than for a log line.
+ */
+export async function startProjector(env: Record<string, string>, graceMs = 300): Promise<RoleProcess> {
+  const child = spawnRole('projector', env);
+  const early = await Promise.race([child.exited, new Promise<undefined>((r) => setTimeout(r, graceMs))]);
+  if (early) throw new Error(`bondx projector exited at once (code=${early.code} signal=${early.signal})\n${child.describe()}`);
+  return child;
+}
+
+/** Resolves with the exit, or rejects after `timeoutMs` (the child keeps running). */
+export async function waitForExit(child: RoleProcess, timeoutMs = 15_000): Promise<Exit> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bondx ${child.role} (pid ${child.pid}) did not exit within ${timeoutMs} ms\n${child.describe()}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([child.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Every child started by this module that is still running. */
+export function runningChildren(): RoleProcess[] {
+  return [...running];
+}
+
+/** Stops every child still running: SIGTERM, then SIGKILL after `timeoutMs`. For afterAll. */
+export async function stopAll(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<void> {
+  await Promise.all([...running].map((child) => child.kill(signal, timeoutMs)));
+}
+
+function listeningUrl(line: string): string | undefined {
+  if (!line.startsWith('{') || !line.includes('gateway listening')) return undefined;
+  try {
+    const log = JSON.parse(line) as { msg?: unknown; url?: unknown };
+    return log.msg === 'gateway listening' && typeof log.url === 'string' ? log.url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits a stream into lines, keeping the last KEEP_LINES. */
+function lineCollector(): { push(chunk: string, onLine?: (line: string) => void): void; lines(): string[] } {
+  const kept: string[] = [];
+  let partial = '';
+  return {
+    push(chunk, onLine) {
+      const parts = (partial + chunk).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) {
+        kept.push(line);
+        onLine?.(line);
+      }
+      if (kept.length > KEEP_LINES) kept.splice(0, kept.length - KEEP_LINES);
+    },
+    lines: () => (partial ? [...kept, partial] : [...kept]),
+  };
+}
