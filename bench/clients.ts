@@ -159,8 +159,10 @@ function endStep(args: EndStepArgs): StepStats {
   }
   let duplicates = 0;
   for (const c of perEvent) if (c > subscribedClients) duplicates += c - subscribedClients;
+  const received = recLen;
   recLen = 0;
   return {
+    received,
     clients: subscribedClients,
     expected: span * subscribedClients,
     delivered,

@@ -191,6 +191,7 @@ interface StepRow {
   driverMaxBehind: number;
   batchFrames: number;
   deltaFrames: number;
+  envelopesPerFrame: number;
   duplicates: number;
   pass: boolean;
 }
@@ -205,9 +206,36 @@ interface VariantResult {
 
 let stepCounter = 0;
 
-async function runVariant(variant: Variant): Promise<VariantResult> {
-  return withProcesses(CLIENT_PROCS, async (server, clients) => {
-    const notes: string[] = [];
+/** One variant's server and client processes, alive for the whole fan-out phase. */
+interface VariantRig {
+  variant: Variant;
+  serverChild: Child;
+  clientChildren: Child[];
+  server: RpcClient;
+  clients: RpcClient[];
+  connected: number;
+  /** Per client process: its clock minus the server's (ms). */
+  shifts: number[];
+  result: VariantResult;
+  active: boolean;
+}
+
+function startProcesses(clientProcs: number): { server: Child; clients: Child[] } {
+  return {
+    server: startChild('server', 'server.ts', ['--expose-gc']),
+    clients: Array.from({ length: clientProcs }, (_, i) => startChild(`clients#${i + 1}`, 'clients.ts', ['--max-old-space-size=4096'])),
+  };
+}
+
+async function stopProcesses(p: { server: Child; clients: Child[] }): Promise<void> {
+  await Promise.all([stopChild(p.server, true), ...p.clients.map((c) => stopChild(c, false))]);
+}
+
+async function setUpVariant(variant: Variant): Promise<VariantRig> {
+  const procs = startProcesses(CLIENT_PROCS);
+  const server = procs.server.rpc;
+  const clients = procs.clients.map((c) => c.rpc);
+  try {
     const started = await server.call<StartResult>('start', { kind: variant === 'bare' ? 'bare' : 'ours', maxConnections: CLIENTS + 100, historyMaxLen: 10_000 });
     const subscribe = variant === 'bare' ? null : { topic: BENCH_TOPIC, batch_size: variant === 'ours/batch' ? BATCH : null };
     const conn = await connectAll(clients, CLIENTS, { url: started.url, namespace: started.namespace, token: started.token, subscribe });
@@ -216,94 +244,136 @@ async function runVariant(variant: Variant): Promise<VariantResult> {
     const serverClock = await clockOffset(server);
     const clientClocks = await Promise.all(clients.map((c) => clockOffset(c)));
     const shifts = clientClocks.map((c) => c.offset - serverClock.offset);
-    console.log(`[${variant}] clock offsets client-server: ${shifts.map((x) => `${x.toFixed(3)} ms`).join(', ')} (IPC rtt ${serverClock.rtt.toFixed(2)} ms)`);
+    console.log(`[${variant}] clock offset client-server: ${shifts.map((x) => `${x.toFixed(3)} ms`).join(', ')} (IPC rtt ${serverClock.rtt.toFixed(2)} ms)`);
+    return {
+      variant,
+      serverChild: procs.server,
+      clientChildren: procs.clients,
+      server,
+      clients,
+      connected: conn.connected,
+      shifts,
+      result: { variant, clients: conn.connected, connectMs: conn.ms, rows: [], notes: [] },
+      active: true,
+    };
+  } catch (err) {
+    await stopProcesses(procs);
+    throw err;
+  }
+}
+
+async function tearDownVariant(rig: VariantRig): Promise<void> {
+  await Promise.all(rig.clients.map((c) => c.call('closeAll').catch(() => undefined)));
+  await stopProcesses({ server: rig.serverChild, clients: rig.clientChildren });
+}
+
+async function runStep(rig: VariantRig, rate: number): Promise<StepRow> {
+  const { variant, server, clients, shifts } = rig;
+  const cores = cpus().length;
+  const step = ++stepCounter;
+  const cpu0 = await server.call<{ cpuMs: number }>('cpu');
+  const machine0 = machineCpu();
+  const t0 = hrNow();
+  await Promise.all(clients.map((c) => c.call('beginStep', { step })));
+  const run = await server.call<RunResult>('run', { step, rate, durationMs: (WARMUP_S + STEP_S) * 1000 }, 120_000);
+  const windowStart = run.startedAt + WARMUP_S * 1000;
+  const windowEnd = run.startedAt + (WARMUP_S + STEP_S) * 1000;
+  let windowFrom = run.publishTimes.findIndex((t) => t >= windowStart);
+  if (windowFrom < 0) windowFrom = run.published;
+  const windowTo = run.published;
+  // Wait for stragglers: until every client has every event of the step, or the drain time is up.
+  const want = run.published * rig.connected;
+  const drainUntil = Date.now() + DRAIN_S * 1000;
+  for (;;) {
+    const got = (await Promise.all(clients.map((c) => c.call<{ received: number }>('progress')))).reduce((n, p) => n + p.received, 0);
+    if (got >= want || Date.now() >= drainUntil) break;
+    await sleep(100);
+  }
+  const stats = await Promise.all(
+    clients.map((c, i) => c.call<StepStats>('endStep', { publishTimes: run.publishTimes, clockShift: shifts[i] ?? 0, windowFrom, windowTo, windowStart, windowEnd }, 60_000)),
+  );
+  const elapsedMs = hrNow() - t0;
+  const machine1 = machineCpu();
+  const cpu1 = await server.call<{ cpuMs: number }>('cpu');
+  const hist = new LatencyHistogram();
+  for (const st of stats) hist.merge(st.latency);
+  const sum = (f: (st: StepStats) => number) => stats.reduce((n, st) => n + f(st), 0);
+  const expected = sum((st) => st.expected);
+  const delivered = sum((st) => st.delivered);
+  const stepMs = run.endedAt - run.startedAt;
+  const row: StepRow = {
+    variant,
+    rate,
+    clients: sum((st) => st.clients),
+    published: run.published,
+    achievedRate: run.published / (stepMs / 1000),
+    expectedMsgsPerSec: rate * sum((st) => st.clients),
+    deliveredMsgsPerSec: sum((st) => st.inWindowMsgs) / STEP_S,
+    deliveredPct: expected > 0 ? (100 * Math.min(delivered, expected)) / expected : 0,
+    p50: hist.percentile(50),
+    p95: hist.percentile(95),
+    p99: hist.percentile(99),
+    max: hist.count > 0 ? hist.max : Number.NaN,
+    serverRssMb: run.rssMb,
+    serverCpuPct: (100 * (cpu1.cpuMs - cpu0.cpuMs)) / elapsedMs,
+    clientCpuPct: (100 * sum((st) => st.cpuMs)) / elapsedMs,
+    otherCpuPct: Number.NaN,
+    driverMaxBehind: run.maxBehind,
+    batchFrames: sum((st) => st.batchFrames),
+    deltaFrames: sum((st) => st.deltaFrames),
+    envelopesPerFrame: Number.NaN,
+    duplicates: sum((st) => st.duplicates),
+    pass: false,
+  };
+  row.envelopesPerFrame = sum((st) => st.received) / Math.max(1, row.batchFrames + row.deltaFrames);
+  row.otherCpuPct = Math.max(0, machineBusyPct(machine0, machine1, cores) - row.serverCpuPct - row.clientCpuPct);
+  row.pass = row.p99 <= P99_LIMIT_MS && row.deliveredPct >= DELIVERY_LIMIT * 100;
+  console.log(
+    `[${variant}] ${rate} ev/s x ${row.clients} clients: ${fmtInt(row.deliveredMsgsPerSec)} msg/s delivered (${row.deliveredPct.toFixed(2)}%), ` +
+      `p50 ${fmtMs(row.p50)} p95 ${fmtMs(row.p95)} p99 ${fmtMs(row.p99)} max ${fmtMs(row.max)} ms, ` +
+      `CPU server ${row.serverCpuPct.toFixed(0)}% clients ${row.clientCpuPct.toFixed(0)}% other ${fmtPct(row.otherCpuPct)}, server RSS ${row.serverRssMb.toFixed(0)} MB` +
+      (variant === 'ours/batch' ? `, ${fmtInt(row.batchFrames)} batch + ${fmtInt(row.deltaFrames)} single frames (${row.envelopesPerFrame.toFixed(1)} envelopes/frame)` : '') +
+      (row.duplicates ? `, ${row.duplicates} duplicates` : '') +
+      (row.pass ? '' : '  <- FAIL'),
+  );
+  return row;
+}
+
+/**
+ * All variants are set up first and their steps interleaved (rate by rate: ours, ours/batch, bare),
+ * so load from elsewhere on the machine hits them alike. A variant drops out once it is saturated.
+ */
+async function runFanOut(): Promise<VariantResult[]> {
+  const rigs: VariantRig[] = [];
+  try {
+    for (const variant of VARIANTS) rigs.push(await setUpVariant(variant));
     await sleep(500);
-    const rows: StepRow[] = [];
-    const cores = cpus().length;
     for (const rate of RATES) {
-      const step = ++stepCounter;
-      const cpu0 = await server.call<{ cpuMs: number }>('cpu');
-      const machine0 = machineCpu();
-      const t0 = hrNow();
-      await Promise.all(clients.map((c) => c.call('beginStep', { step })));
-      const run = await server.call<RunResult>('run', { step, rate, durationMs: (WARMUP_S + STEP_S) * 1000 }, 120_000);
-      const windowStart = run.startedAt + WARMUP_S * 1000;
-      const windowEnd = run.startedAt + (WARMUP_S + STEP_S) * 1000;
-      let windowFrom = run.publishTimes.findIndex((t) => t >= windowStart);
-      if (windowFrom < 0) windowFrom = run.published;
-      const windowTo = run.published;
-      // Wait for stragglers: until every client has every event of the step, or the drain time is up.
-      const want = run.published * conn.connected;
-      const drainUntil = Date.now() + DRAIN_S * 1000;
-      for (;;) {
-        const got = (await Promise.all(clients.map((c) => c.call<{ received: number }>('progress')))).reduce((n, p) => n + p.received, 0);
-        if (got >= want || Date.now() >= drainUntil) break;
-        await sleep(100);
-      }
-      const stats = await Promise.all(
-        clients.map((c, i) => c.call<StepStats>('endStep', { publishTimes: run.publishTimes, clockShift: shifts[i] ?? 0, windowFrom, windowTo, windowStart, windowEnd }, 60_000)),
-      );
-      const elapsedMs = hrNow() - t0;
-      const machine1 = machineCpu();
-      const cpu1 = await server.call<{ cpuMs: number }>('cpu');
-      const hist = new LatencyHistogram();
-      for (const s of stats) hist.merge(s.latency);
-      const sum = (f: (s: StepStats) => number) => stats.reduce((n, s) => n + f(s), 0);
-      const expected = sum((s) => s.expected);
-      const delivered = sum((s) => s.delivered);
-      const windowSec = STEP_S;
-      const stepMs = run.endedAt - run.startedAt;
-      const row: StepRow = {
-        variant,
-        rate,
-        clients: sum((s) => s.clients),
-        published: run.published,
-        achievedRate: run.published / (stepMs / 1000),
-        expectedMsgsPerSec: rate * sum((s) => s.clients),
-        deliveredMsgsPerSec: sum((s) => s.inWindowMsgs) / windowSec,
-        deliveredPct: expected > 0 ? (100 * Math.min(delivered, expected)) / expected : 0,
-        p50: hist.percentile(50),
-        p95: hist.percentile(95),
-        p99: hist.percentile(99),
-        max: hist.count > 0 ? hist.max : Number.NaN,
-        serverRssMb: run.rssMb,
-        serverCpuPct: (100 * (cpu1.cpuMs - cpu0.cpuMs)) / elapsedMs,
-        clientCpuPct: (100 * sum((s) => s.cpuMs)) / elapsedMs,
-        otherCpuPct: Number.NaN,
-        driverMaxBehind: run.maxBehind,
-        batchFrames: sum((s) => s.batchFrames),
-        deltaFrames: sum((s) => s.deltaFrames),
-        duplicates: sum((s) => s.duplicates),
-        pass: false,
-      };
-      row.otherCpuPct = Math.max(0, machineBusyPct(machine0, machine1, cores) - row.serverCpuPct - row.clientCpuPct);
-      row.pass = row.p99 <= P99_LIMIT_MS && row.deliveredPct >= DELIVERY_LIMIT * 100;
-      rows.push(row);
-      console.log(
-        `[${variant}] ${rate} ev/s x ${row.clients} clients: ${fmtInt(row.deliveredMsgsPerSec)} msg/s delivered (${row.deliveredPct.toFixed(2)}%), ` +
-          `p50 ${fmtMs(row.p50)} p95 ${fmtMs(row.p95)} p99 ${fmtMs(row.p99)} max ${fmtMs(row.max)} ms, ` +
-          `CPU server ${row.serverCpuPct.toFixed(0)}% clients ${row.clientCpuPct.toFixed(0)}% other ${fmtPct(row.otherCpuPct)}, server RSS ${row.serverRssMb.toFixed(0)} MB` +
-          (variant === 'ours/batch' ? `, ${row.batchFrames} batch frames` : '') +
-          (row.duplicates ? `, ${row.duplicates} duplicates` : '') +
-          (row.pass ? '' : '  <- FAIL'),
-      );
-      if (variant === 'ours/batch' && rows.length === 1 && row.batchFrames === 0) {
-        const note = `batch_size=${BATCH} was accepted but the server sent no \`batch\` frames (batching not implemented yet): only plain deltas measured; remaining steps skipped`;
-        notes.push(note);
-        console.log(`[${variant}] NOTE: ${note}`);
-        break;
-      }
-      const saturated = !row.pass && (row.deliveredPct < 95 || row.p99 > 1000);
-      if (saturated && !opts['keep-going']) {
-        const note = `saturated at ${rate} ev/s: higher rates skipped (use --keep-going to run them)`;
-        notes.push(note);
-        console.log(`[${variant}] ${note}`);
-        break;
+      for (const rig of rigs) {
+        if (!rig.active) continue;
+        const row = await runStep(rig, rate);
+        rig.result.rows.push(row);
+        const saturated = !row.pass && (row.deliveredPct < 95 || row.p99 > 1000);
+        if (saturated && !opts['keep-going']) {
+          const note = `saturated at ${rate} ev/s: higher rates skipped (use --keep-going to run them)`;
+          rig.result.notes.push(note);
+          console.log(`[${rig.variant}] ${note}`);
+          rig.active = false;
+        }
+        await sleep(200);
       }
     }
-    await Promise.all(clients.map((c) => c.call('closeAll')));
-    return { variant, clients: conn.connected, connectMs: conn.ms, rows, notes };
-  });
+    for (const rig of rigs) {
+      if (rig.variant === 'ours/batch' && rig.result.rows.every((r) => r.batchFrames === 0)) {
+        const note = `no \`batch\` frames were received at any rate (batch_size=${BATCH} not honoured by the server?): these rows are plain deltas`;
+        rig.result.notes.push(note);
+        console.log(`[${rig.variant}] NOTE: ${note}`);
+      }
+    }
+    return rigs.map((r) => r.result);
+  } finally {
+    for (const rig of rigs) await tearDownVariant(rig);
+  }
 }
 
 // ---------------------------------------------------------------- idle memory
@@ -408,6 +478,7 @@ interface Summary {
   bestDeliveredMsgsPerSec: number | null;
   peakDeliveredMsgsPerSec: number;
   ratioVsBare: number | null;
+  peakRatioVsBare: number | null;
 }
 
 function summarise(results: VariantResult[]): Summary[] {
@@ -420,11 +491,13 @@ function summarise(results: VariantResult[]): Summary[] {
       bestDeliveredMsgsPerSec: best?.deliveredMsgsPerSec ?? null,
       peakDeliveredMsgsPerSec: Math.max(0, ...r.rows.map((row) => row.deliveredMsgsPerSec)),
       ratioVsBare: null,
+      peakRatioVsBare: null,
     };
   });
   const bare = summaries.find((s) => s.variant === 'bare');
   for (const s of summaries) {
     if (bare?.bestDeliveredMsgsPerSec && s.bestDeliveredMsgsPerSec !== null) s.ratioVsBare = s.bestDeliveredMsgsPerSec / bare.bestDeliveredMsgsPerSec;
+    if (bare?.peakDeliveredMsgsPerSec) s.peakRatioVsBare = s.peakDeliveredMsgsPerSec / bare.peakDeliveredMsgsPerSec;
   }
   return summaries;
 }
@@ -434,6 +507,12 @@ function markdown(results: VariantResult[], summaries: Summary[], memory: Memory
   out.push(`### Fan-out: ${CLIENTS} Socket.IO clients on one topic (${env.cpus} cores, Node ${env.node}, socket.io ${env.socketio}, all on 127.0.0.1)`);
   out.push('');
   out.push(`Each step: ${WARMUP_S} s warm-up + ${STEP_S} s measured. Latency = client receipt - server publish (high-res clock, matched by correlation_id). Pass = p99 <= ${P99_LIMIT_MS} ms and >= ${DELIVERY_LIMIT * 100}% delivered.`);
+  out.push('');
+  out.push(
+    `Variants: **ours** = the real system (ingest.submit -> validate -> project -> in-memory store -> topic feed -> room broadcast on /market), so its latency includes ingest; ` +
+      (VARIANTS.includes('ours/batch') ? `**ours/batch** = the same with \`batch_size: ${BATCH}\` on subscribe (a batch that holds one envelope goes out as a plain delta, so low rates look like **ours**); ` : '') +
+      `**bare** = a plain Socket.IO server doing \`io.emit('delta', envelope)\` with the same envelope shape. Delivered msg/s counts envelopes received inside the measured window (so it can exceed the target while a backlog drains).`,
+  );
   out.push('');
   out.push(`CPU columns are % of one core (the box has ${env.cpus}); "other" is CPU used on the machine by anything but the benchmark's server and client processes.`);
   out.push('');
@@ -449,11 +528,11 @@ function markdown(results: VariantResult[], summaries: Summary[], memory: Memory
   const notes = results.flatMap((r) => r.notes.map((n) => `- ${r.variant}: ${n}`));
   if (notes.length > 0) out.push('', ...notes);
   out.push('');
-  out.push('| Variant | Highest passing rate (ev/s) | Delivered msg/s at that rate | vs bare | Peak delivered msg/s (any step) |');
-  out.push('|---|--:|--:|--:|--:|');
+  out.push('| Variant | Highest passing rate (ev/s) | Delivered msg/s at that rate | vs bare | Peak delivered msg/s (any step) | Peak vs bare |');
+  out.push('|---|--:|--:|--:|--:|--:|');
   for (const s of summaries) {
     out.push(
-      `| ${s.variant} | ${s.bestRate === null ? 'none' : fmtInt(s.bestRate)} | ${s.bestDeliveredMsgsPerSec === null ? 'n/a' : fmtInt(s.bestDeliveredMsgsPerSec)} | ${s.ratioVsBare === null ? 'n/a' : `${s.ratioVsBare.toFixed(2)}x`} | ${fmtInt(s.peakDeliveredMsgsPerSec)} |`,
+      `| ${s.variant} | ${s.bestRate === null ? 'none' : fmtInt(s.bestRate)} | ${s.bestDeliveredMsgsPerSec === null ? 'n/a' : fmtInt(s.bestDeliveredMsgsPerSec)} | ${s.ratioVsBare === null ? 'n/a' : `${s.ratioVsBare.toFixed(2)}x`} | ${fmtInt(s.peakDeliveredMsgsPerSec)} | ${s.peakRatioVsBare === null ? 'n/a' : `${s.peakRatioVsBare.toFixed(2)}x`} |`,
     );
   }
   if (memory.length > 0) {
@@ -489,8 +568,7 @@ async function main(): Promise<void> {
   await sleep(1000);
   const idleBusy = machineBusyPct(idle0, machineCpu(), env.cpus);
   console.log(`Machine load before start: ${fmtPct(idleBusy)} of one core busy${idleBusy > 20 ? ' -- WARNING: other processes are using CPU; results will be distorted' : ''}`);
-  const results: VariantResult[] = [];
-  for (const variant of VARIANTS) results.push(await runVariant(variant));
+  const results = await runFanOut();
   const memory: MemoryResult[] = [];
   if (IDLE > 0) {
     memory.push(await runIdleMemory('ours'));

@@ -43,6 +43,7 @@ async function start(args: StartArgs): Promise<StartResult> {
   if (args.kind === 'ours') {
     const config = loadConfig({
       PORT: '0',
+      PROMETHEUS_PORT: '0',
       HOST,
       JWT_SECRET: BENCH_SECRET,
       LOG_LEVEL: 'silent',

@@ -222,6 +222,8 @@ export interface EndStepArgs {
 }
 
 export interface StepStats {
+  /** Every envelope of the step received (warm-up included). */
+  received: number;
   clients: number;
   expected: number;
   delivered: number;

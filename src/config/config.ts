@@ -68,6 +68,10 @@ const envSchema = z.object({
   SIMULATOR_RATE: int(50, 1),
 
   ALERT_THRESHOLDS_JSON: optionalString,
+  /** How often each process samples its metrics and evaluates the alert thresholds (ms). */
+  ALERT_EVAL_INTERVAL_MS: int(5000, 10),
+  /** Window the alert rates (failure, drop, error rates, p95 latency) are computed over (ms). */
+  ALERT_WINDOW_MS: int(60_000, 10),
 });
 
 export type Env = z.infer<typeof envSchema>;

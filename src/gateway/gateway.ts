@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Stream } from '../domain/topics.js';
 import type { Logger } from '../observability/logger.js';
+import type { ClientLabels, Metrics } from '../observability/metrics.js';
 import { ClientError } from '../protocol/errors.js';
-import type { ErrorEnvelope } from '../protocol/messages.js';
+import type { Envelope, ErrorEnvelope } from '../protocol/messages.js';
 import type { LiveFeed, TopicStore } from '../store/topic-store.js';
 import { verifyToken, type JwtKeys, type Principal } from './auth.js';
 import { controlEnvelope, errorEnvelope } from './envelope.js';
@@ -14,12 +15,16 @@ export type TransportName = 'socketio' | 'websocket';
 export interface ConnectionInfo {
   transport: TransportName;
   headers: IncomingHttpHeaders;
+  /** Envelopes waiting in this connection's outbound buffer (for the queue-size gauge), if the transport knows. */
+  queued?: () => number;
 }
 
 interface OpenSession {
   session: Session;
   info: ConnectionInfo;
   openedAt: number;
+  /** Client labels (device type, version) this connection was counted under. */
+  client: ClientLabels;
 }
 
 /**
@@ -36,8 +41,10 @@ export class Gateway {
     private readonly keys: JwtKeys,
     private readonly log: Logger,
     private readonly limits: { maxConnections: number; heartbeatIntervalS: number },
+    private readonly metrics: Metrics,
   ) {
-    this.hub = new Hub(store, live, log);
+    this.hub = new Hub(store, live, log, metrics);
+    metrics.queueSizesFrom(() => this.queueSizes());
     this.heartbeatTimer = setInterval(() => this.heartbeat(), limits.heartbeatIntervalS * 1000);
     this.heartbeatTimer.unref();
   }
@@ -57,23 +64,40 @@ export class Gateway {
 
   refused(stream: Stream, transport: TransportName, code: string): void {
     this.log.info({ stream, transport, code }, 'connection refused');
+    this.metrics.connectionRefused(stream, transport, code);
+  }
+
+  /** Every client message, valid or not (`kind` as the client named it), before it is handled. */
+  messageReceived(stream: Stream, kind: string): void {
+    this.metrics.messageReceived(stream, kind);
+  }
+
+  /** Envelopes a transport could not deliver (e.g. a slow consumer's overflow). */
+  messagesDropped(stream: Stream, reason: string, count = 1): void {
+    this.metrics.messagesDropped(stream, reason, count);
   }
 
   openSession(principal: Principal, stream: Stream, link: ClientLink, info: ConnectionInfo): Session {
-    const session = new Session(this.hub, principal, stream, link, this.log.child({ conn: link.id, user: principal.sub }));
-    this.sessions.set(session, { session, info, openedAt: Date.now() });
+    const metrics = this.metrics;
+    const counted = countingLink(link, (envelope) => metrics.messageSent(stream, envelope.type));
+    const session = new Session(this.hub, principal, stream, counted, this.log.child({ conn: link.id, user: principal.sub }));
+    const client = metrics.connectionOpened(stream, info.transport, info.headers);
+    this.sessions.set(session, { session, info, openedAt: Date.now(), client });
     this.log.debug({ conn: link.id, user: principal.sub, stream, transport: info.transport }, 'connected');
     return session;
   }
 
   closeSession(session: Session, reason: string): void {
-    if (!this.sessions.delete(session)) return;
+    const open = this.sessions.get(session);
+    if (!open || !this.sessions.delete(session)) return;
+    this.metrics.connectionClosed(session.stream, open.info.transport, reason, open.client);
     session.close();
     this.log.debug({ reason, user: session.principal.sub, stream: session.stream }, 'disconnected');
   }
 
   /** Turns anything thrown while handling a client message into the documented error envelope. */
   errorReply(session: Session | undefined, err: unknown, correlationId: string): ErrorEnvelope {
+    this.metrics.clientError(session?.stream ?? 'unknown', err instanceof ClientError ? err.code : 'INTERNAL_ERROR');
     if (err instanceof ClientError) {
       this.log.debug({ code: err.code, details: err.details, correlation_id: correlationId, user: session?.principal.sub }, 'client error');
       return errorEnvelope(err.code, err.details, correlationId, err.message);
@@ -105,9 +129,35 @@ export class Gateway {
     return { total: this.sessions.size, by_stream: byStream, by_transport: byTransport };
   }
 
+  /** Largest outbound queue per stream, for the queue-size gauge (read on scrape). */
+  queueSizes(): Map<string, number> {
+    const sizes = new Map<string, number>();
+    for (const { session, info } of this.sessions.values()) {
+      const queued = info.queued?.() ?? 0;
+      sizes.set(session.stream, Math.max(sizes.get(session.stream) ?? 0, queued));
+    }
+    return sizes;
+  }
+
   close(): void {
     clearInterval(this.heartbeatTimer);
     for (const session of [...this.sessions.keys()]) this.closeSession(session, 'server shutdown');
     this.hub.close();
   }
+}
+
+/** The transport's link, with every direct send (snapshots, catch-up, heartbeats) counted. */
+function countingLink(link: ClientLink, onSend: (envelope: Envelope) => void): ClientLink {
+  const send = (envelope: Envelope): void => {
+    onSend(envelope);
+    link.send(envelope);
+  };
+  // A proxy rather than a copy, so members the transport adds to ClientLink pass straight through.
+  return new Proxy(link, {
+    get(target, prop) {
+      if (prop === 'send') return send;
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

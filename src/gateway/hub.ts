@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Envelope } from '../protocol/messages.js';
 import type { HistoryEntry, LiveFeed, TopicStore } from '../store/topic-store.js';
 import { batchEnvelope, entryEnvelope } from './envelope.js';
@@ -7,7 +8,33 @@ import { TopicFeed, type Outlet } from './topic-feed.js';
 
 /** A room member: told to re-sync when the topic's history is reset under it. */
 export interface RoomMember {
+  /** The member's stream, for per-stream message counts (sessions have one). */
+  readonly stream?: string;
   resync(topic: string): void;
+}
+
+/** A room's members, keeping a count per stream so a broadcast is counted without walking the set. */
+export class RoomMembers extends Set<RoomMember> {
+  readonly byStream = new Map<string, number>();
+
+  override add(member: RoomMember): this {
+    if (!this.has(member)) this.byStream.set(member.stream ?? 'unknown', (this.byStream.get(member.stream ?? 'unknown') ?? 0) + 1);
+    return super.add(member);
+  }
+
+  override delete(member: RoomMember): boolean {
+    if (!super.delete(member)) return false;
+    const key = member.stream ?? 'unknown';
+    const n = (this.byStream.get(key) ?? 1) - 1;
+    if (n > 0) this.byStream.set(key, n);
+    else this.byStream.delete(key);
+    return true;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.byStream.clear();
+  }
 }
 
 /** How a transport broadcasts one envelope to everyone in a room (serialising it once). */
@@ -28,8 +55,10 @@ export const NO_BATCHING: Batching = { size: 1, flushMs: 0 };
  * broadcast. Each envelope (or batch) is built and serialised once for all members.
  */
 export class Room implements Outlet {
-  readonly members = new Set<RoomMember>();
+  readonly members = new RoomMembers();
   private pending: Envelope[] = [];
+  /** Upstream event times (ms) of the pending entries, for delivery latency. */
+  private pendingTs: number[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -38,12 +67,21 @@ export class Room implements Outlet {
     readonly filter: DeliveryFilter,
     readonly batching: Batching,
     private readonly broadcast: Broadcast,
+    private readonly metrics: Metrics,
   ) {}
 
   deliver(entry: HistoryEntry): void {
     if (this.members.size === 0 || !this.filter.accepts(entry)) return;
-    if (this.batching.size <= 1) return this.broadcast(this.name, entryEnvelope(entry));
+    if (this.batching.size <= 1) {
+      const envelope = entryEnvelope(entry);
+      this.broadcast(this.name, envelope);
+      // Once per broadcast, not per socket: one latency sample, sent count = members per stream.
+      this.metrics.observeLatency(Date.parse(entry.event_ts));
+      this.metrics.broadcastSent(envelope.type, this.members.byStream);
+      return;
+    }
     this.pending.push(entryEnvelope(entry));
+    this.pendingTs.push(Date.parse(entry.event_ts));
     if (this.pending.length >= this.batching.size) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.batching.flushMs);
   }
@@ -54,12 +92,19 @@ export class Room implements Outlet {
     this.timer = undefined;
     if (this.pending.length === 0) return;
     const envelopes = this.pending;
+    const eventTs = this.pendingTs;
     this.pending = [];
-    this.broadcast(this.name, envelopes.length === 1 ? (envelopes[0] as Envelope) : batchEnvelope(this.topic, envelopes));
+    this.pendingTs = [];
+    const frame = envelopes.length === 1 ? (envelopes[0] as Envelope) : batchEnvelope(this.topic, envelopes);
+    this.broadcast(this.name, frame);
+    const now = Date.now();
+    for (const ts of eventTs) this.metrics.observeLatency(ts, now);
+    this.metrics.broadcastSent(frame.type, this.members.byStream);
   }
 
   reset(): void {
     this.pending = [];
+    this.pendingTs = [];
     for (const member of [...this.members]) member.resync(this.topic);
   }
 
@@ -84,6 +129,7 @@ export class Hub {
     readonly store: TopicStore,
     private readonly live: LiveFeed,
     private readonly log: Logger,
+    private readonly metrics: Metrics,
   ) {}
 
   async feed(topic: string): Promise<TopicFeed> {
@@ -103,17 +149,21 @@ export class Hub {
     const name = `${transport}:${topic}|${filter.key}|b${batching.size}`;
     let room = slot.rooms.get(name);
     if (!room) {
-      room = new Room(name, topic, filter, batching, broadcast);
+      room = new Room(name, topic, filter, batching, broadcast, this.metrics);
       slot.rooms.set(name, room);
       slot.feed.addOutlet(room);
     }
     return room;
   }
 
-  /** Drops empty rooms, and the feed when no room is left (and nobody is catching up on it). */
+  /** Drops empty rooms, and the feed when no room is left, once nobody is catching up on the topic. */
   release(topic: string): void {
     const slot = this.slots.get(topic);
     if (!slot) return;
+    // A subscriber still catching up holds a room it has not joined yet (members 0): dropping that room
+    // now would detach it from the feed, and the subscriber would join a room that never gets entries.
+    // The last catching-up subscriber to finish calls release again and cleans up then.
+    if (this.pending(topic) > 0) return;
     for (const [name, room] of slot.rooms) {
       if (room.members.size === 0) {
         room.close();
@@ -121,7 +171,7 @@ export class Hub {
         slot.feed.removeOutlet(room);
       }
     }
-    if (slot.rooms.size === 0 && this.pending(topic) === 0) {
+    if (slot.rooms.size === 0) {
       slot.feed.close();
       this.slots.delete(topic);
     }

@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { ApplyOutcome, Projector } from '../projector/projector.js';
 import type { HistoryEntry, SourcePosition } from '../store/topic-store.js';
 import type { DeadLetterStore } from './dead-letter.js';
@@ -18,10 +19,19 @@ export class Ingest {
     private readonly projector: Projector,
     private readonly deadLetters: DeadLetterStore,
     private readonly log: Logger,
+    private readonly metrics: Metrics,
   ) {}
 
   /** `origin` names where the event came from (`http`, `simulator`, `kafka`), for dead letters and logs. */
   async submit(raw: unknown, origin: string, position?: SourcePosition): Promise<IngestOutcome> {
+    const started = performance.now();
+    const outcome = await this.process(raw, origin, position);
+    // Apply time covers validate + project + commit; dead letters are counted, not timed.
+    this.metrics.eventIngested(origin, outcome.status, outcome.status === 'dead_lettered' ? undefined : (performance.now() - started) / 1000);
+    return outcome;
+  }
+
+  private async process(raw: unknown, origin: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
     const validation = validateEvent(raw);
     const source = position ? `${origin}:${position.stream}@${position.offset}` : origin;
     if (!validation.ok) return this.deadLetter(raw, validation.reason, source, position);

@@ -57,3 +57,20 @@ export function parseClientFrame(text: string, maxBytes: number): ClientMessage 
   if (typeof body['type'] !== 'string') throw invalid("/: must have required property 'type'");
   return parseClientMessage(body['type'], body);
 }
+
+/**
+ * The client's correlation_id, read leniently from an object or JSON text, so even a message that
+ * fails validation gets an error reply the client can match to its request.
+ */
+export function correlationIdOf(data: unknown): string | undefined {
+  let body = data;
+  if (typeof data === 'string') {
+    try {
+      body = JSON.parse(data);
+    } catch {
+      return undefined;
+    }
+  }
+  const id = isObject(body) ? body['correlation_id'] : undefined;
+  return typeof id === 'string' && id.length <= 128 ? id : undefined;
+}

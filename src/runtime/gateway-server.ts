@@ -9,6 +9,7 @@ import { Gateway } from '../gateway/gateway.js';
 import { createHttpHandler } from '../gateway/http-api.js';
 import type { Publisher } from '../ingest/publisher.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { attachSocketIo } from '../transports/socketio/socketio-transport.js';
 import { attachWebSocket } from '../transports/websocket/ws-transport.js';
 import type { Backends } from './backends.js';
@@ -23,9 +24,9 @@ export interface GatewayServer {
 }
 
 /** HTTP + Socket.IO on one port, serving from the given backends. */
-export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; health?: () => Promise<Record<string, unknown>> }): Promise<GatewayServer> {
+export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; metrics: Metrics; health?: () => Promise<Record<string, unknown>> }): Promise<GatewayServer> {
   const { config, keys, backends, log } = opts;
-  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL });
+  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL }, opts.metrics);
   const http = createServer(
     createHttpHandler({
       gateway,

@@ -8,7 +8,10 @@ import { KafkaDeadLetterStore } from '../ingest/kafka/kafka-dead-letters.js';
 import { ProjectorConsumer } from '../ingest/kafka/projector-consumer.js';
 import { kafkaTopic } from '../ingest/kafka/routing.js';
 import { directPublisher, kafkaPublisher, type Publisher } from '../ingest/publisher.js';
+import { AlertMonitor } from '../observability/alerts.js';
 import type { Logger } from '../observability/logger.js';
+import { countingDeadLetters, Metrics } from '../observability/metrics.js';
+import { startMetricsServer, type MetricsServer } from '../observability/metrics-server.js';
 import { Projector } from '../projector/projector.js';
 import { MarketSimulator } from '../simulator/simulator.js';
 import { createBackends, type Backends } from './backends.js';
@@ -28,6 +31,12 @@ export interface System {
   config: Config;
   keys: JwtKeys;
   backends: Backends;
+  /** This process's Prometheus metrics (its own registry). */
+  metrics: Metrics;
+  /** `/metrics` on PROMETHEUS_PORT. */
+  metricsServer: MetricsServer;
+  /** Threshold alerts over `metrics`: health `degraded` and `system.alerts` entries. */
+  alerts: AlertMonitor;
   /** How this process publishes events (to its own projector, or to Kafka); absent when it can not. */
   publisher?: Publisher;
   /** The ingest path of this process's projector (absent without the projector role). */
@@ -45,9 +54,19 @@ export interface System {
 export async function startSystem(config: Config, log: Logger, roles: Roles, keys: JwtKeys = jwtKeysFromConfig(config)): Promise<System> {
   const backends = await createBackends(config, log);
   const closers: (() => Promise<void>)[] = [() => backends.close()];
-  const system: System = { config, keys, backends, close: () => closeAll(closers) };
+  const metrics = new Metrics();
+  const alerts = new AlertMonitor({ metrics, thresholds: config.alertThresholds, store: backends.store, log, intervalMs: config.ALERT_EVAL_INTERVAL_MS, windowMs: config.ALERT_WINDOW_MS });
+  let metricsServer: MetricsServer;
   try {
-    let deadLetters: DeadLetterStore = backends.deadLetters;
+    metricsServer = await startMetricsServer(metrics, { host: config.HOST, port: config.PROMETHEUS_PORT, log });
+  } catch (err) {
+    await closeAll(closers);
+    throw err;
+  }
+  closers.unshift(() => metricsServer.close());
+  const system: System = { config, keys, backends, metrics, metricsServer, alerts, close: () => closeAll(closers) };
+  try {
+    let deadLetters: DeadLetterStore = countingDeadLetters(backends.deadLetters, metrics);
     if (config.KAFKA_BROKERS) {
       const kafka = createKafka(config, log);
       await ensureTopics(kafka, config);
@@ -57,18 +76,19 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
       const dlqProducer = kafka.producer();
       await dlqProducer.connect();
       closers.unshift(() => dlqProducer.disconnect());
-      deadLetters = new KafkaDeadLetterStore(dlqProducer, kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'dlq'), backends.deadLetters);
+      deadLetters = countingDeadLetters(new KafkaDeadLetterStore(dlqProducer, kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'dlq'), backends.deadLetters), metrics);
       system.publisher = kafkaPublisher(producer, deadLetters);
       if (roles.projector) {
         const projector = new Projector(backends.store, log);
-        system.ingest = new Ingest(projector, deadLetters, log);
+        system.ingest = new Ingest(projector, deadLetters, log, metrics);
         system.consumer = new ProjectorConsumer(createKafka(config, log, '-projector'), config, system.ingest, projector, backends.store, log);
         await system.consumer.start();
         const consumer = system.consumer;
+        metrics.projectorLagFrom(() => consumer.lag());
         closers.unshift(() => consumer.stop());
       }
     } else if (roles.projector) {
-      system.ingest = new Ingest(new Projector(backends.store, log), deadLetters, log);
+      system.ingest = new Ingest(new Projector(backends.store, log), deadLetters, log, metrics);
       system.publisher = directPublisher(system.ingest);
     }
     if (roles.gateway) {
@@ -77,8 +97,12 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
         keys,
         backends,
         log,
+        metrics,
         ...(system.publisher ? { publisher: system.publisher } : {}),
-        health: async () => ({ ...(await backends.health()), ...(system.consumer ? { projector_lag: system.consumer.lag() } : {}), kafka: config.KAFKA_BROKERS ? 'configured' : 'off' }),
+        health: async () => {
+          const fields = { ...(await backends.health()), ...(system.consumer ? { projector_lag: system.consumer.lag() } : {}), kafka: config.KAFKA_BROKERS ? 'configured' : 'off' };
+          return { ...fields, ...healthStatus(fields, alerts) };
+        },
       });
       const server = system.server;
       closers.unshift(() => server.close());
@@ -91,11 +115,25 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
       const simulator = system.simulator;
       closers.unshift(() => simulator.stop());
     }
+    alerts.start();
+    closers.unshift(() => alerts.stop());
     return system;
   } catch (err) {
     await closeAll(closers);
     throw err;
   }
+}
+
+/**
+ * ok | degraded (alerts active) | down (a backend reports `status: 'down'`), with the reasons and the
+ * active alerts; overrides the API's default `status: 'ok'`.
+ */
+function healthStatus(fields: Record<string, unknown>, alerts: AlertMonitor): Record<string, unknown> {
+  const alerting = alerts.health();
+  const down = Object.entries(fields)
+    .filter(([, v]) => v !== null && typeof v === 'object' && 'status' in v && v.status === 'down')
+    .map(([name]) => `${name} is down`);
+  return { status: down.length > 0 ? 'down' : alerting.status, reasons: [...down, ...alerting.reasons], alerts: alerting.alerts };
 }
 
 /** Closes in order (last started first), continuing past failures. */

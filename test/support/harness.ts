@@ -10,14 +10,14 @@ import { startSystem, type System } from '../../src/runtime/system.js';
 export const TEST_SECRET = 'test-secret-with-enough-entropy-0123456789';
 
 /** A real single-process system on a free loopback port, simulator off unless asked. */
-export type TestSystem = System & { server: GatewayServer; ingest: Ingest; token: (sub: string, role?: string, ttl?: number) => string };
+export type TestSystem = System & { server: GatewayServer; ingest: Ingest; metricsUrl: string; token: (sub: string, role?: string, ttl?: number) => string };
 
 export async function startTestSystem(env: Record<string, string> = {}, opts: { simulator?: boolean } = {}): Promise<TestSystem> {
-  const config: Config = loadConfig({ PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', SIMULATOR: 'false', ...env });
+  const config: Config = loadConfig({ PORT: '0', PROMETHEUS_PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', SIMULATOR: 'false', ...env });
   const keys: JwtKeys = jwtKeysFromConfig(config);
   const system = await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: opts.simulator ?? false }, keys);
   if (!system.server || !system.ingest) throw new Error('test system needs the gateway and projector roles');
-  return Object.assign(system, { server: system.server, ingest: system.ingest, token: (sub: string, role?: string, ttl = 3600) => issueToken(keys, { sub, ttl, ...(role ? { role } : {}) }) });
+  return Object.assign(system, { server: system.server, ingest: system.ingest, metricsUrl: `${system.metricsServer.url}/metrics`, token: (sub: string, role?: string, ttl = 3600) => issueToken(keys, { sub, ttl, ...(role ? { role } : {}) }) });
 }
 
 /** Connects a real socket.io-client and waits for `connect` (or rejects with the connect_error). */

@@ -73,7 +73,7 @@ process.once('exit', () => {
 export function spawnRole(role: Role, env: Record<string, string>): RoleProcess {
   const proc = spawn(process.execPath, ['--import', 'tsx', CLI, role], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', PROMETHEUS_PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (proc.pid === undefined) throw new Error(`could not spawn bondx ${role}`);

@@ -5,6 +5,7 @@ import { STREAMS, type Stream } from '../../domain/topics.js';
 import type { Logger } from '../../observability/logger.js';
 import { ClientError } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/messages.js';
+import { correlationIdOf } from '../../protocol/parse.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import type { ClientLink } from '../../gateway/session.js';
@@ -63,7 +64,8 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, log: Lo
       return count;
     },
     async connections() {
-      const others: unknown[] = await io.serverSideEmitWithAck('bondx:connections').catch(() => []);
+      // The in-memory adapter (single gateway) never answers a server-side emit: ask only through a real one.
+      const others: unknown[] = opts.adapter ? await io.serverSideEmitWithAck('bondx:connections').catch(() => []) : [];
       const counts = [localCount(), ...others.filter((n): n is number => typeof n === 'number')];
       return { gateways: counts.length, total: counts.reduce((a, b) => a + b, 0) };
     },
@@ -102,7 +104,7 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
       joinRoom: (room: Room) => void socket.join(room.name),
       leaveRoom: (room: Room) => void socket.leave(room.name),
     };
-    const session = gateway.openSession(socket.data.principal, stream, link, { transport: 'socketio', headers: socket.handshake.headers });
+    const session = gateway.openSession(socket.data.principal, stream, link, { transport: 'socketio', headers: socket.handshake.headers, queued: () => (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0 });
 
     socket.onAny((kind: unknown, data: unknown, ...rest: unknown[]) => {
       const last = rest.length > 0 ? rest[rest.length - 1] : data;
@@ -112,7 +114,8 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
     });
 
     async function handle(kind: string, data: unknown, ack: ((reply: Envelope) => void) | undefined): Promise<void> {
-      const correlationId = correlationOf(data);
+      gateway.messageReceived(stream, kind);
+      const correlationId = correlationIdOf(data) ?? randomUUID();
       let reply: Envelope;
       try {
         if (!KINDS.has(kind)) throw new ClientError('INVALID_MESSAGE', { reason: `unknown message type ${kind}`, allowed: [...KINDS] });
@@ -142,9 +145,4 @@ function handshakeToken(socket: Socket): string | undefined {
   if (typeof query === 'string') return query;
   const header = socket.handshake.headers.authorization;
   return header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-}
-
-function correlationOf(data: unknown): string {
-  if (data && typeof data === 'object' && 'correlation_id' in data && typeof data.correlation_id === 'string') return data.correlation_id;
-  return randomUUID();
 }

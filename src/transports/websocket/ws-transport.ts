@@ -11,7 +11,7 @@ import type { ClientLink, Session } from '../../gateway/session.js';
 import type { Logger } from '../../observability/logger.js';
 import { ClientError, type ErrorCode } from '../../protocol/errors.js';
 import type { Envelope, SubscribeMessage } from '../../protocol/messages.js';
-import { parseClientFrame } from '../../protocol/parse.js';
+import { correlationIdOf, parseClientFrame } from '../../protocol/parse.js';
 
 const PATH = /^\/api\/v1\/ws\/([a-z]+)\/([^/]+)$/;
 
@@ -129,14 +129,15 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
   }
 
   async function handleFrame(conn: Connection, session: Session, text: string | undefined): Promise<void> {
-    let correlationId: string | null = null;
+    gateway.messageReceived(session.stream, /"type"\s*:\s*"(\w+)"/.exec(text ?? '')?.[1] ?? 'invalid');
+    // Bounded by maxPayload, so reading the id of an oversized frame is affordable.
+    const correlationId = text === undefined ? null : (correlationIdOf(text) ?? null);
     await respond(
       conn,
       session,
       () => {
         if (text === undefined) throw new ClientError('INVALID_MESSAGE', { reason: 'binary frames are not supported; send JSON text' });
         const message = parseClientFrame(text, opts.maxMessageBytes);
-        correlationId = message.correlation_id ?? null;
         if (message.type === 'subscribe' && message.compression !== undefined) conn.compress = message.compression;
         return session.dispatch(message);
       },

@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import jwt from 'jsonwebtoken';
+import WebSocket from 'ws';
+import type { Envelope } from '../../src/protocol/messages.js';
+import { openClient, RefusedError, TRANSPORTS, type TestClient } from '../support/clients.js';
+import { quote, startTestSystem, TEST_SECRET, waitFor, type TestSystem } from '../support/harness.js';
+
+const ISIN = 'IN0020240019';
+const TOPIC = `prices.${ISIN}`;
+
+let system: TestSystem;
+const clients: TestClient[] = [];
+
+beforeAll(async () => {
+  system = await startTestSystem({ WS_HEARTBEAT_INTERVAL: '1', WS_CONNECTION_TIMEOUT: '2' });
+});
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await system.close();
+});
+
+async function refusal(promise: Promise<TestClient>): Promise<string> {
+  try {
+    clients.push(await promise);
+    return 'accepted';
+  } catch (err) {
+    if (err instanceof RefusedError) return err.code;
+    throw err;
+  }
+}
+
+async function publishQuotes(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await system.ingest.submit(quote(ISIN, 99 + i / 1000, 99.1 + i / 1000), 'test');
+}
+
+describe.each(TRANSPORTS)('over %s', (transport) => {
+  const open = async (stream: 'market' | 'trading' | 'risk' | 'mobile' | 'auction', id: string, token: string | undefined) => {
+    const client = await openClient(transport, system.server.url, stream, id, token);
+    clients.push(client);
+    return client;
+  };
+
+  it('refuses bad credentials with the documented codes and never reaches data', async () => {
+    expect(await refusal(openClient(transport, system.server.url, 'market', ISIN, undefined))).toBe('AUTH_REQUIRED');
+    expect(await refusal(openClient(transport, system.server.url, 'market', ISIN, 'x.y.z'))).toBe('AUTH_INVALID');
+    const expired = jwt.sign({ sub: 'alice', exp: Math.floor(Date.now() / 1000) - 5 }, TEST_SECRET);
+    expect(await refusal(openClient(transport, system.server.url, 'market', ISIN, expired))).toBe('AUTH_INVALID');
+  });
+
+  it('snapshot, then contiguous deltas; resume sends exactly what was missed', async () => {
+    await publishQuotes(3);
+    const client = await open('market', ISIN, system.token('alice'));
+    const snapshot = client.received.find((e) => e.type === 'snapshot' && e.topic === TOPIC) as Envelope;
+    expect(snapshot.seq).toBeGreaterThanOrEqual(3);
+    await publishQuotes(20);
+    await waitFor(() => client.received.filter((e) => e.type === 'delta').length === 20, 5000, 'deltas');
+    const seqs = client.received.filter((e) => e.type === 'delta').map((e) => e.seq);
+    expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => (snapshot.seq as number) + 1 + i));
+
+    await client.request('unsubscribe', { topic: TOPIC });
+    const last = seqs.at(-1) as number;
+    await publishQuotes(15);
+    const before = client.received.length;
+    const ack = await client.request('subscribe', { topic: TOPIC, resume_from_seq: last, epoch: snapshot.meta.epoch });
+    expect(ack.type).toBe('ack');
+    const resumed = client.received.slice(before).filter((e) => e.topic === TOPIC && e.type !== 'ack');
+    expect(resumed.map((e) => `${e.type}:${e.seq}`)).toEqual(Array.from({ length: 15 }, (_, i) => `delta:${last + 1 + i}`));
+  });
+
+  it("gives FORBIDDEN for another user's topics and keeps the connection", async () => {
+    expect(await refusal(openClient(transport, system.server.url, 'trading', 'bob', system.token('alice')))).toBe('FORBIDDEN');
+    const client = await open('mobile', 'alice', system.token('alice'));
+    expect(await client.request('subscribe', { topic: 'risk.bob.alerts' })).toMatchObject({ type: 'error', code: 'FORBIDDEN', error: expect.any(String) });
+    expect(await client.request('ping', {})).toMatchObject({ type: 'pong' });
+  });
+
+  it('answers malformed, unknown and oversized messages with stable codes', async () => {
+    const client = await open('market', ISIN, system.token('carol'));
+    expect(await client.sendRaw('{not json')).toMatchObject({ code: 'INVALID_MESSAGE' });
+    expect(await client.request('subscribe', { topic: 'nope' })).toMatchObject({ code: 'INVALID_TOPIC' });
+    expect(await client.request('subscribe', { topic: TOPIC, batch_size: 0 })).toMatchObject({ code: 'INVALID_MESSAGE' });
+    expect(await client.request('subscribe', { topic: TOPIC, filler: 'x'.repeat(70_000) })).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    const error = (await client.sendRaw('{not json')) as Envelope & Record<string, unknown>;
+    expect(error).toMatchObject({ type: 'error', error: expect.any(String), code: 'INVALID_MESSAGE', details: expect.any(Object), timestamp: expect.any(String) });
+    expect(await client.request('ping', {})).toMatchObject({ type: 'pong' });
+  });
+
+  it('sends heartbeats carrying the head seq of each subscribed topic', async () => {
+    const client = await open('market', ISIN, system.token('dan'));
+    await waitFor(() => client.received.some((e) => e.type === 'heartbeat'), 3000, 'heartbeat');
+    const heartbeat = client.received.find((e) => e.type === 'heartbeat') as Envelope;
+    const head = (await system.backends.store.topics()).find((t) => t.topic === TOPIC)?.headSeq;
+    expect((heartbeat.payload as { heads: Record<string, number> }).heads[TOPIC]).toBe(head);
+  });
+});
+
+describe('plain WebSocket specifics', () => {
+  it('closes refused connections with a code that says why', async () => {
+    for (const [path, token, code] of [
+      [`/api/v1/ws/market/${ISIN}`, undefined, 4401],
+      ['/api/v1/ws/risk/bob', system.token('alice'), 4403],
+      ['/api/v1/ws/nowhere/x', system.token('alice'), 4404],
+    ] as const) {
+      const ws = new WebSocket(`${system.server.url.replace('http', 'ws')}${path}${token ? `?token=${token}` : ''}`);
+      const closeCode = await new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)));
+      expect(closeCode).toBe(code);
+    }
+  });
+
+  it('accepts the token in an Authorization header and reads mobile headers', async () => {
+    const client = await openClient('websocket', system.server.url, 'mobile', 'erin', undefined, {
+      authorization: `Bearer ${system.token('erin')}`,
+      'x-device-type': 'mobile',
+      'x-client-version': '1.0.0',
+      'x-background-mode': 'true',
+    });
+    clients.push(client);
+    expect(client.received.filter((e) => e.type === 'snapshot').map((e) => e.topic).sort()).toEqual(['portfolio.erin', 'risk.erin.alerts', 'trading.erin']);
+  });
+
+  it('closes a connection that stays silent past WS_CONNECTION_TIMEOUT', async () => {
+    // autoPong off: this client answers nothing, like a dead peer.
+    const ws = new WebSocket(`${system.server.url.replace('http', 'ws')}/api/v1/ws/market/${ISIN}?token=${system.token('zed')}`, { autoPong: false });
+    const started = Date.now();
+    const code = await new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)));
+    expect(code === 4000 || code === 1006).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+  });
+});
+
+describe('connection limit', () => {
+  it('refuses connections beyond WS_MAX_CONNECTIONS with TOO_MANY_CONNECTIONS on both transports', async () => {
+    const small = await startTestSystem({ WS_MAX_CONNECTIONS: '2' });
+    try {
+      const a = await openClient('websocket', small.server.url, 'market', ISIN, small.token('a'));
+      const b = await openClient('socketio', small.server.url, 'market', ISIN, small.token('b'));
+      for (const transport of TRANSPORTS) {
+        await expect(openClient(transport, small.server.url, 'market', ISIN, small.token('c'))).rejects.toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+      }
+      a.close();
+      b.close();
+    } finally {
+      await small.close();
+    }
+  });
+});

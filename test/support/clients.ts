@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import type { Socket } from 'socket.io-client';
+import { defaultTopics, type Stream } from '../../src/domain/topics.js';
+import type { Envelope } from '../../src/protocol/messages.js';
+import { connect, request } from './harness.js';
+
+/**
+ * One client API over both transports, so parity tests run the very same scenario on Socket.IO and
+ * on plain WebSocket. Connecting subscribes to the stream's default topics on both (the WebSocket API
+ * does it by path; for Socket.IO the client sends the subscribes).
+ */
+export interface TestClient {
+  readonly transport: Transport;
+  /** Every envelope received, batches flattened, in arrival order. */
+  readonly received: Envelope[];
+  /** Sends a client message and resolves with its reply (ack, pong or error). */
+  request(kind: string, message: Record<string, unknown>): Promise<Envelope>;
+  /** Sends a raw, possibly malformed, message and resolves with the next error. */
+  sendRaw(raw: string): Promise<Envelope>;
+  closed(): Promise<{ code: number | string }>;
+  close(): void;
+}
+
+export type Transport = 'socketio' | 'websocket';
+export const TRANSPORTS: Transport[] = ['socketio', 'websocket'];
+
+export class RefusedError extends Error {
+  constructor(
+    readonly code: string,
+    readonly closeCode: number | undefined,
+  ) {
+    super(`refused: ${code}`);
+  }
+}
+
+export async function openClient(transport: Transport, baseUrl: string, stream: Stream, id: string, token: string | undefined, headers: Record<string, string> = {}): Promise<TestClient> {
+  return transport === 'socketio' ? openSocketIo(baseUrl, stream, id, token) : openWebSocket(baseUrl, stream, id, token, headers);
+}
+
+async function openSocketIo(baseUrl: string, stream: Stream, id: string, token: string | undefined): Promise<TestClient> {
+  let socket: Socket;
+  try {
+    socket = await connect(baseUrl, `/${stream}`, token);
+  } catch (err) {
+    throw new RefusedError((err as Error & { data?: { code?: string } }).data?.code ?? 'unknown', undefined);
+  }
+  const received: Envelope[] = [];
+  socket.onAny((type: string, env: Envelope) => {
+    if (type === 'batch') received.push(...(env.payload as unknown as Envelope[]));
+    else received.push(env);
+  });
+  const client: TestClient = {
+    transport: 'socketio',
+    received,
+    request: (kind, message) => request(socket, kind, { correlation_id: randomUUID(), ...message }),
+    sendRaw: (raw) => request(socket, 'subscribe', raw),
+    closed: () => new Promise((resolve) => socket.once('disconnect', (reason) => resolve({ code: reason }))),
+    close: () => socket.close(),
+  };
+  for (const topic of defaultTopics(stream, id)) {
+    const reply = await client.request('subscribe', { topic });
+    if (reply.type === 'error') {
+      socket.close();
+      throw new RefusedError((reply as Envelope & { code: string }).code, undefined);
+    }
+  }
+  return client;
+}
+
+async function openWebSocket(baseUrl: string, stream: Stream, id: string, token: string | undefined, headers: Record<string, string>): Promise<TestClient> {
+  const url = `${baseUrl.replace('http', 'ws')}/api/v1/ws/${stream}/${encodeURIComponent(id)}${token ? `?token=${encodeURIComponent(token)}` : ''}`;
+  const ws = new WebSocket(url, { headers });
+  const received: Envelope[] = [];
+  const waiters: { match: (e: Envelope) => boolean; resolve: (e: Envelope) => void }[] = [];
+  const closed = new Promise<{ code: number }>((resolve) => ws.once('close', (code) => resolve({ code })));
+  ws.on('message', (data) => {
+    const env = JSON.parse(data.toString()) as Envelope;
+    const all = env.type === 'batch' ? (env.payload as unknown as Envelope[]) : [env];
+    for (const e of all) {
+      received.push(e);
+      const i = waiters.findIndex((w) => w.match(e));
+      if (i >= 0) waiters.splice(i, 1)[0]?.resolve(e);
+    }
+  });
+  const waitFor = (match: (e: Envelope) => boolean) => new Promise<Envelope>((resolve) => waiters.push({ match, resolve }));
+  // Listen before the socket opens: frames can arrive in the same chunk as the handshake.
+  const topics = defaultTopics(stream, id);
+  const replies = topics.map(() => waitFor((e) => e.type === 'error' || e.type === 'ack'));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  // A refused connection gets one error frame, then the close; an accepted one acks its default subscribes.
+  for (const reply of replies) {
+    const first = await Promise.race([reply, closed.then(() => undefined)]);
+    if (!first || first.type === 'error') {
+      const { code } = await closed;
+      throw new RefusedError((first as (Envelope & { code?: string }) | undefined)?.code ?? 'closed', code);
+    }
+  }
+  return {
+    transport: 'websocket',
+    received,
+    request(kind, message) {
+      const correlationId = randomUUID();
+      const reply = waitFor((e) => ['ack', 'pong', 'error'].includes(e.type) && e.correlation_id === correlationId);
+      ws.send(JSON.stringify({ type: kind, correlation_id: correlationId, ...message }));
+      return reply;
+    },
+    sendRaw(raw) {
+      const reply = waitFor((e) => e.type === 'error');
+      ws.send(raw);
+      return reply;
+    },
+    closed: () => closed,
+    close: () => ws.close(),
+  };
+}
