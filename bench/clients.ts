@@ -134,7 +134,6 @@ function progress(): { received: number } {
 
 function endStep(args: EndStepArgs): StepStats {
   const cpu = process.cpuUsage(cpuAtStart);
-  prefix = '';
   const elapsedMs = hrNow() - stepStartedAt;
   const { publishTimes, windowFrom, windowTo, clockShift } = args;
   // Receipt times are on this process's clock; the window bounds and publish times on the server's.
@@ -159,8 +158,8 @@ function endStep(args: EndStepArgs): StepStats {
   }
   let duplicates = 0;
   for (const c of perEvent) if (c > subscribedClients) duplicates += c - subscribedClients;
+  // Recording goes on (for the parent's quiesce wait) until the next beginStep.
   const received = recLen;
-  recLen = 0;
   return {
     received,
     clients: subscribedClients,

@@ -46,6 +46,7 @@ const { values: opts } = parseArgs({
     resume: { type: 'string', default: '10000' },
     'client-procs': { type: 'string', default: '1' },
     'keep-going': { type: 'boolean', default: false },
+    retries: { type: 'string', default: '6' },
     out: { type: 'string', default: join(HERE, 'results', 'latest.json') },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -64,7 +65,8 @@ if (opts.help) {
   --idle K             idle connections for the memory test; 0 skips (default 2000)
   --resume M           entries to resume for the catch-up test; 0 skips (default 10000)
   --client-procs P     client processes the N clients are split over (default 1)
-  --keep-going         keep raising the rate after a variant saturates
+  --keep-going         keep raising the rate after a variant saturates (default: stop it after 2 saturated steps)
+  --retries N          re-runs allowed for steps disturbed by other load on the machine (default 6)
   --out FILE           JSON results (default bench/results/latest.json)`);
   process.exit(0);
 }
@@ -97,6 +99,12 @@ if (![WARMUP_S, STEP_S, DRAIN_S].every((s) => Number.isFinite(s) && s > 0)) {
   console.error('--warmup, --step and --drain must be positive numbers of seconds');
   process.exit(2);
 }
+
+/** Extra wait after a step's stats for a backlog to clear before the next step. */
+const QUIESCE_S = 5;
+/** Steps during which other processes used more than this (% of one core) are re-run, within a budget. */
+const NOISY_OTHER_PCT = 50;
+let noisyRetries = int('retries', opts.retries, 0);
 
 /** Pass criteria for the summary. */
 const P99_LIMIT_MS = 50;
@@ -193,6 +201,10 @@ interface StepRow {
   deltaFrames: number;
   envelopesPerFrame: number;
   duplicates: number;
+  /** Envelopes still undelivered when the next step started (after the quiesce wait). */
+  backlogLeft: number;
+  /** Other processes used more than NOISY_OTHER_PCT of a core during the step. */
+  noisy: boolean;
   pass: boolean;
 }
 
@@ -218,6 +230,7 @@ interface VariantRig {
   shifts: number[];
   result: VariantResult;
   active: boolean;
+  saturatedSteps: number;
 }
 
 function startProcesses(clientProcs: number): { server: Child; clients: Child[] } {
@@ -255,6 +268,7 @@ async function setUpVariant(variant: Variant): Promise<VariantRig> {
       shifts,
       result: { variant, clients: conn.connected, connectMs: conn.ms, rows: [], notes: [] },
       active: true,
+      saturatedSteps: 0,
     };
   } catch (err) {
     await stopProcesses(procs);
@@ -295,6 +309,15 @@ async function runStep(rig: VariantRig, rate: number): Promise<StepRow> {
   const elapsedMs = hrNow() - t0;
   const machine1 = machineCpu();
   const cpu1 = await server.call<{ cpuMs: number }>('cpu');
+  // Let a backlog finish before the next step (of any variant) starts, so it does not load that step.
+  const quiesceUntil = Date.now() + QUIESCE_S * 1000;
+  let left = 0;
+  for (;;) {
+    const got = (await Promise.all(clients.map((c) => c.call<{ received: number }>('progress')))).reduce((n, p) => n + p.received, 0);
+    left = Math.max(0, want - got);
+    if (left === 0 || Date.now() >= quiesceUntil) break;
+    await sleep(100);
+  }
   const hist = new LatencyHistogram();
   for (const st of stats) hist.merge(st.latency);
   const sum = (f: (st: StepStats) => number) => stats.reduce((n, st) => n + f(st), 0);
@@ -323,10 +346,13 @@ async function runStep(rig: VariantRig, rate: number): Promise<StepRow> {
     deltaFrames: sum((st) => st.deltaFrames),
     envelopesPerFrame: Number.NaN,
     duplicates: sum((st) => st.duplicates),
+    backlogLeft: left,
+    noisy: false,
     pass: false,
   };
   row.envelopesPerFrame = sum((st) => st.received) / Math.max(1, row.batchFrames + row.deltaFrames);
   row.otherCpuPct = Math.max(0, machineBusyPct(machine0, machine1, cores) - row.serverCpuPct - row.clientCpuPct);
+  row.noisy = row.otherCpuPct > NOISY_OTHER_PCT;
   row.pass = row.p99 <= P99_LIMIT_MS && row.deliveredPct >= DELIVERY_LIMIT * 100;
   console.log(
     `[${variant}] ${rate} ev/s x ${row.clients} clients: ${fmtInt(row.deliveredMsgsPerSec)} msg/s delivered (${row.deliveredPct.toFixed(2)}%), ` +
@@ -334,6 +360,7 @@ async function runStep(rig: VariantRig, rate: number): Promise<StepRow> {
       `CPU server ${row.serverCpuPct.toFixed(0)}% clients ${row.clientCpuPct.toFixed(0)}% other ${fmtPct(row.otherCpuPct)}, server RSS ${row.serverRssMb.toFixed(0)} MB` +
       (variant === 'ours/batch' ? `, ${fmtInt(row.batchFrames)} batch + ${fmtInt(row.deltaFrames)} single frames (${row.envelopesPerFrame.toFixed(1)} envelopes/frame)` : '') +
       (row.duplicates ? `, ${row.duplicates} duplicates` : '') +
+      (row.backlogLeft ? `, ${fmtInt(row.backlogLeft)} still undelivered after ${QUIESCE_S} s more` : '') +
       (row.pass ? '' : '  <- FAIL'),
   );
   return row;
@@ -351,11 +378,21 @@ async function runFanOut(): Promise<VariantResult[]> {
     for (const rate of RATES) {
       for (const rig of rigs) {
         if (!rig.active) continue;
-        const row = await runStep(rig, rate);
+        let row = await runStep(rig, rate);
+        while (row.noisy && noisyRetries > 0) {
+          noisyRetries--;
+          console.log(`[${rig.variant}] other processes used ${fmtPct(row.otherCpuPct)} of a core during that step: running it again`);
+          await sleep(1000);
+          const again = await runStep(rig, rate);
+          if (again.otherCpuPct < row.otherCpuPct) row = again;
+          if (!row.noisy) break;
+        }
         rig.result.rows.push(row);
         const saturated = !row.pass && (row.deliveredPct < 95 || row.p99 > 1000);
-        if (saturated && !opts['keep-going']) {
-          const note = `saturated at ${rate} ev/s: higher rates skipped (use --keep-going to run them)`;
+        rig.saturatedSteps = saturated ? rig.saturatedSteps + 1 : 0;
+        // A second saturated step in a row measures the variant's capacity; beyond that it only burns time.
+        if (rig.saturatedSteps >= 2 && !opts['keep-going']) {
+          const note = `saturated from ${rig.result.rows[rig.result.rows.length - 2]?.rate ?? rate} ev/s: higher rates skipped (use --keep-going to run them)`;
           rig.result.notes.push(note);
           console.log(`[${rig.variant}] ${note}`);
           rig.active = false;
@@ -521,11 +558,12 @@ function markdown(results: VariantResult[], summaries: Summary[], memory: Memory
   for (const r of results) {
     for (const row of r.rows) {
       out.push(
-        `| ${row.variant} | ${fmtInt(row.rate)} | ${fmtInt(row.expectedMsgsPerSec)} | ${fmtInt(row.deliveredMsgsPerSec)} | ${row.deliveredPct.toFixed(2)}% | ${fmtMs(row.p50)} | ${fmtMs(row.p95)} | ${fmtMs(row.p99)} | ${fmtMs(row.max)} | ${row.serverCpuPct.toFixed(0)}% / ${row.clientCpuPct.toFixed(0)}% / ${fmtPct(row.otherCpuPct)} | ${row.serverRssMb.toFixed(0)} | ${row.pass ? 'yes' : 'no'} |`,
+        `| ${row.variant} | ${fmtInt(row.rate)} | ${fmtInt(row.expectedMsgsPerSec)} | ${fmtInt(row.deliveredMsgsPerSec)} | ${row.deliveredPct.toFixed(2)}% | ${fmtMs(row.p50)} | ${fmtMs(row.p95)} | ${fmtMs(row.p99)} | ${fmtMs(row.max)} | ${row.serverCpuPct.toFixed(0)}% / ${row.clientCpuPct.toFixed(0)}% / ${fmtPct(row.otherCpuPct)} | ${row.serverRssMb.toFixed(0)} | ${row.pass ? 'yes' : 'no'}${row.noisy ? '*' : ''} |`,
       );
     }
   }
   const notes = results.flatMap((r) => r.notes.map((n) => `- ${r.variant}: ${n}`));
+  if (results.some((r) => r.rows.some((row) => row.noisy))) notes.unshift(`- \\* other processes on the machine used more than ${NOISY_OTHER_PCT}% of a core during that step (even after re-runs): treat it as noisy`);
   if (notes.length > 0) out.push('', ...notes);
   out.push('');
   out.push('| Variant | Highest passing rate (ev/s) | Delivered msg/s at that rate | vs bare | Peak delivered msg/s (any step) | Peak vs bare |');

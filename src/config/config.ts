@@ -28,6 +28,22 @@ export const alertThresholdsSchema = z
 
 export type AlertThresholds = z.infer<typeof alertThresholdsSchema>;
 
+const bucket = (burst: number, perMinute: number) =>
+  z.object({ burst: z.number().int().positive(), per_minute: z.number().positive() }).strict().default({ burst, per_minute: perMinute });
+
+/** Client message limits per connection and stream (the product's table); override with RATE_LIMITS_JSON. */
+export const rateLimitsSchema = z
+  .object({
+    market: bucket(1000, 100),
+    auction: bucket(500, 50),
+    trading: bucket(200, 20),
+    risk: bucket(100, 10),
+    mobile: bucket(300, 30),
+  })
+  .strict();
+
+export type RateLimits = z.infer<typeof rateLimitsSchema>;
+
 const envSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   PORT: int(8000),
@@ -68,6 +84,8 @@ const envSchema = z.object({
   SIMULATOR_RATE: int(50, 1),
 
   ALERT_THRESHOLDS_JSON: optionalString,
+  /** Per-stream client message limits, e.g. {"market":{"burst":1000,"per_minute":100}}. */
+  RATE_LIMITS_JSON: optionalString,
   /** How often each process samples its metrics and evaluates the alert thresholds (ms). */
   ALERT_EVAL_INTERVAL_MS: int(5000, 10),
   /** Window the alert rates (failure, drop, error rates, p95 latency) are computed over (ms). */
@@ -76,9 +94,25 @@ const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
-export interface Config extends Omit<Env, 'ALERT_THRESHOLDS_JSON' | 'LOG_LEVEL'> {
+export interface Config extends Omit<Env, 'ALERT_THRESHOLDS_JSON' | 'RATE_LIMITS_JSON' | 'LOG_LEVEL'> {
   LOG_LEVEL: string;
   alertThresholds: AlertThresholds;
+  rateLimits: RateLimits;
+}
+
+/** Parses an optional JSON setting against its schema, naming the variable in every problem. */
+function jsonSetting<T>(name: string, text: string | undefined, schema: z.ZodType<T>): T {
+  let raw: unknown = {};
+  if (text !== undefined) {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError([`${name}: not valid JSON (${(err as Error).message})`]);
+    }
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${name}.${i.path.join('.')}: ${i.message}`));
+  return parsed.data;
 }
 
 export class ConfigError extends Error {
@@ -93,19 +127,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`));
   }
-  const { ALERT_THRESHOLDS_JSON, LOG_LEVEL, ...rest } = parsed.data;
-  let raw: unknown = {};
-  if (ALERT_THRESHOLDS_JSON !== undefined) {
-    try {
-      raw = JSON.parse(ALERT_THRESHOLDS_JSON);
-    } catch (err) {
-      throw new ConfigError([`ALERT_THRESHOLDS_JSON: not valid JSON (${(err as Error).message})`]);
-    }
-  }
-  const thresholds = alertThresholdsSchema.safeParse(raw);
-  if (!thresholds.success) {
-    throw new ConfigError(thresholds.error.issues.map((i) => `ALERT_THRESHOLDS_JSON.${i.path.join('.')}: ${i.message}`));
-  }
+  const { ALERT_THRESHOLDS_JSON, RATE_LIMITS_JSON, LOG_LEVEL, ...rest } = parsed.data;
+  const alertThresholds = jsonSetting('ALERT_THRESHOLDS_JSON', ALERT_THRESHOLDS_JSON, alertThresholdsSchema);
+  const rateLimits = jsonSetting('RATE_LIMITS_JSON', RATE_LIMITS_JSON, rateLimitsSchema);
   const level = LOG_LEVEL.toLowerCase();
-  return { ...rest, LOG_LEVEL: level === 'warning' ? 'warn' : level, alertThresholds: thresholds.data };
+  return { ...rest, LOG_LEVEL: level === 'warning' ? 'warn' : level, alertThresholds, rateLimits };
 }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { RateLimits } from '../config/config.js';
 import type { Stream } from '../domain/topics.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClientLabels, Metrics } from '../observability/metrics.js';
@@ -40,7 +41,7 @@ export class Gateway {
     live: LiveFeed,
     private readonly keys: JwtKeys,
     private readonly log: Logger,
-    private readonly limits: { maxConnections: number; heartbeatIntervalS: number },
+    private readonly limits: { maxConnections: number; heartbeatIntervalS: number; rateLimits: RateLimits },
     private readonly metrics: Metrics,
   ) {
     this.hub = new Hub(store, live, log, metrics);
@@ -80,7 +81,8 @@ export class Gateway {
   openSession(principal: Principal, stream: Stream, link: ClientLink, info: ConnectionInfo): Session {
     const metrics = this.metrics;
     const counted = countingLink(link, (envelope) => metrics.messageSent(stream, envelope.type));
-    const session = new Session(this.hub, principal, stream, counted, this.log.child({ conn: link.id, user: principal.sub }));
+    const limit = this.limits.rateLimits[stream];
+    const session = new Session(this.hub, principal, stream, counted, this.log.child({ conn: link.id, user: principal.sub }), { burst: limit.burst, perMinute: limit.per_minute });
     const client = metrics.connectionOpened(stream, info.transport, info.headers);
     this.sessions.set(session, { session, info, openedAt: Date.now(), client });
     this.log.debug({ conn: link.id, user: principal.sub, stream, transport: info.transport }, 'connected');

@@ -9,6 +9,7 @@ import { hasRole, type Principal } from './auth.js';
 import { batchEnvelope, controlEnvelope, entryEnvelope, snapshotEnvelope } from './envelope.js';
 import { NO_BATCHING, type Batching, type Broadcast, type Hub, type Room, type RoomMember } from './hub.js';
 import { deliveryFilter } from './subtopics.js';
+import { describeLimit, newBucket, take, type Bucket, type BucketLimit } from '../flow/token-bucket.js';
 import type { TopicFeed } from './topic-feed.js';
 
 /** What a transport provides for one client connection. */
@@ -56,9 +57,15 @@ export class Session implements RoomMember {
     readonly stream: Stream,
     private readonly link: ClientLink,
     private readonly log: Logger,
+    /** Client messages allowed on this connection (token bucket per connection and stream). */
+    private readonly rateLimit: BucketLimit,
     /** Longest a batched entry waits for its batch to fill. */
     private readonly batchFlushMs = 10,
-  ) {}
+  ) {
+    this.bucket = newBucket(rateLimit, Date.now());
+  }
+
+  private readonly bucket: Bucket;
 
   /** Handles one client message; resolves with the acknowledgement, throws ClientError on refusal. */
   async handle(kind: string, data: unknown): Promise<Envelope> {
@@ -68,6 +75,9 @@ export class Session implements RoomMember {
 
   async dispatch(message: ClientMessage): Promise<Envelope> {
     const correlationId = message.correlation_id ?? null;
+    if (!take(this.bucket, this.rateLimit, Date.now())) {
+      throw new ClientError('RATE_LIMIT_EXCEEDED', { topic: 'topic' in message ? message.topic : `/${this.stream}`, limit: describeLimit(this.rateLimit) });
+    }
     switch (message.type) {
       case 'subscribe':
         return this.subscribe(message);

@@ -144,6 +144,8 @@ export class AlertMonitor {
 
   start(): void {
     if (this.timer) return;
+    // The baseline: whatever happens from now on is inside the first window.
+    this.ticking = this.tick().catch((err: unknown) => this.opts.log.error({ err }, 'alert evaluation failed'));
     this.timer = setInterval(() => {
       this.ticking = this.ticking.then(() => this.tick()).catch((err: unknown) => this.opts.log.error({ err }, 'alert evaluation failed'));
     }, this.opts.intervalMs);

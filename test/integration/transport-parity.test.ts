@@ -144,3 +144,25 @@ describe('connection limit', () => {
     }
   });
 });
+
+describe('rate limits', () => {
+  it.each(TRANSPORTS)('over %s: a burst beyond the limit gets RATE_LIMIT_EXCEEDED, the connection keeps working', async (transport) => {
+    const limited = await startTestSystem({ RATE_LIMITS_JSON: JSON.stringify({ market: { burst: 5, per_minute: 120 } }) });
+    try {
+      const client = await openClient(transport, limited.server.url, 'market', ISIN, limited.token('greedy'));
+      // The Socket.IO client spent one token on its subscribe; the WebSocket path subscribed for free.
+      const left = transport === 'socketio' ? 4 : 5;
+      const replies = [];
+      for (let i = 0; i < left + 2; i++) replies.push(await client.request('ping', {}));
+      expect(replies.map((r) => r.type)).toEqual([...Array<string>(left).fill('pong'), 'error', 'error']);
+      expect(replies[left]).toMatchObject({ code: 'RATE_LIMIT_EXCEEDED', error: 'Rate limit exceeded', details: { topic: '/market', limit: '120 per minute' } });
+      const refused = await client.request('subscribe', { topic: TOPIC });
+      expect(refused).toMatchObject({ code: 'RATE_LIMIT_EXCEEDED', details: { topic: TOPIC } });
+      await new Promise((r) => setTimeout(r, 600)); // 2 tokens per second refill
+      expect(await client.request('ping', {})).toMatchObject({ type: 'pong' });
+      client.close();
+    } finally {
+      await limited.close();
+    }
+  });
+});

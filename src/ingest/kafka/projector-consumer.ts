@@ -17,6 +17,13 @@ export class ProjectorConsumer {
   private readonly applied = new Map<string, bigint>();
   /** Messages behind the partition's high watermark, per `topic/partition`. */
   private readonly lagByPartition = new Map<string, number>();
+  /**
+   * Settles once the stored offsets of the current assignment are loaded (and seeks issued). Batches
+   * wait for it: the first fetch after a join can return before the GROUP_JOIN handler has read the
+   * offsets, and an already-applied message that is invalid would then be dead-lettered a second time
+   * (valid ones are still refused by the store's offset check).
+   */
+  private resumed: Promise<void> = Promise.resolve();
 
   constructor(
     kafka: Kafka,
@@ -32,13 +39,14 @@ export class ProjectorConsumer {
   async start(): Promise<void> {
     const topics = FAMILIES.map((f) => kafkaTopic(this.config.KAFKA_TOPIC_PREFIX, f));
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
-      void this.onAssignment(e.payload.memberAssignment).catch((err: unknown) => this.log.error({ err }, 'resuming from stored offsets failed'));
+      this.resumed = this.onAssignment(e.payload.memberAssignment).catch((err: unknown) => this.log.error({ err }, 'resuming from stored offsets failed'));
     });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics, fromBeginning: true });
     await this.consumer.run({
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        await this.resumed;
         const stream = sourceStream(batch.topic, batch.partition);
         for (const message of batch.messages) {
           if (!isRunning() || isStale()) break;
