@@ -32,14 +32,15 @@ export function batchEnvelope(topic: string, envelopes: Envelope[]): Envelope {
   };
 }
 
-export function snapshotEnvelope(snapshot: Snapshot, state: JsonObject, resync: boolean, correlationId: string | null): Envelope {
+/** `marks`: `resync: true` after lost history, `conflated: {from, to}` when it replaces skipped deltas. */
+export function snapshotEnvelope(snapshot: Snapshot, state: JsonObject, marks: JsonObject, correlationId: string | null): Envelope {
   return {
     type: 'snapshot',
     topic: snapshot.topic,
     seq: snapshot.seq,
     ts: snapshot.ts,
     payload: state,
-    meta: { epoch: snapshot.epoch, ...(resync ? { resync: true } : {}) },
+    meta: { epoch: snapshot.epoch, ...marks },
     correlation_id: correlationId,
   };
 }

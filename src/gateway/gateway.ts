@@ -13,11 +13,14 @@ import { Session, type ClientLink } from './session.js';
 
 export type TransportName = 'socketio' | 'websocket';
 
+/** How often outbound queues are checked for backpressure. */
+const FLOW_CHECK_MS = 50;
+/** A queue this many times over the limit is cut even for market data only: memory must stay bounded. */
+const HARD_QUEUE_FACTOR = 4;
+
 export interface ConnectionInfo {
   transport: TransportName;
   headers: IncomingHttpHeaders;
-  /** Envelopes waiting in this connection's outbound buffer (for the queue-size gauge), if the transport knows. */
-  queued?: () => number;
 }
 
 interface OpenSession {
@@ -41,16 +44,19 @@ export class Gateway {
     live: LiveFeed,
     private readonly keys: JwtKeys,
     private readonly log: Logger,
-    private readonly limits: { maxConnections: number; heartbeatIntervalS: number; rateLimits: RateLimits },
+    private readonly limits: { maxConnections: number; heartbeatIntervalS: number; rateLimits: RateLimits; maxQueueSize: number },
     private readonly metrics: Metrics,
   ) {
     this.hub = new Hub(store, live, log, metrics);
     metrics.queueSizesFrom(() => this.queueSizes());
     this.heartbeatTimer = setInterval(() => this.heartbeat(), limits.heartbeatIntervalS * 1000);
     this.heartbeatTimer.unref();
+    this.flowTimer = setInterval(() => this.checkFlow(), FLOW_CHECK_MS);
+    this.flowTimer.unref();
   }
 
   private readonly heartbeatTimer: NodeJS.Timeout;
+  private readonly flowTimer: NodeJS.Timeout;
 
   authenticate(token: string | undefined): Principal {
     return verifyToken(this.keys, token);
@@ -108,6 +114,35 @@ export class Gateway {
     return errorEnvelope('INTERNAL_ERROR', {}, correlationId);
   }
 
+  /**
+   * Backpressure, per connection, on what is not yet written to its socket:
+   * - over WS_MAX_QUEUE_SIZE, market data is paused (to be conflated); if the client also follows
+   *   never-drop topics and is still over, or is far over, it is disconnected with SLOW_CONSUMER and
+   *   will resume exactly where it was;
+   * - once its queue is back under a quarter of the limit, paused market data resumes with one
+   *   conflated snapshot marking the skipped range.
+   * A slow client only ever costs its own queue: broadcasts to others never wait on it.
+   */
+  checkFlow(): void {
+    const max = this.limits.maxQueueSize;
+    for (const { session } of this.sessions.values()) {
+      const queued = session.client.queued();
+      if (queued > max) {
+        const paused = session.pauseConflatable();
+        if (queued > max * HARD_QUEUE_FACTOR || (paused === 0 && session.hasNeverDrop())) {
+          this.log.warn({ user: session.principal.sub, stream: session.stream, queued, max }, 'slow consumer disconnected');
+          this.metrics.messagesDropped(session.stream, 'slow_consumer_disconnect', 1);
+          session.client.close('SLOW_CONSUMER', { queued, limit: max });
+        }
+      } else if (queued <= max / 4 && !session.inBackground && session.hasPaused()) {
+        session.resumePaused().then(
+          (skipped) => this.metrics.messagesDropped(session.stream, 'conflated', skipped),
+          (err: unknown) => this.log.warn({ err }, 'resuming paused subscriptions failed'),
+        );
+      }
+    }
+  }
+
   /** Sends every client a heartbeat with the head seq of each topic it follows. */
   heartbeat(): void {
     for (const { session } of this.sessions.values()) {
@@ -134,8 +169,8 @@ export class Gateway {
   /** Largest outbound queue per stream, for the queue-size gauge (read on scrape). */
   queueSizes(): Map<string, number> {
     const sizes = new Map<string, number>();
-    for (const { session, info } of this.sessions.values()) {
-      const queued = info.queued?.() ?? 0;
+    for (const { session } of this.sessions.values()) {
+      const queued = session.client.queued();
       sizes.set(session.stream, Math.max(sizes.get(session.stream) ?? 0, queued));
     }
     return sizes;
@@ -143,6 +178,7 @@ export class Gateway {
 
   close(): void {
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.flowTimer);
     for (const session of [...this.sessions.keys()]) this.closeSession(session, 'server shutdown');
     this.hub.close();
   }

@@ -19,6 +19,8 @@ export interface ClientLink {
   readonly transport: string;
   readonly broadcast: Broadcast;
   send(envelope: Envelope): void;
+  /** Envelopes handed to the socket but not yet written to the network (the outbound queue). */
+  queued(): number;
   /** Sends an error envelope with this code, then closes the connection. */
   close(code: ErrorCode, details?: Record<string, unknown>): void;
   /** After this, room broadcasts reach the client (and before it, they do not). */
@@ -31,8 +33,20 @@ interface Subscription {
   /** Bumped on every (re)subscribe/unsubscribe; a catch-up that sees a newer value stops. */
   generation: number;
   room?: Room;
+  feed?: TopicFeed;
   release: () => void;
   request: SubscribeMessage;
+  /** Market data may be conflated (skipped, then replaced by a fresh state); everything else never drops. */
+  conflatable: boolean;
+  /** Set while delivery is paused (slow client or background mode): the client has every seq up to here. */
+  pausedAfter?: number;
+}
+
+/** How a snapshot is marked: a plain subscribe, a re-sync after history loss, or a conflation. */
+interface SnapshotMode {
+  resync?: boolean;
+  /** Delivery was paused after this seq: the snapshot replaces the skipped range. */
+  conflatedAfter?: number;
 }
 
 /** History entries read per round trip while catching up. */
@@ -49,7 +63,8 @@ export class Session implements RoomMember {
   private readonly subscriptions = new Map<string, Subscription>();
   private generation = 0;
   private closed = false;
-  background = false;
+  /** Mobile background mode: alerts and the user's own topics stay live, market data is suspended. */
+  private background = false;
 
   constructor(
     private readonly hub: Hub,
@@ -88,7 +103,7 @@ export class Session implements RoomMember {
       case 'ping':
         return controlEnvelope('pong', {}, { correlationId });
       case 'background_mode':
-        this.background = message.enabled;
+        await this.setBackground(message.enabled);
         return controlEnvelope('ack', { action: 'background_mode', enabled: message.enabled }, { correlationId });
     }
   }
@@ -105,6 +120,67 @@ export class Session implements RoomMember {
       if (head !== undefined) heads[topic] = head;
     }
     return heads;
+  }
+
+  /**
+   * Enters or leaves background mode. Leaving it brings suspended market data up to date at once with a
+   * fresh (conflated) snapshot; never-dropped topics were live all along.
+   */
+  async setBackground(enabled: boolean): Promise<number> {
+    this.background = enabled;
+    if (enabled) {
+      this.pauseConflatable();
+      return 0;
+    }
+    return this.resumePaused();
+  }
+
+  get inBackground(): boolean {
+    return this.background;
+  }
+
+  /** Stops live delivery of conflatable (market data) subscriptions; returns how many were paused. */
+  pauseConflatable(): number {
+    let paused = 0;
+    for (const sub of this.subscriptions.values()) if (sub.conflatable && this.pauseSubscription(sub)) paused++;
+    return paused;
+  }
+
+  /** Whether the client follows anything that must never be dropped (orders, positions, risk, alerts). */
+  hasNeverDrop(): boolean {
+    for (const sub of this.subscriptions.values()) if (!sub.conflatable) return true;
+    return false;
+  }
+
+  hasPaused(): boolean {
+    for (const sub of this.subscriptions.values()) if (sub.pausedAfter !== undefined) return true;
+    return false;
+  }
+
+  /**
+   * Resumes paused subscriptions with one conflated snapshot each (`meta.conflated` names the skipped
+   * seq range), then live deltas. Resolves with the number of entries skipped.
+   */
+  async resumePaused(): Promise<number> {
+    let skipped = 0;
+    for (const sub of [...this.subscriptions.values()]) {
+      const after = sub.pausedAfter;
+      if (after === undefined || !sub.room || !sub.feed) continue;
+      sub.pausedAfter = undefined;
+      const result = await this.catchUp(sub, sub.feed, sub.room, { conflatedAfter: after });
+      if (result !== 'superseded' && typeof result.snapshot_seq === 'number') skipped += Math.max(0, result.snapshot_seq - after);
+    }
+    return skipped;
+  }
+
+  private pauseSubscription(sub: Subscription): boolean {
+    if (sub.pausedAfter !== undefined || !sub.room || !sub.feed || !sub.room.members.has(this)) return false;
+    // Everything buffered for the room is sent first, so the client holds every seq up to the head.
+    sub.room.flush();
+    sub.room.members.delete(this);
+    this.link.leaveRoom(sub.room);
+    sub.pausedAfter = sub.feed.head;
+    return true;
   }
 
   /** The transport's handle for this client (close, send). */
@@ -129,14 +205,17 @@ export class Session implements RoomMember {
     const topic = request.topic;
     this.unsubscribe(topic);
     const release = this.hub.hold(topic);
-    const sub: Subscription = { topic, generation: ++this.generation, release, request };
+    const sub: Subscription = { topic, generation: ++this.generation, release, request, conflatable: parsed.kind === 'prices' };
     this.subscriptions.set(topic, sub);
     try {
       const feed = await this.hub.feed(topic);
+      sub.feed = feed;
       const batching: Batching = (request.batch_size ?? 1) > 1 ? { size: request.batch_size as number, flushMs: this.batchFlushMs } : NO_BATCHING;
       const room = this.hub.room(this.link.transport, topic, filter, batching, this.link.broadcast);
-      const result = await this.catchUp(sub, feed, room, forceResync);
+      const result = await this.catchUp(sub, feed, room, { resync: forceResync });
       if (result === 'superseded') return controlEnvelope('ack', { action: 'subscribe', topic, superseded: true }, { topic, correlationId: request.correlation_id ?? null });
+      // In background mode market data is suspended right after its snapshot.
+      if (this.background && sub.conflatable) this.pauseSubscription(sub);
       return controlEnvelope('ack', { action: 'subscribe', topic, ...result }, { topic, seq: feed.head, correlationId: request.correlation_id ?? null });
     } catch (err) {
       if (this.subscriptions.get(topic) === sub) this.unsubscribe(topic);
@@ -178,11 +257,11 @@ export class Session implements RoomMember {
    * and the join happens in the same synchronous step as the last direct send, so the next entry
    * the feed hands out reaches the client through the room.
    */
-  private async catchUp(sub: Subscription, feed: TopicFeed, room: Room, forceResync: boolean): Promise<JsonObject | 'superseded'> {
+  private async catchUp(sub: Subscription, feed: TopicFeed, room: Room, mode: SnapshotMode): Promise<JsonObject | 'superseded'> {
     const { request } = sub;
     const correlationId = request.correlation_id ?? null;
-    let cursor = request.resume_from_seq;
-    let resync = forceResync;
+    let cursor = mode.conflatedAfter === undefined ? request.resume_from_seq : undefined;
+    let resync = mode.resync === true;
     if (cursor !== undefined && request.epoch !== undefined && request.epoch !== feed.epoch) resync = true;
     if (cursor !== undefined && !resync && cursor > feed.head && !(await feed.waitFor(cursor, FEED_WAIT_MS))) resync = true;
 
@@ -221,7 +300,11 @@ export class Session implements RoomMember {
       if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
       const recent = feed.recentAfter(snapshot.seq);
       if (!recent) continue; // the feed moved past its ring while we read: take a newer snapshot
-      this.link.send(snapshotEnvelope({ ...snapshot, epoch: feed.epoch }, room.filter.view(snapshot.state), resync, correlationId));
+      const conflated = mode.conflatedAfter !== undefined && snapshot.seq > mode.conflatedAfter ? { from: mode.conflatedAfter + 1, to: snapshot.seq } : undefined;
+      // A conflation that skipped nothing needs no snapshot: the client is already current.
+      if (mode.conflatedAfter === undefined || conflated) {
+        this.link.send(snapshotEnvelope({ ...snapshot, epoch: feed.epoch }, room.filter.view(snapshot.state), { ...(resync ? { resync: true } : {}), ...(conflated ? { conflated } : {}) }, correlationId));
+      }
       this.sendEntries(recent, room);
       this.join(sub, room);
       return { snapshot_seq: snapshot.seq, resync, epoch: feed.epoch };

@@ -26,7 +26,7 @@ export interface GatewayServer {
 /** HTTP + Socket.IO on one port, serving from the given backends. */
 export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; metrics: Metrics; health?: () => Promise<Record<string, unknown>> }): Promise<GatewayServer> {
   const { config, keys, backends, log } = opts;
-  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits }, opts.metrics);
+  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE }, opts.metrics);
   const http = createServer(
     createHttpHandler({
       gateway,

@@ -471,6 +471,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
       await until('the projector to be mid-stream', async () => [...(await heads()).values()].reduce((a, b) => a + b, 0) >= base + 200, 20_000, () => projector.describe());
       const killedAt = Date.now();
       await projector.kill('SIGKILL');
+      timings.push(`b. projector SIGKILLed at ${new Date(killedAt).toISOString()}`);
       const exit = await waitForExit(projector);
       expect(exit.signal).toBe('SIGKILL');
       const atKill = [...(await heads()).values()].reduce((a, b) => a + b, 0);
@@ -584,18 +585,10 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
       expect(reasons.get(upstream.invalid[2] as string)).toMatch(/already filled/);
       for (const d of body.dead_letters) expect(d.source).toMatch(new RegExp(`^kafka:${TOPIC_PREFIX}\\.(market|trading)/\\d+@\\d+$`));
 
-      // The DLQ topic: the same letters, once each, with the reason in a header.
-      expect(await dlqTopicCount()).toBe(upstream.invalid.length);
+      // The DLQ topic: the same letters, once each, with reason and source in headers.
+      const inTopic = await dlqTopicCount();
       const consumer = kafka.consumer({ groupId: `${RUN}-dlq-reader`, maxWaitTimeInMs: 50 });
-      const seen: { value: string; reason: string }[] = [];
-      await consumer.connect();
-      try {
-        await consumer.subscribe({ topics: [kafkaTopic(TOPIC_PREFIX, 'dlq')], fromBeginning: true });
-        await consumer.run({ eachMessage: async ({ message }) => void seen.push({ value: message.value?.toString('utf8') ?? '', reason: message.headers?.reason?.toString() ?? '' }) });
-        await until('the DLQ topic to be read', () => seen.length >= upstream.invalid.length, 20_000);
-      } finally {
-        await consumer.disconnect();
-      }
+      const seen: { id: string; reason: string; source: string; at: string }[] = [];
       const identityOf = (value: string) => {
         try {
           return identity(JSON.parse(value) as unknown);
@@ -603,8 +596,25 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
           return value;
         }
       };
-      expect(seen.map((m) => identityOf(m.value)).sort()).toEqual([...upstream.invalid].sort());
-      for (const m of seen) expect(m.reason).not.toBe('');
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topics: [kafkaTopic(TOPIC_PREFIX, 'dlq')], fromBeginning: true });
+        await consumer.run({
+          eachMessage: async ({ message }) =>
+            void seen.push({
+              id: identityOf(message.value?.toString('utf8') ?? ''),
+              reason: message.headers?.reason?.toString() ?? '',
+              source: message.headers?.source?.toString() ?? '',
+              at: message.headers?.at?.toString() ?? '',
+            }),
+        });
+        await until('the DLQ topic to be read', () => seen.length >= inTopic, 20_000);
+      } finally {
+        await consumer.disconnect();
+      }
+      const detail = `DLQ topic messages:\n${seen.map((m) => JSON.stringify(m)).join('\n')}\n${timings.join('\n')}`;
+      expect(seen.map((m) => m.id).sort(), detail).toEqual([...upstream.invalid].sort());
+      for (const m of seen) expect(m.reason, detail).not.toBe('');
     });
   }, 60_000);
 

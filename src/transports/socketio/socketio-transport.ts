@@ -96,6 +96,7 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
       transport,
       broadcast,
       send: (envelope) => socket.emit(envelope.type, envelope),
+      queued: () => pendingPackets(socket),
       close: (code, details) => {
         const envelope = errorEnvelope(code, details);
         socket.emit(envelope.type, envelope);
@@ -104,7 +105,8 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
       joinRoom: (room: Room) => void socket.join(room.name),
       leaveRoom: (room: Room) => void socket.leave(room.name),
     };
-    const session = gateway.openSession(socket.data.principal, stream, link, { transport: 'socketio', headers: socket.handshake.headers, queued: () => (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0 });
+    const session = gateway.openSession(socket.data.principal, stream, link, { transport: 'socketio', headers: socket.handshake.headers });
+    if (socket.handshake.headers['x-background-mode'] === 'true') void session.setBackground(true);
 
     socket.onAny((kind: unknown, data: unknown, ...rest: unknown[]) => {
       const last = rest.length > 0 ? rest[rest.length - 1] : data;
@@ -136,6 +138,14 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
     void socket.join(userRoom(session.principal.sub));
   });
   return nsp;
+}
+
+/**
+ * Packets engine.io holds for this socket while its transport is busy writing: the outbound queue.
+ * `writeBuffer` is not in engine.io's public types, hence the narrow cast (covered by a test).
+ */
+export function pendingPackets(socket: Socket): number {
+  return (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
 }
 
 function handshakeToken(socket: Socket): string | undefined {

@@ -39,6 +39,8 @@ interface Connection {
   lastSeen: number;
   /** permessage-deflate for this connection's frames (compression: true, or mobile by default). */
   compress: boolean;
+  /** Frames handed to ws whose write has not completed yet: the outbound queue. */
+  pending: number;
 }
 
 /**
@@ -55,8 +57,13 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
     const members = rooms.get(roomName);
     if (!members || members.size === 0) return;
     const frame = JSON.stringify(envelope); // serialised once for the whole room
-    for (const member of members) member.ws.send(frame, { compress: member.compress });
+    for (const member of members) sendFrame(member, frame);
   };
+
+  function sendFrame(conn: Connection, frame: string): void {
+    conn.pending++;
+    conn.ws.send(frame, { compress: conn.compress }, () => conn.pending--);
+  }
 
   httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -90,12 +97,13 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
       return refuse(ws, err);
     }
 
-    const conn: Connection = { ws, lastSeen: Date.now(), compress: stream === 'mobile' };
+    const conn: Connection = { ws, lastSeen: Date.now(), compress: stream === 'mobile', pending: 0 };
     const link: ClientLink = {
       id: randomUUID(),
       transport: 'ws',
       broadcast,
-      send: (envelope) => ws.send(JSON.stringify(envelope), { compress: conn.compress }),
+      send: (envelope) => sendFrame(conn, JSON.stringify(envelope)),
+      queued: () => conn.pending,
       close: (code, details) => refuse(ws, new ClientError(code, details ?? {})),
       joinRoom: (room: Room) => {
         let members = rooms.get(room.name);
@@ -109,7 +117,7 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
       },
     };
     const session = gateway.openSession(principal, stream, link, { transport: 'websocket', headers: req.headers });
-    session.background = req.headers['x-background-mode'] === 'true';
+    if (req.headers['x-background-mode'] === 'true') void session.setBackground(true);
     connections.set(conn, session);
 
     ws.on('pong', () => (conn.lastSeen = Date.now()));
@@ -153,7 +161,7 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
     } catch (err) {
       reply = gateway.errorReply(session, err, correlationId?.() ?? randomUUID());
     }
-    if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify(reply), { compress: conn.compress });
+    if (conn.ws.readyState === conn.ws.OPEN) sendFrame(conn, JSON.stringify(reply));
   }
 
   // Liveness: ping every heartbeat interval; a client silent (not even a pong) past the timeout is closed.
