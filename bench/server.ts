@@ -49,6 +49,10 @@ async function start(args: StartArgs): Promise<StartResult> {
       LOG_LEVEL: 'silent',
       SIMULATOR: 'false',
       WS_MAX_CONNECTIONS: String(args.maxConnections),
+      // Every benchmark client is one user on one IP, connecting in bursts: admission limits off.
+      WS_MAX_CONNECTIONS_PER_USER: String(args.maxConnections),
+      WS_CONNECT_RATE_PER_USER: '1000000',
+      WS_CONNECT_RATE_PER_IP: '1000000',
       HISTORY_MAX_LEN: String(args.historyMaxLen),
     });
     const keys = jwtKeysFromConfig(config);

@@ -56,6 +56,12 @@ const envSchema = z.object({
   /** Seconds of client silence after which a connection is closed. */
   WS_CONNECTION_TIMEOUT: int(90, 1),
   WS_MAX_QUEUE_SIZE: int(1000, 1),
+  /** Connection attempts per client IP per minute, across gateways (Redis when configured). */
+  WS_CONNECT_RATE_PER_IP: int(600, 1),
+  /** Connection attempts per user per minute, across gateways. */
+  WS_CONNECT_RATE_PER_USER: int(300, 1),
+  /** Open connections per user, across gateways. */
+  WS_MAX_CONNECTIONS_PER_USER: int(50, 1),
   /** Largest client message accepted, bytes. */
   WS_MAX_MESSAGE_BYTES: int(64 * 1024, 256),
 

@@ -3,6 +3,7 @@ import type { RateLimits } from '../config/config.js';
 import type { Stream } from '../domain/topics.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClientLabels, Metrics } from '../observability/metrics.js';
+import type { Admission } from '../flow/admission.js';
 import { ClientError } from '../protocol/errors.js';
 import type { Envelope, ErrorEnvelope } from '../protocol/messages.js';
 import type { LiveFeed, TopicStore } from '../store/topic-store.js';
@@ -18,6 +19,12 @@ const FLOW_CHECK_MS = 50;
 /** A queue this many times over the limit is cut even for market data only: memory must stay bounded. */
 const HARD_QUEUE_FACTOR = 4;
 
+/** A connection that passed admission: who it is, and how to free its slot. */
+export interface Admitted {
+  principal: Principal;
+  release: () => void;
+}
+
 export interface ConnectionInfo {
   transport: TransportName;
   headers: IncomingHttpHeaders;
@@ -29,6 +36,7 @@ interface OpenSession {
   openedAt: number;
   /** Client labels (device type, version) this connection was counted under. */
   client: ClientLabels;
+  release: () => void;
 }
 
 /**
@@ -46,6 +54,7 @@ export class Gateway {
     private readonly log: Logger,
     private readonly limits: { maxConnections: number; heartbeatIntervalS: number; rateLimits: RateLimits; maxQueueSize: number },
     private readonly metrics: Metrics,
+    private readonly admission: Admission,
   ) {
     this.hub = new Hub(store, live, log, metrics);
     metrics.queueSizesFrom(() => this.queueSizes());
@@ -62,10 +71,22 @@ export class Gateway {
     return verifyToken(this.keys, token);
   }
 
-  /** Admission control before a connection is accepted. */
-  admit(stream: Stream, transport: TransportName): void {
-    if (this.sessions.size >= this.limits.maxConnections) {
-      throw new ClientError('TOO_MANY_CONNECTIONS', { limit: this.limits.maxConnections, stream, transport });
+  /**
+   * Everything a connection must pass before it is accepted: the IP's attempt rate, the token, this
+   * gateway's connection limit, the user's attempt rate and open connections across all gateways.
+   * Throws a ClientError (and counts the refusal); resolves with the principal and the slot's release.
+   */
+  async admit(stream: Stream, transport: TransportName, ip: string, token: string | undefined): Promise<Admitted> {
+    try {
+      await this.admission.attemptFromIp(ip);
+      const principal = this.authenticate(token);
+      if (this.sessions.size >= this.limits.maxConnections) {
+        throw new ClientError('TOO_MANY_CONNECTIONS', { scope: 'gateway', limit: this.limits.maxConnections, stream, transport });
+      }
+      return { principal, release: await this.admission.admitUser(principal.sub) };
+    } catch (err) {
+      this.refused(stream, transport, err instanceof ClientError ? err.code : 'INTERNAL_ERROR');
+      throw err;
     }
   }
 
@@ -84,13 +105,14 @@ export class Gateway {
     this.metrics.messagesDropped(stream, reason, count);
   }
 
-  openSession(principal: Principal, stream: Stream, link: ClientLink, info: ConnectionInfo): Session {
+  /** `release` frees the connection's admission slot when the session closes. */
+  openSession(principal: Principal, stream: Stream, link: ClientLink, info: ConnectionInfo, release: () => void): Session {
     const metrics = this.metrics;
     const counted = countingLink(link, (envelope) => metrics.messageSent(stream, envelope.type));
     const limit = this.limits.rateLimits[stream];
     const session = new Session(this.hub, principal, stream, counted, this.log.child({ conn: link.id, user: principal.sub }), { burst: limit.burst, perMinute: limit.per_minute });
     const client = metrics.connectionOpened(stream, info.transport, info.headers);
-    this.sessions.set(session, { session, info, openedAt: Date.now(), client });
+    this.sessions.set(session, { session, info, openedAt: Date.now(), client, release });
     this.log.debug({ conn: link.id, user: principal.sub, stream, transport: info.transport }, 'connected');
     return session;
   }
@@ -99,6 +121,7 @@ export class Gateway {
     const open = this.sessions.get(session);
     if (!open || !this.sessions.delete(session)) return;
     this.metrics.connectionClosed(session.stream, open.info.transport, reason, open.client);
+    open.release();
     session.close();
     this.log.debug({ reason, user: session.principal.sub, stream: session.stream }, 'disconnected');
   }
@@ -181,21 +204,17 @@ export class Gateway {
     clearInterval(this.flowTimer);
     for (const session of [...this.sessions.keys()]) this.closeSession(session, 'server shutdown');
     this.hub.close();
+    void this.admission.close();
   }
 }
 
 /** The transport's link, with every direct send (snapshots, catch-up, heartbeats) counted. */
 function countingLink(link: ClientLink, onSend: (envelope: Envelope) => void): ClientLink {
-  const send = (envelope: Envelope): void => {
-    onSend(envelope);
-    link.send(envelope);
-  };
-  // A proxy rather than a copy, so members the transport adds to ClientLink pass straight through.
-  return new Proxy(link, {
-    get(target, prop) {
-      if (prop === 'send') return send;
-      const value: unknown = Reflect.get(target, prop);
-      return typeof value === 'function' ? value.bind(target) : value;
+  return {
+    ...link,
+    send(envelope: Envelope): void {
+      onSend(envelope);
+      link.send(envelope);
     },
-  });
+  };
 }

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
 import { MemoryDeadLetterStore, type DeadLetterStore } from '../ingest/dead-letter.js';
 import type { Logger } from '../observability/logger.js';
@@ -10,6 +11,8 @@ export interface Backends {
   store: TopicStore;
   live: LiveFeed;
   deadLetters: DeadLetterStore;
+  /** The command connection, for what else lives in Redis (cross-gateway admission limits). */
+  redis?: { client: Redis; prefix: string };
   /** Connectivity for health. */
   health(): Promise<Record<string, unknown>>;
   close(): Promise<void>;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server as SocketIoServer } from 'socket.io';
 import type { Config } from '../config/config.js';
 import type { JwtKeys } from '../gateway/auth.js';
+import { Admission } from '../flow/admission.js';
 import { Gateway } from '../gateway/gateway.js';
 import { createHttpHandler } from '../gateway/http-api.js';
 import type { Publisher } from '../ingest/publisher.js';
@@ -26,7 +27,11 @@ export interface GatewayServer {
 /** HTTP + Socket.IO on one port, serving from the given backends. */
 export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; metrics: Metrics; health?: () => Promise<Record<string, unknown>> }): Promise<GatewayServer> {
   const { config, keys, backends, log } = opts;
-  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE }, opts.metrics);
+  const admission = new Admission(
+    { attemptsPerIpPerMinute: config.WS_CONNECT_RATE_PER_IP, attemptsPerUserPerMinute: config.WS_CONNECT_RATE_PER_USER, connectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER },
+    backends.redis,
+  );
+  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE }, opts.metrics, admission);
   const http = createServer(
     createHttpHandler({
       gateway,

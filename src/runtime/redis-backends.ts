@@ -25,6 +25,7 @@ export async function createRedisBackends(config: Config, log: Logger): Promise<
     store,
     live,
     deadLetters,
+    redis: { client: redis, prefix },
     async health() {
       const started = performance.now();
       try {

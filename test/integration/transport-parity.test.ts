@@ -166,3 +166,25 @@ describe('rate limits', () => {
     }
   });
 });
+
+describe('admission limits', () => {
+  it.each(TRANSPORTS)('over %s: per-user open connections and per-IP attempt rates are refused clearly', async (transport) => {
+    const limited = await startTestSystem({ WS_MAX_CONNECTIONS_PER_USER: '2', WS_CONNECT_RATE_PER_IP: '6' });
+    try {
+      const token = limited.token('heavy');
+      const first = await openClient(transport, limited.server.url, 'market', ISIN, token);
+      const second = await openClient(transport, limited.server.url, 'market', ISIN, token);
+      await expect(openClient(transport, limited.server.url, 'market', ISIN, token)).rejects.toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+      first.close();
+      await first.closed();
+      await waitFor(async () => (await refusal(openClient(transport, limited.server.url, 'market', ISIN, token))) === 'accepted', 2000, 'slot freed');
+      // 4 attempts so far from this address, then the IP's rate (6 per minute) runs out.
+      const codes = [];
+      for (let i = 0; i < 3; i++) codes.push(await refusal(openClient(transport, limited.server.url, 'market', ISIN, limited.token(`other-${i}`))));
+      expect(codes).toContain('RATE_LIMIT_EXCEEDED');
+      second.close();
+    } finally {
+      await limited.close();
+    }
+  });
+});

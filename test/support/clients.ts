@@ -46,6 +46,8 @@ async function openSocketIo(baseUrl: string, stream: Stream, id: string, token: 
     throw new RefusedError((err as Error & { data?: { code?: string } }).data?.code ?? 'unknown', undefined);
   }
   const received: Envelope[] = [];
+  // Registered now: a client-side close() fires 'disconnect' synchronously.
+  const closed = new Promise<{ code: string }>((resolve) => socket.once('disconnect', (reason) => resolve({ code: reason })));
   socket.onAny((type: string, env: Envelope) => {
     if (type === 'batch') received.push(...(env.payload as unknown as Envelope[]));
     else received.push(env);
@@ -55,7 +57,7 @@ async function openSocketIo(baseUrl: string, stream: Stream, id: string, token: 
     received,
     request: (kind, message) => request(socket, kind, { correlation_id: randomUUID(), ...message }),
     sendRaw: (raw) => request(socket, 'subscribe', raw),
-    closed: () => new Promise((resolve) => socket.once('disconnect', (reason) => resolve({ code: reason }))),
+    closed: () => closed,
     close: () => socket.close(),
   };
   for (const topic of defaultTopics(stream, id)) {

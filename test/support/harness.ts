@@ -13,7 +13,19 @@ export const TEST_SECRET = 'test-secret-with-enough-entropy-0123456789';
 export type TestSystem = System & { server: GatewayServer; ingest: Ingest; metricsUrl: string; token: (sub: string, role?: string, ttl?: number) => string };
 
 export async function startTestSystem(env: Record<string, string> = {}, opts: { simulator?: boolean } = {}): Promise<TestSystem> {
-  const config: Config = loadConfig({ PORT: '0', PROMETHEUS_PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', SIMULATOR: 'false', ...env });
+  // Tests open hundreds of connections per user from one address: admission limits get room unless a test sets them.
+  const config: Config = loadConfig({
+    PORT: '0',
+    PROMETHEUS_PORT: '0',
+    HOST: '127.0.0.1',
+    JWT_SECRET: TEST_SECRET,
+    LOG_LEVEL: 'silent',
+    SIMULATOR: 'false',
+    WS_CONNECT_RATE_PER_IP: '100000',
+    WS_CONNECT_RATE_PER_USER: '100000',
+    WS_MAX_CONNECTIONS_PER_USER: '10000',
+    ...env,
+  });
   const keys: JwtKeys = jwtKeysFromConfig(config);
   const system = await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: opts.simulator ?? false }, keys);
   if (!system.server || !system.ingest) throw new Error('test system needs the gateway and projector roles');

@@ -7,7 +7,7 @@ import { ClientError } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/messages.js';
 import { correlationIdOf } from '../../protocol/parse.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
-import type { Gateway } from '../../gateway/gateway.js';
+import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { ClientLink } from '../../gateway/session.js';
 import type { Room } from '../../gateway/hub.js';
 
@@ -78,16 +78,16 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
   const broadcast = (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope);
 
   nsp.use((socket, next) => {
-    const token = handshakeToken(socket);
-    try {
-      socket.data.principal = gateway.authenticate(token);
-      gateway.admit(stream, 'socketio');
-      next();
-    } catch (err) {
-      const clientError = err instanceof ClientError ? err : new ClientError('INTERNAL_ERROR');
-      gateway.refused(stream, 'socketio', clientError.code);
-      next(Object.assign(new Error(clientError.message), { data: { code: clientError.code, details: clientError.details } }));
-    }
+    gateway.admit(stream, 'socketio', socket.handshake.address, handshakeToken(socket)).then(
+      (admitted) => {
+        socket.data.admitted = admitted;
+        next();
+      },
+      (err: unknown) => {
+        const clientError = err instanceof ClientError ? err : new ClientError('INTERNAL_ERROR');
+        next(Object.assign(new Error(clientError.message), { data: { code: clientError.code, details: clientError.details } }));
+      },
+    );
   });
 
   nsp.on('connection', (socket) => {
@@ -105,7 +105,8 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
       joinRoom: (room: Room) => void socket.join(room.name),
       leaveRoom: (room: Room) => void socket.leave(room.name),
     };
-    const session = gateway.openSession(socket.data.principal, stream, link, { transport: 'socketio', headers: socket.handshake.headers });
+    const { principal, release } = socket.data.admitted as Admitted;
+    const session = gateway.openSession(principal, stream, link, { transport: 'socketio', headers: socket.handshake.headers }, release);
     if (socket.handshake.headers['x-background-mode'] === 'true') void session.setBackground(true);
 
     socket.onAny((kind: unknown, data: unknown, ...rest: unknown[]) => {

@@ -3,9 +3,9 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { defaultTopics, isStream, parseTopic, type Stream } from '../../domain/topics.js';
-import { tokenFromRequest, type Principal } from '../../gateway/auth.js';
+import { tokenFromRequest } from '../../gateway/auth.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
-import type { Gateway } from '../../gateway/gateway.js';
+import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { Room } from '../../gateway/hub.js';
 import type { ClientLink, Session } from '../../gateway/session.js';
 import type { Logger } from '../../observability/logger.js';
@@ -68,7 +68,12 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
   httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (!path.startsWith('/api/v1/ws/')) return; // e.g. /socket.io/: engine.io's
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      accept(ws, req).catch((err: unknown) => {
+        log.error({ err }, 'websocket accept failed');
+        refuse(ws, err);
+      });
+    });
   });
 
   function refuse(ws: WebSocket, err: unknown): void {
@@ -77,24 +82,31 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
     ws.close(CLOSE_CODES[clientError.code] ?? CLOSE_CODES.default, clientError.code);
   }
 
-  function accept(ws: WebSocket, req: IncomingMessage): void {
+  async function accept(ws: WebSocket, req: IncomingMessage): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = PATH.exec(url.pathname);
     const name = match?.[1] ?? '';
     const id = decodeURIComponent(match?.[2] ?? '');
     if (!isStream(name)) return refuse(ws, new ClientError('INVALID_TOPIC', { reason: `unknown stream path ${url.pathname}` }));
     const stream: Stream = name;
-    let principal: Principal;
-    let topics: string[];
+    let admitted: Admitted;
     try {
-      principal = gateway.authenticate(tokenFromRequest(req.headers, req.url));
-      topics = defaultTopics(stream, id);
-      if (topics.some((t) => parseTopic(t) === null)) throw new ClientError('INVALID_TOPIC', { reason: `invalid id ${id}` });
-      if (stream !== 'market' && stream !== 'auction' && id !== principal.sub) throw new ClientError('FORBIDDEN', { reason: 'path user_id must match the token subject' });
-      gateway.admit(stream, 'websocket');
+      admitted = await gateway.admit(stream, 'websocket', req.socket.remoteAddress ?? 'unknown', tokenFromRequest(req.headers, req.url));
     } catch (err) {
-      if (err instanceof ClientError) gateway.refused(stream, 'websocket', err.code);
       return refuse(ws, err);
+    }
+    const { principal, release } = admitted;
+    if (ws.readyState !== ws.OPEN) return release(); // the client left while we checked
+    const topics = defaultTopics(stream, id);
+    const pathError = topics.some((t) => parseTopic(t) === null)
+      ? new ClientError('INVALID_TOPIC', { reason: `invalid id ${id}` })
+      : stream !== 'market' && stream !== 'auction' && id !== principal.sub
+        ? new ClientError('FORBIDDEN', { reason: 'path user_id must match the token subject' })
+        : undefined;
+    if (pathError) {
+      release();
+      gateway.refused(stream, 'websocket', pathError.code);
+      return refuse(ws, pathError);
     }
 
     const conn: Connection = { ws, lastSeen: Date.now(), compress: stream === 'mobile', pending: 0 };
@@ -116,7 +128,7 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
         if (members?.size === 0) rooms.delete(room.name);
       },
     };
-    const session = gateway.openSession(principal, stream, link, { transport: 'websocket', headers: req.headers });
+    const session = gateway.openSession(principal, stream, link, { transport: 'websocket', headers: req.headers }, release);
     if (req.headers['x-background-mode'] === 'true') void session.setBackground(true);
     connections.set(conn, session);
 

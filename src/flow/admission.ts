@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract, type RateLimiterStoreAbstract } from 'rate-limiter-flexible';
+import { ClientError } from '../protocol/errors.js';
+
+export interface AdmissionLimits {
+  /** Connection attempts per client IP per minute (before authentication, against token guessing). */
+  attemptsPerIpPerMinute: number;
+  /** Connection attempts per user per minute. */
+  attemptsPerUserPerMinute: number;
+  /** Open connections per user across all gateways. */
+  connectionsPerUser: number;
+}
+
+/** Open connections per user, counted cluster-wide (Redis) or in this process. */
+interface UserConnectionCounts {
+  /** Registers a connection if the user has fewer than `limit`; resolves with its release, or null. */
+  open(user: string, limit: number): Promise<(() => void) | null>;
+  close(): Promise<void>;
+}
+
+/**
+ * Who may open a connection: per-IP and per-user attempt rates (rate-limiter-flexible, in Redis when
+ * configured so every gateway shares them) and open connections per user across all gateways.
+ */
+export class Admission {
+  private readonly perIp: RateLimiterAbstract | RateLimiterStoreAbstract;
+  private readonly perUser: RateLimiterAbstract | RateLimiterStoreAbstract;
+  private readonly counts: UserConnectionCounts;
+
+  constructor(
+    private readonly limits: AdmissionLimits,
+    redis?: { client: Redis; prefix: string },
+  ) {
+    const limiter = (name: string, points: number) =>
+      redis
+        ? new RateLimiterRedis({ storeClient: redis.client, keyPrefix: `${redis.prefix}:rl:${name}`, points, duration: 60 })
+        : new RateLimiterMemory({ keyPrefix: name, points, duration: 60 });
+    this.perIp = limiter('ip', limits.attemptsPerIpPerMinute);
+    this.perUser = limiter('user', limits.attemptsPerUserPerMinute);
+    this.counts = redis ? new RedisUserConnections(redis.client, redis.prefix) : new MemoryUserConnections();
+  }
+
+  /** Before authentication. Throws RATE_LIMIT_EXCEEDED when the IP is over its attempt rate. */
+  async attemptFromIp(ip: string): Promise<void> {
+    await consume(this.perIp, ip, { scope: 'ip', limit: `${this.limits.attemptsPerIpPerMinute} connection attempts per minute` });
+  }
+
+  /** After authentication: attempt rate and open connections of the user. Resolves with the release. */
+  async admitUser(user: string): Promise<() => void> {
+    await consume(this.perUser, user, { scope: 'user', limit: `${this.limits.attemptsPerUserPerMinute} connection attempts per minute` });
+    const release = await this.counts.open(user, this.limits.connectionsPerUser);
+    if (!release) throw new ClientError('TOO_MANY_CONNECTIONS', { scope: 'user', limit: this.limits.connectionsPerUser });
+    return release;
+  }
+
+  close(): Promise<void> {
+    return this.counts.close();
+  }
+}
+
+async function consume(limiter: RateLimiterAbstract | RateLimiterStoreAbstract, key: string, details: Record<string, unknown>): Promise<void> {
+  try {
+    await limiter.consume(key);
+  } catch (err) {
+    // rate-limiter-flexible rejects with a RateLimiterRes when over the limit, with an Error when the store fails.
+    if (err instanceof RateLimiterRes) throw new ClientError('RATE_LIMIT_EXCEEDED', { ...details, retry_after_ms: err.msBeforeNext });
+    throw err;
+  }
+}
+
+class MemoryUserConnections implements UserConnectionCounts {
+  private readonly open_ = new Map<string, number>();
+
+  async open(user: string, limit: number): Promise<(() => void) | null> {
+    const n = this.open_.get(user) ?? 0;
+    if (n >= limit) return null;
+    this.open_.set(user, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open_.get(user) ?? 1) - 1;
+      if (left > 0) this.open_.set(user, left);
+      else this.open_.delete(user);
+    };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** How often a gateway proves it is alive; its counts stop counting 3 intervals after it dies. */
+const LIVENESS_MS = 5000;
+
+/**
+ * Per user a hash `{prefix}:uc:{user}` of gateway id -> open connections. A gateway that dies without
+ * cleaning up stops counting once its liveness key `{prefix}:gw:{id}` expires, so a crash never locks
+ * users out for long.
+ */
+class RedisUserConnections implements UserConnectionCounts {
+  private readonly id = randomUUID();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    const beat = () => void this.redis.set(this.alive(this.id), '1', 'PX', LIVENESS_MS * 3).catch(() => undefined);
+    beat();
+    this.timer = setInterval(beat, LIVENESS_MS);
+    this.timer.unref();
+  }
+
+  private alive(id: string): string {
+    return `${this.prefix}:gw:${id}`;
+  }
+
+  private key(user: string): string {
+    return `${this.prefix}:uc:{${user}}`;
+  }
+
+  async open(user: string, limit: number): Promise<(() => void) | null> {
+    const key = this.key(user);
+    // Count first, then check: a race between gateways can only over-count, and is undone below.
+    await this.redis.hincrby(key, this.id, 1);
+    const counts = await this.redis.hgetall(key);
+    const gateways = Object.keys(counts);
+    const alive = gateways.length > 0 ? await this.redis.mget(gateways.map((g) => this.alive(g))) : [];
+    const dead = gateways.filter((g, i) => g !== this.id && !alive[i]);
+    if (dead.length > 0) void this.redis.hdel(key, ...dead).catch(() => undefined);
+    const total = gateways.reduce((sum, g, i) => sum + (g === this.id || alive[i] ? Number(counts[g]) : 0), 0);
+    const release = () => void this.redis.hincrby(key, this.id, -1).catch(() => undefined);
+    if (total > limit) {
+      release();
+      return null;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      release();
+    };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.redis.del(this.alive(this.id)).catch(() => undefined);
+  }
+}

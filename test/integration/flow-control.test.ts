@@ -1,0 +1,491 @@
+import { performance } from 'node:perf_hooks';
+import { io as ioClient, type Socket } from 'socket.io-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { JsonObject } from '../../src/domain/json.js';
+import type { Envelope } from '../../src/protocol/messages.js';
+import { openClient, TRANSPORTS, type TestClient } from '../support/clients.js';
+import { connect, quote, request, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { SeqChecker } from '../support/seq-checker.js';
+
+/**
+ * Flow control end to end: a client that stops reading fills its socket for real (ws.pause() stops
+ * reading; the kernel buffers a few MB on loopback, then the server's own queue grows), and the
+ * gateway's 50 ms backpressure check must react: SLOW_CONSUMER + close 4008 for never-drop topics,
+ * one conflated snapshot for market data, and no cost to anyone else. Background mode is the same
+ * pause / conflate path, asked for by the client.
+ */
+
+const ISIN_A = 'IN0020230085';
+const ISIN_B = 'IN0020240019';
+const ISIN_FILLER = 'IN0020192905';
+
+const systems: TestSystem[] = [];
+const cleanups: (() => void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+  for (const system of systems.splice(0)) await system.close();
+});
+
+async function system(env: Record<string, string>): Promise<TestSystem> {
+  const started = await startTestSystem(env);
+  systems.push(started);
+  return started;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+let eventCounter = 0;
+const eventId = (prefix: string) => `${prefix}-${process.pid}-${++eventCounter}`;
+
+/** A 50-level book update whose prices all differ from the last one: a delta of ~40 levels (~1.5 KB). */
+function book(isin: string): Record<string, unknown> {
+  const n = ++eventCounter;
+  const base = 80 + ((n * 0.37) % 30);
+  const levels = Array.from({ length: 50 }, (_, j) => ({ price: Math.round((base + j * 0.005) * 1000) / 1000, size: 1_000_000 + j }));
+  return { event_id: `b-${process.pid}-${n}`, type: 'book', ts: new Date().toISOString(), isin, side: n % 2 === 0 ? 'bid' : 'ask', levels };
+}
+
+/** An order event for `user` (a fresh order each time, rejected so the trading state stays bounded); ~800 B on the wire. */
+function order(user: string): Record<string, unknown> {
+  const id = eventId('o');
+  return { event_id: id, type: 'order.rejected', ts: new Date().toISOString(), user_id: user, order_id: `ord-${id}`, isin: ISIN_A, side: 'buy', price: 100.25, quantity: 1_000_000, reason: 'limit check failed: '.padEnd(400, 'x') };
+}
+
+function breach(user: string): Record<string, unknown> {
+  return { event_id: eventId('r'), type: 'risk.breach', ts: new Date().toISOString(), user_id: user, limit: 'dv01', value: 1.2e6, threshold: 1e6, severity: 'critical' };
+}
+
+async function publish(sys: TestSystem, event: Record<string, unknown>): Promise<void> {
+  const outcome = await sys.ingest.submit(event, 'test');
+  if (outcome.status !== 'applied') throw new Error(`event not applied: ${JSON.stringify(outcome)}`);
+}
+
+async function publishMany(sys: TestSystem, n: number, make: () => Record<string, unknown>): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await publish(sys, make());
+    if (i % 25 === 24) await tick();
+  }
+}
+
+async function head(sys: TestSystem, topic: string): Promise<number> {
+  return (await sys.backends.store.topics()).find((t) => t.topic === topic)?.headSeq ?? 0;
+}
+
+/** The gateway's outbound queue (largest per stream), as the flow check sees it. */
+const queued = (sys: TestSystem, stream: string) => sys.server.gateway.queueSizes().get(stream) ?? 0;
+
+async function counter(sys: TestSystem, name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(sys.metricsUrl)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A plain-WebSocket client that can stop reading
+
+interface RawClient {
+  ws: WebSocket;
+  /** Every envelope, batches flattened, in arrival order. */
+  received: Envelope[];
+  /** Batch frames received. */
+  batches: Envelope[];
+  closed: Promise<{ code: number; reason: string }>;
+  isClosed(): boolean;
+  send(message: Record<string, unknown>): void;
+}
+
+/** Opens `/api/v1/ws/{path}` and waits for the acks of the path's default subscribes. */
+async function openRaw(sys: TestSystem, path: string, user: string, opts: { acks: number; query?: string; headers?: Record<string, string> }): Promise<RawClient> {
+  const url = `${sys.server.url.replace('http', 'ws')}/api/v1/ws/${path}?token=${encodeURIComponent(sys.token(user))}${opts.query ? `&${opts.query}` : ''}`;
+  const ws = new WebSocket(url, { headers: opts.headers ?? {} });
+  const received: Envelope[] = [];
+  const batches: Envelope[] = [];
+  let isClosed = false;
+  ws.on('message', (data) => {
+    const env = JSON.parse(data.toString()) as Envelope;
+    if (env.type === 'batch') {
+      batches.push(env);
+      received.push(...(env.payload as unknown as Envelope[]));
+    } else received.push(env);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => {
+      isClosed = true;
+      resolve({ code, reason: reason.toString() });
+    }),
+  );
+  cleanups.push(() => ws.terminate());
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  await waitFor(() => received.filter((e) => e.type === 'ack' || e.type === 'error').length >= opts.acks, 5000, `acks on ${path}`);
+  const refused = received.find((e) => e.type === 'error');
+  if (refused) throw new Error(`refused: ${JSON.stringify(refused)}`);
+  return { ws, received, batches, closed, isClosed: () => isClosed, send: (message) => ws.send(JSON.stringify(message)) };
+}
+
+const ofTopic = (envs: Envelope[], topic: string, ...types: string[]) => envs.filter((e) => e.topic === topic && (types.length === 0 || types.includes(e.type)));
+const seqsOf = (envs: Envelope[]) => envs.map((e) => e.seq as number);
+const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+
+interface Conflated {
+  from: number;
+  to: number;
+}
+
+/**
+ * Splits one topic's deliveries at the conflated snapshot and checks each side is contiguous:
+ * snapshot S, deltas S+1…X, snapshot(conflated {X+1, T}) at T, deltas T+1…
+ */
+function splitAtConflation(envs: Envelope[], topic: string): { first: Envelope; before: number[]; conflated: Envelope; range: Conflated; after: number[] } {
+  const stream = ofTopic(envs, topic, 'snapshot', 'delta');
+  const snapshots = stream.filter((e) => e.type === 'snapshot');
+  expect(snapshots.length, `${topic}: initial + conflated snapshot`).toBe(2);
+  const [first, conflated] = snapshots as [Envelope, Envelope];
+  expect(stream[0]).toBe(first);
+  expect(first.meta.conflated).toBeUndefined();
+  const split = stream.indexOf(conflated);
+  const before = seqsOf(stream.slice(1, split));
+  const after = seqsOf(stream.slice(split + 1));
+  expect(stream.slice(1, split).every((e) => e.type === 'delta')).toBe(true);
+  const firstSeq = first.seq as number;
+  // Before the conflation: contiguous from the subscribe snapshot, no gap, no duplicate.
+  expect(before).toEqual(range(firstSeq + 1, firstSeq + before.length));
+  const marks = conflated.meta.conflated as unknown as Conflated;
+  expect(marks).toEqual({ from: (before.at(-1) ?? firstSeq) + 1, to: conflated.seq });
+  expect(marks.to).toBeGreaterThanOrEqual(marks.from);
+  // After it: live deltas from to+1, contiguous.
+  expect(after).toEqual(range(marks.to + 1, marks.to + after.length));
+  return { first, before, conflated, range: marks, after };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('flow control', () => {
+  it('a trading client that stops reading gets SLOW_CONSUMER and close 4008, then resumes with every seq exactly once', async () => {
+    const sys = await system({ WS_MAX_QUEUE_SIZE: '30' });
+    const user = 'slowtrader';
+    const topic = `trading.${user}`;
+    await publishMany(sys, 5, () => order(user));
+
+    const client = await openRaw(sys, `trading/${user}`, user, { acks: 2 });
+    const snapshot = ofTopic(client.received, topic, 'snapshot')[0] as Envelope;
+    expect(snapshot.seq).toBe(5);
+    const epoch = String(snapshot.meta.epoch);
+
+    client.ws.pause();
+    // Fill the kernel buffers (a few MB), until the gateway's own queue for this client passes the limit.
+    let published = 0;
+    while (queued(sys, 'trading') <= 30) {
+      await publish(sys, order(user));
+      if (++published % 50 === 0) await tick();
+      if (published > 60_000) throw new Error(`queue never grew (queued ${queued(sys, 'trading')})`);
+    }
+    console.log('DBG filled', published, queued(sys, 'trading'));
+    // Three flow checks (50 ms each): the first one over the limit disconnects it.
+    await sleep(150);
+    console.log('DBG after sleep', queued(sys, 'trading'));
+    // Published after the cut: must come back through the resume.
+    await publishMany(sys, 200, () => order(user));
+    expect(client.isClosed()).toBe(false); // still paused: nothing read yet
+    console.log('DBG resume', queued(sys, 'trading'));
+    client.ws.resume();
+    const { code, reason } = await client.closed;
+    console.log('DBG closed', code);
+    expect(code).toBe(4008);
+    expect(reason).toBe('SLOW_CONSUMER');
+    const errors = client.received.filter((e) => e.type === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'SLOW_CONSUMER', details: { limit: 30, queued: expect.any(Number) } });
+    // The error is the last thing it got before the close.
+    expect(client.received.at(-1)?.type).toBe('error');
+    // Counted once, even though later flow checks still saw this connection while it closed.
+    expect(await counter(sys, 'bondx_messages_dropped_total', { stream: 'trading', reason: 'slow_consumer_disconnect' })).toBe(1);
+
+    const checker = new SeqChecker();
+    for (const env of client.received) {
+      if (env.type === 'snapshot') checker.onSnapshot(env);
+      else if (env.type === 'delta' || env.type === 'alert') checker.onEntry(env);
+    }
+    expect(checker.violations).toEqual([]);
+    const lastSeen = checker.last.get(topic) as number;
+    const headSeq = await head(sys, topic);
+    expect(lastSeen).toBeGreaterThan(5);
+    expect(lastSeen).toBeLessThan(headSeq); // it really missed something
+
+    // Reconnect where it left off (both topics of the path).
+    const resume = [topic, `portfolio.${user}`].map((t) => `${t}@${checker.last.get(t) ?? 0}@${checker.epochs.get(t) ?? epoch}`).join(',');
+    const again = await openRaw(sys, `trading/${user}`, user, { acks: 2, query: `resume=${encodeURIComponent(resume)}` });
+    await publishMany(sys, 10, () => order(user));
+    const finalHead = await head(sys, topic);
+    await waitFor(() => ofTopic(again.received, topic, 'delta').at(-1)?.seq === finalHead, 10_000, 'resumed client at head');
+    expect(ofTopic(again.received, topic, 'snapshot')).toEqual([]); // a resume, not a re-sync
+    for (const env of again.received) if (env.type === 'delta') checker.onEntry(env);
+    expect(checker.violations).toEqual([]);
+    const all = seqsOf(ofTopic([...client.received, ...again.received], topic, 'delta'));
+    expect(all).toEqual(range(6, finalHead));
+    console.log(`slow trader: cut after ${published} events (${lastSeen - 5} read before the cut), resumed ${finalHead - lastSeen} seqs up to ${finalHead}`);
+  });
+
+  it('a market client that stops reading gets one conflated snapshot for the skipped range, then live deltas', async () => {
+    const sys = await system({ WS_MAX_QUEUE_SIZE: '40' });
+    const topic = `prices.${ISIN_B}`;
+    await publishMany(sys, 3, () => quote(ISIN_B));
+    const client = await openRaw(sys, `market/${ISIN_B}`, 'viewer', { acks: 1 });
+    client.ws.pause();
+
+    // Fill its socket fast, then slowly enough (a few per 5 ms) that the 50 ms check pauses it well
+    // before the hard limit (4x) would cut it.
+    let published = 0;
+    while (queued(sys, 'market') <= 10) {
+      await publish(sys, book(ISIN_B));
+      if (++published % 25 === 0) await tick();
+      if (published > 30_000) throw new Error('queue never grew');
+    }
+    while (queued(sys, 'market') <= 40) {
+      await publish(sys, book(ISIN_B));
+      await publish(sys, quote(ISIN_B));
+      await sleep(5);
+    }
+    await sleep(120);
+    // Paused: more market data no longer reaches its queue.
+    const stalledAt = queued(sys, 'market');
+    let k = 0;
+    await publishMany(sys, 100, () => (++k % 2 === 0 ? book(ISIN_B) : quote(ISIN_B)));
+    await tick();
+    expect(queued(sys, 'market')).toBe(stalledAt);
+    expect(stalledAt).toBeLessThanOrEqual(40 * 4);
+    const skippedHead = await head(sys, topic);
+
+    client.ws.resume();
+    await waitFor(() => ofTopic(client.received, topic, 'snapshot').length === 2, 10_000, 'conflated snapshot');
+    expect(client.isClosed()).toBe(false);
+    const { before, conflated, range: marks } = splitAtConflation(client.received, topic);
+    expect(marks.to).toBe(skippedHead);
+    expect(marks.to - marks.from).toBeGreaterThanOrEqual(100); // at least the 100 published while paused
+    // The conflated snapshot is the store's state at that seq.
+    const stored = await sys.backends.store.snapshot(topic);
+    expect(stored?.seq).toBe(conflated.seq);
+    expect(conflated.payload).toEqual(stored?.state);
+    expect(conflated.meta.epoch).toBe(stored?.epoch);
+
+    // Live again from to+1.
+    await publishMany(sys, 5, () => quote(ISIN_B));
+    await waitFor(() => ofTopic(client.received, topic, 'delta').at(-1)?.seq === marks.to + 5, 5000, 'live deltas after conflation');
+    const { after } = splitAtConflation(client.received, topic);
+    expect(after).toEqual(range(marks.to + 1, marks.to + 5));
+    expect(await counter(sys, 'bondx_messages_dropped_total', { stream: 'market', reason: 'conflated' })).toBe(marks.to - marks.from + 1);
+    console.log(`conflation: read ${before.length} deltas, skipped ${marks.from}..${marks.to} (${marks.to - marks.from + 1} seqs) into one snapshot`);
+  });
+
+  it('a stalled client does not slow the others', async () => {
+    const sys = await system({ WS_MAX_QUEUE_SIZE: '50' });
+    const topic = `prices.${ISIN_A}`;
+    const HEALTHY = 20;
+    const PER_PHASE = 400;
+    const token = sys.token('healthy');
+    await publish(sys, quote(ISIN_A));
+
+    const publishedAt = new Map<string, number>();
+    const healthy = await Promise.all(
+      Array.from({ length: HEALTHY }, async () => {
+        const socket = await connect(sys.server.url, '/market', token);
+        cleanups.push(() => socket.close());
+        const got = { socket, seqs: [] as number[], at: new Map<string, number>(), snapshot: 0 };
+        socket.on('delta', (env: Envelope) => {
+          got.at.set(env.correlation_id as string, performance.now());
+          got.seqs.push(env.seq as number);
+        });
+        socket.on('snapshot', (env: Envelope) => (got.snapshot = env.seq as number));
+        expect(await request(socket, 'subscribe', { topic })).toMatchObject({ type: 'ack' });
+        return got;
+      }),
+    );
+
+    /** Book updates at a steady ~1000/s; returns p50/p99 latency (publish -> receipt) over every healthy client. */
+    const phase = async (): Promise<{ p50: number; p99: number }> => {
+      const ids: string[] = [];
+      for (let i = 0; i < PER_PHASE; i++) {
+        const event = book(ISIN_A);
+        const id = event.event_id as string;
+        ids.push(id);
+        publishedAt.set(id, performance.now());
+        await publish(sys, event);
+        if (i % 5 === 4) await sleep(5);
+      }
+      await waitFor(() => healthy.every((h) => ids.every((id) => h.at.has(id))), 15_000, 'every healthy client has the phase');
+      const latencies = healthy.flatMap((h) => ids.map((id) => (h.at.get(id) as number) - (publishedAt.get(id) as number))).sort((a, b) => a - b);
+      const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] as number;
+      return { p50: pct(0.5), p99: pct(0.99) };
+    };
+
+    await phase(); // warm-up (JIT, socket buffers)
+    const without = await phase();
+
+    // The stalled client follows the same topic (and a filler one, used to fill its socket quickly).
+    const stalled = await openRaw(sys, `market/${ISIN_FILLER}`, 'stalled', { acks: 1 });
+    stalled.send({ type: 'subscribe', topic, correlation_id: 'stalled-sub' });
+    await waitFor(() => stalled.received.some((e) => e.correlation_id === 'stalled-sub'), 5000, 'stalled subscribe');
+    stalled.ws.pause();
+    let filler = 0;
+    // Healthy clients do not follow the filler topic: the market queue is the stalled client's alone.
+    while (queued(sys, 'market') === 0) {
+      await publish(sys, book(ISIN_FILLER));
+      if (++filler % 25 === 0) await tick();
+      if (filler > 30_000) throw new Error('stalled client never stalled');
+    }
+    const withStalled = await phase();
+    // Still stalled at the end (and still connected: market data is conflated, not cut).
+    expect(queued(sys, 'market')).toBeGreaterThan(0);
+    expect(stalled.isClosed()).toBe(false);
+
+    const headSeq = await head(sys, topic);
+    for (const h of healthy) expect(h.seqs).toEqual(range(h.snapshot + 1, headSeq));
+    const fmt = (r: { p50: number; p99: number }) => `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`;
+    console.log(`latency over ${HEALTHY} healthy socket.io clients x ${PER_PHASE} book deltas: without stalled client ${fmt(without)}; with ${fmt(withStalled)} (stalled after ${filler} filler events)`);
+    expect(withStalled.p99).toBeLessThan(without.p99 + 100);
+  });
+});
+
+describe.each(TRANSPORTS)('background mode over %s', (transport) => {
+  it('suspends market data but not alerts; leaving it sends one conflated snapshot, then live deltas', async () => {
+    const sys = await system({});
+    const user = `mob-${transport}`;
+    const prices = `prices.${ISIN_A}`;
+    const alerts = `risk.${user}.alerts`;
+    await publishMany(sys, 2, () => quote(ISIN_A));
+    const client = await openClient(transport, sys.server.url, 'mobile', user, sys.token(user));
+    cleanups.push(() => client.close());
+    expect(await client.request('subscribe', { topic: prices })).toMatchObject({ type: 'ack' });
+    await publishMany(sys, 3, () => quote(ISIN_A));
+    await waitFor(() => ofTopic(client.received, prices, 'delta').length === 3, 5000, 'deltas before background');
+
+    expect(await client.request('background_mode', { enabled: true })).toMatchObject({ type: 'ack', payload: { action: 'background_mode', enabled: true } });
+    const mark = client.received.length;
+    await publishMany(sys, 20, () => quote(ISIN_A));
+    await publish(sys, breach(user));
+    // The alert is sent after the quotes on the same connection: any leaked delta would be here by now.
+    await waitFor(() => ofTopic(client.received, alerts, 'alert').length === 1, 5000, 'alert in background');
+    expect(ofTopic(client.received.slice(mark), prices)).toEqual([]);
+    expect(ofTopic(client.received, alerts, 'alert')[0]?.payload).toMatchObject({ kind: 'breach_alert', limit: 'dv01', severity: 'critical' });
+
+    const frozen = await sys.backends.store.snapshot(prices);
+    expect(frozen?.seq).toBe(25);
+    expect(await client.request('background_mode', { enabled: false })).toMatchObject({ type: 'ack', payload: { enabled: false } });
+    await publishMany(sys, 4, () => quote(ISIN_A));
+    const headSeq = await head(sys, prices);
+    await waitFor(() => ofTopic(client.received, prices, 'delta').at(-1)?.seq === headSeq, 5000, 'live deltas after background');
+    const { before, conflated, range: marks, after } = splitAtConflation(client.received, prices);
+    expect(before).toEqual([3, 4, 5]);
+    expect(marks).toEqual({ from: 6, to: 25 });
+    expect(after).toEqual([26, 27, 28, 29]);
+    // The snapshot brings it to the state at seq 25 in one step.
+    expect(conflated.payload).toEqual(frozen?.state);
+    expect((conflated.payload as JsonObject).l1).toMatchObject({ ts: expect.any(String) });
+  });
+
+  it('x-background-mode: true at connect suspends market data from the start', async () => {
+    const sys = await system({});
+    const user = `hdr-${transport}`;
+    const prices = `prices.${ISIN_A}`;
+    const alerts = `risk.${user}.alerts`;
+    await publishMany(sys, 2, () => quote(ISIN_A));
+    const headers = { 'x-background-mode': 'true' };
+    const client = transport === 'websocket' ? await openClient('websocket', sys.server.url, 'mobile', user, sys.token(user), headers) : await openSocketIoWithHeaders(sys, user, headers);
+    cleanups.push(() => client.close());
+    expect(await client.request('subscribe', { topic: prices })).toMatchObject({ type: 'ack' });
+    expect(ofTopic(client.received, prices, 'snapshot').map((e) => e.seq)).toEqual([2]);
+    await publishMany(sys, 6, () => quote(ISIN_A));
+    await publish(sys, breach(user));
+    await waitFor(() => ofTopic(client.received, alerts, 'alert').length === 1, 5000, 'alert in background');
+    expect(ofTopic(client.received, prices, 'delta')).toEqual([]);
+
+    await client.request('background_mode', { enabled: false });
+    await publishMany(sys, 2, () => quote(ISIN_A));
+    await waitFor(() => ofTopic(client.received, prices, 'delta').at(-1)?.seq === 10, 5000, 'live deltas');
+    const { range: marks, after, conflated } = splitAtConflation(client.received, prices);
+    expect(marks).toEqual({ from: 3, to: 8 });
+    expect(after).toEqual([9, 10]);
+    expect(conflated.meta.epoch).toBe((await sys.backends.store.snapshot(prices))?.epoch);
+  });
+});
+
+/** openClient's Socket.IO side takes no headers; this one sends them on the handshake. */
+async function openSocketIoWithHeaders(sys: TestSystem, user: string, headers: Record<string, string>): Promise<TestClient> {
+  const socket: Socket = ioClient(`${sys.server.url}/mobile`, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { token: sys.token(user) }, extraHeaders: headers });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('connect_error', reject);
+  });
+  const received: Envelope[] = [];
+  socket.onAny((type: string, env: Envelope) => {
+    if (type === 'batch') received.push(...(env.payload as unknown as Envelope[]));
+    else received.push(env);
+  });
+  let n = 0;
+  return {
+    transport: 'socketio',
+    received,
+    request: (kind, message) => request(socket, kind, { correlation_id: `hdr-${++n}`, ...message }),
+    sendRaw: (raw) => request(socket, 'subscribe', raw),
+    closed: () => new Promise((resolve) => socket.once('disconnect', (reason) => resolve({ code: reason }))),
+    close: () => socket.close(),
+  };
+}
+
+describe('batching across the conflation boundary', () => {
+  it('batch_size 10: batches before and after one conflated snapshot, every seq in order, none twice', async () => {
+    const sys = await system({});
+    const user = 'batcher';
+    const prices = `prices.${ISIN_A}`;
+    const client = await openRaw(sys, `mobile/${user}`, user, { acks: 3 });
+    client.send({ type: 'subscribe', topic: prices, batch_size: 10, correlation_id: 'sub' });
+    await waitFor(() => client.received.some((e) => e.correlation_id === 'sub'), 5000, 'subscribe ack');
+    await publishMany(sys, 25, () => quote(ISIN_A));
+    // Straight into background mode: the room may still hold a partial batch, which must arrive before the pause.
+    client.send({ type: 'background_mode', enabled: true, correlation_id: 'bg-on' });
+    await waitFor(() => client.received.some((e) => e.correlation_id === 'bg-on'), 5000, 'background on');
+    await publishMany(sys, 30, () => quote(ISIN_A));
+
+    // Leave background mode while events keep flowing: the conflation snapshot races live entries.
+    let flowing = true;
+    const publisher = (async () => {
+      while (flowing) {
+        await publish(sys, quote(ISIN_A));
+        await sleep(1);
+      }
+    })();
+    await sleep(20);
+    client.send({ type: 'background_mode', enabled: false, correlation_id: 'bg-off' });
+    await waitFor(() => client.received.some((e) => e.correlation_id === 'bg-off'), 5000, 'background off');
+    await sleep(60);
+    flowing = false;
+    await publisher;
+    const headSeq = await head(sys, prices);
+    await waitFor(() => ofTopic(client.received, prices, 'delta').at(-1)?.seq === headSeq, 5000, 'all live deltas');
+
+    const { before, range: marks, after } = splitAtConflation(client.received, prices);
+    expect(before).toEqual(range(1, 25));
+    expect(marks.from).toBe(26);
+    expect(marks.to).toBeGreaterThanOrEqual(55);
+    expect(after.at(-1)).toBe(headSeq);
+    expect(after.length).toBeGreaterThan(0);
+    // Deltas came in batch frames (at most 10 each, contiguous inside), not one by one.
+    const priceBatches = client.batches.filter((b) => b.topic === prices);
+    expect(priceBatches.length).toBeGreaterThanOrEqual(3);
+    for (const b of priceBatches) {
+      const inner = seqsOf(b.payload as unknown as Envelope[]);
+      expect(inner.length).toBeLessThanOrEqual(10);
+      expect(inner).toEqual(range(inner[0] as number, (inner[0] as number) + inner.length - 1));
+      expect(b.meta).toMatchObject({ count: inner.length, first_seq: inner[0], last_seq: inner.at(-1) });
+    }
+    expect(priceBatches.some((b) => (b.payload as unknown as Envelope[]).length === 10)).toBe(true);
+  });
+});
