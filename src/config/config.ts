@@ -81,6 +81,8 @@ const envSchema = z.object({
   KAFKA_GROUP_ID: z.string().default('bondx-projector'),
   KAFKA_TOPIC_PREFIX: z.string().default('bondx'),
   KAFKA_PARTITIONS: int(6, 1),
+  /** How long the group waits for a silent projector before giving its partitions to another (ms). */
+  KAFKA_SESSION_TIMEOUT_MS: int(10_000, 6000),
 
   /** History entries kept per topic. */
   HISTORY_MAX_LEN: int(10_000, 100),

@@ -262,7 +262,8 @@ export class Session implements RoomMember {
     const correlationId = request.correlation_id ?? null;
     let cursor = mode.conflatedAfter === undefined ? request.resume_from_seq : undefined;
     let resync = mode.resync === true;
-    if (cursor !== undefined && request.epoch !== undefined && request.epoch !== feed.epoch) resync = true;
+    // An empty epoch comes from a snapshot taken before the topic's first entry: nothing to compare.
+    if (cursor !== undefined && request.epoch && request.epoch !== feed.epoch) resync = true;
     if (cursor !== undefined && !resync && cursor > feed.head && !(await feed.waitFor(cursor, FEED_WAIT_MS))) resync = true;
 
     // Resume: page through history until the feed's ring covers the rest.

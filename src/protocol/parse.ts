@@ -59,18 +59,23 @@ export function parseClientFrame(text: string, maxBytes: number): ClientMessage 
 }
 
 /**
- * The client's correlation_id, read leniently from an object or JSON text, so even a message that
- * fails validation gets an error reply the client can match to its request.
+ * The `type` and `correlation_id` of a client message, read leniently from an object or JSON text,
+ * so even a message that fails validation is counted by kind and gets an error the client can match.
  */
-export function correlationIdOf(data: unknown): string | undefined {
+export function peekMessage(data: unknown): { type?: string; correlationId?: string } {
   let body = data;
   if (typeof data === 'string') {
     try {
       body = JSON.parse(data);
     } catch {
-      return undefined;
+      return {};
     }
   }
-  const id = isObject(body) ? body['correlation_id'] : undefined;
-  return typeof id === 'string' && id.length <= 128 ? id : undefined;
+  if (!isObject(body)) return {};
+  const type = body['type'];
+  const id = body['correlation_id'];
+  return {
+    ...(typeof type === 'string' && type.length <= 32 ? { type } : {}),
+    ...(typeof id === 'string' && id.length <= 128 ? { correlationId: id } : {}),
+  };
 }

@@ -201,7 +201,7 @@ class Subscriber {
     readonly batchSize?: number,
   ) {}
 
-  /** Connects to `url` and subscribes to every topic: fresh the first time, resuming after that. */
+  /** Connects to `gateway` and subscribes to every topic: fresh the first time, resuming after that. */
   async connectTo(gateway: GatewayProcess): Promise<void> {
     const socket = await connect(gateway.url, this.namespace, token(this.sub));
     this.checker.attach(socket);

@@ -80,6 +80,22 @@ async function head(sys: TestSystem, topic: string): Promise<number> {
 /** The gateway's outbound queue (largest per stream), as the flow check sees it. */
 const queued = (sys: TestSystem, stream: string) => sys.server.gateway.queueSizes().get(stream) ?? 0;
 
+/**
+ * Publishes `chunk` events at a time until the stream's queue stays above `limit` once the event loop
+ * has turned: write callbacks of frames the kernel took run on the next tick, so only a client that
+ * really stopped reading keeps a queue. Returns how many events it took.
+ */
+async function fillUntil(sys: TestSystem, stream: string, limit: number, make: () => Record<string, unknown>, chunk = 50): Promise<number> {
+  let published = 0;
+  for (;;) {
+    for (let i = 0; i < chunk; i++) await publish(sys, make());
+    published += chunk;
+    await tick();
+    if (queued(sys, stream) > limit) return published;
+    if (published > 60_000) throw new Error(`the ${stream} queue never grew past ${limit}`);
+  }
+}
+
 async function counter(sys: TestSystem, name: string, labels: Record<string, string>): Promise<number> {
   const text = await (await fetch(sys.metricsUrl)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
@@ -182,23 +198,14 @@ describe('flow control', () => {
 
     client.ws.pause();
     // Fill the kernel buffers (a few MB), until the gateway's own queue for this client passes the limit.
-    let published = 0;
-    while (queued(sys, 'trading') <= 30) {
-      await publish(sys, order(user));
-      if (++published % 50 === 0) await tick();
-      if (published > 60_000) throw new Error(`queue never grew (queued ${queued(sys, 'trading')})`);
-    }
-    console.log('DBG filled', published, queued(sys, 'trading'));
+    const published = await fillUntil(sys, 'trading', 30, () => order(user));
     // Three flow checks (50 ms each): the first one over the limit disconnects it.
     await sleep(150);
-    console.log('DBG after sleep', queued(sys, 'trading'));
     // Published after the cut: must come back through the resume.
     await publishMany(sys, 200, () => order(user));
     expect(client.isClosed()).toBe(false); // still paused: nothing read yet
-    console.log('DBG resume', queued(sys, 'trading'));
     client.ws.resume();
     const { code, reason } = await client.closed;
-    console.log('DBG closed', code);
     expect(code).toBe(4008);
     expect(reason).toBe('SLOW_CONSUMER');
     const errors = client.received.filter((e) => e.type === 'error');
@@ -243,12 +250,7 @@ describe('flow control', () => {
 
     // Fill its socket fast, then slowly enough (a few per 5 ms) that the 50 ms check pauses it well
     // before the hard limit (4x) would cut it.
-    let published = 0;
-    while (queued(sys, 'market') <= 10) {
-      await publish(sys, book(ISIN_B));
-      if (++published % 25 === 0) await tick();
-      if (published > 30_000) throw new Error('queue never grew');
-    }
+    await fillUntil(sys, 'market', 0, () => book(ISIN_B), 10);
     while (queued(sys, 'market') <= 40) {
       await publish(sys, book(ISIN_B));
       await publish(sys, quote(ISIN_B));
@@ -334,13 +336,8 @@ describe('flow control', () => {
     stalled.send({ type: 'subscribe', topic, correlation_id: 'stalled-sub' });
     await waitFor(() => stalled.received.some((e) => e.correlation_id === 'stalled-sub'), 5000, 'stalled subscribe');
     stalled.ws.pause();
-    let filler = 0;
     // Healthy clients do not follow the filler topic: the market queue is the stalled client's alone.
-    while (queued(sys, 'market') === 0) {
-      await publish(sys, book(ISIN_FILLER));
-      if (++filler % 25 === 0) await tick();
-      if (filler > 30_000) throw new Error('stalled client never stalled');
-    }
+    const filler = await fillUntil(sys, 'market', 0, () => book(ISIN_FILLER), 10);
     const withStalled = await phase();
     // Still stalled at the end (and still connected: market data is conflated, not cut).
     expect(queued(sys, 'market')).toBeGreaterThan(0);
@@ -407,7 +404,7 @@ describe.each(TRANSPORTS)('background mode over %s', (transport) => {
     await waitFor(() => ofTopic(client.received, alerts, 'alert').length === 1, 5000, 'alert in background');
     expect(ofTopic(client.received, prices, 'delta')).toEqual([]);
 
-    await client.request('background_mode', { enabled: false });
+    expect(await client.request('background_mode', { enabled: false })).toMatchObject({ type: 'ack' });
     await publishMany(sys, 2, () => quote(ISIN_A));
     await waitFor(() => ofTopic(client.received, prices, 'delta').at(-1)?.seq === 10, 5000, 'live deltas');
     const { range: marks, after, conflated } = splitAtConflation(client.received, prices);
@@ -430,7 +427,7 @@ async function openSocketIoWithHeaders(sys: TestSystem, user: string, headers: R
     else received.push(env);
   });
   let n = 0;
-  return {
+  const client: TestClient = {
     transport: 'socketio',
     received,
     request: (kind, message) => request(socket, kind, { correlation_id: `hdr-${++n}`, ...message }),
@@ -438,6 +435,9 @@ async function openSocketIoWithHeaders(sys: TestSystem, user: string, headers: R
     closed: () => new Promise((resolve) => socket.once('disconnect', (reason) => resolve({ code: reason }))),
     close: () => socket.close(),
   };
+  // Like openClient: the path's default topics.
+  for (const topic of [`trading.${user}`, `portfolio.${user}`, `risk.${user}.alerts`]) expect(await client.request('subscribe', { topic })).toMatchObject({ type: 'ack' });
+  return client;
 }
 
 describe('batching across the conflation boundary', () => {

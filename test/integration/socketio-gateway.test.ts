@@ -142,6 +142,26 @@ describe('subscribe', () => {
   });
 });
 
+describe('a topic with no history yet', () => {
+  it('can be subscribed before its first event and resumed with the empty epoch of that snapshot', async () => {
+    const isin = 'IN0020250018';
+    const topic = `prices.${isin}`;
+    const socket = await open('/market', system.token('early'));
+    const rec = new Recorder(socket);
+    await request(socket, 'subscribe', { topic });
+    const snapshot = rec.of(topic, 'snapshot')[0] as Envelope;
+    expect(snapshot).toMatchObject({ seq: 0, payload: {} });
+    await publish([quote(isin), quote(isin)]);
+    await rec.until(() => rec.of(topic, 'delta').length === 2, 5000, 'first deltas');
+    await request(socket, 'unsubscribe', { topic });
+    await publish([quote(isin), quote(isin), quote(isin)]);
+    const rec2 = new Recorder(socket);
+    const ack = await request(socket, 'subscribe', { topic, resume_from_seq: 2, epoch: snapshot.meta.epoch });
+    expect(ack).toMatchObject({ type: 'ack', payload: { resync: false } });
+    expect(rec2.of(topic).filter((e) => e.type !== 'ack').map((e) => `${e.type}:${e.seq}`)).toEqual(['delta:3', 'delta:4', 'delta:5']);
+  });
+});
+
 describe('authorisation and bad input', () => {
   it("refuses another user's topics with FORBIDDEN and keeps the connection", async () => {
     const socket = await open('/trading', system.token('alice'));

@@ -33,7 +33,14 @@ export class ProjectorConsumer {
     private readonly store: TopicStore,
     private readonly log: Logger,
   ) {
-    this.consumer = kafka.consumer({ groupId: config.KAFKA_GROUP_ID, allowAutoTopicCreation: false, maxWaitTimeInMs: 20 });
+    // A short session lets a standby projector take over a crashed one's partitions quickly.
+    this.consumer = kafka.consumer({
+      groupId: config.KAFKA_GROUP_ID,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 20,
+      sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
+      heartbeatInterval: Math.max(500, Math.floor(config.KAFKA_SESSION_TIMEOUT_MS / 5)),
+    });
   }
 
   async start(): Promise<void> {

@@ -5,7 +5,7 @@ import { STREAMS, type Stream } from '../../domain/topics.js';
 import type { Logger } from '../../observability/logger.js';
 import { ClientError } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/messages.js';
-import { correlationIdOf } from '../../protocol/parse.js';
+import { peekMessage } from '../../protocol/parse.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { ClientLink } from '../../gateway/session.js';
@@ -118,7 +118,7 @@ function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: 
 
     async function handle(kind: string, data: unknown, ack: ((reply: Envelope) => void) | undefined): Promise<void> {
       gateway.messageReceived(stream, kind);
-      const correlationId = correlationIdOf(data) ?? randomUUID();
+      const correlationId = peekMessage(data).correlationId ?? randomUUID();
       let reply: Envelope;
       try {
         if (!KINDS.has(kind)) throw new ClientError('INVALID_MESSAGE', { reason: `unknown message type ${kind}`, allowed: [...KINDS] });

@@ -11,7 +11,7 @@ import type { ClientLink, Session } from '../../gateway/session.js';
 import type { Logger } from '../../observability/logger.js';
 import { ClientError, type ErrorCode } from '../../protocol/errors.js';
 import type { Envelope, SubscribeMessage } from '../../protocol/messages.js';
-import { correlationIdOf, parseClientFrame } from '../../protocol/parse.js';
+import { parseClientFrame, peekMessage } from '../../protocol/parse.js';
 
 const PATH = /^\/api\/v1\/ws\/([a-z]+)\/([^/]+)$/;
 
@@ -149,9 +149,10 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
   }
 
   async function handleFrame(conn: Connection, session: Session, text: string | undefined): Promise<void> {
-    gateway.messageReceived(session.stream, /"type"\s*:\s*"(\w+)"/.exec(text ?? '')?.[1] ?? 'invalid');
-    // Bounded by maxPayload, so reading the id of an oversized frame is affordable.
-    const correlationId = text === undefined ? null : (correlationIdOf(text) ?? null);
+    // Bounded by maxPayload, so peeking into an oversized frame is affordable.
+    const peek = text === undefined ? {} : peekMessage(text);
+    gateway.messageReceived(session.stream, peek.type ?? 'invalid');
+    const correlationId = peek.correlationId ?? null;
     await respond(
       conn,
       session,
