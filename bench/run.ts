@@ -429,6 +429,9 @@ interface MemoryResult {
 async function runIdleMemory(kind: 'ours' | 'bare'): Promise<MemoryResult> {
   return withProcesses(1, async (server, clients) => {
     const started = await server.call<StartResult>('start', { kind, maxConnections: IDLE + 100, historyMaxLen: 10_000 });
+    // Warm-up: code compiled on the first connections is a one-off cost, not a per-connection one.
+    await connectAll(clients, 50, { url: started.url, namespace: started.namespace, token: started.token, subscribe: null });
+    await clients[0]?.call('closeAll');
     await sleep(300);
     const before = await server.call<MemStats>('mem', { gc: true });
     const conn = await connectAll(clients, IDLE, { url: started.url, namespace: started.namespace, token: started.token, subscribe: null });

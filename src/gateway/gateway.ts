@@ -65,6 +65,7 @@ export class Gateway {
   }
 
   private readonly heartbeatTimer: NodeJS.Timeout;
+  private readonly countSent = (stream: Stream, type: string): void => this.metrics.messageSent(stream, type);
   private readonly flowTimer: NodeJS.Timeout;
 
   authenticate(token: string | undefined): Principal {
@@ -108,9 +109,8 @@ export class Gateway {
   /** `release` frees the connection's admission slot when the session closes. */
   openSession(principal: Principal, stream: Stream, link: ClientLink, info: ConnectionInfo, release: () => void): Session {
     const metrics = this.metrics;
-    const counted = countingLink(link, (envelope) => metrics.messageSent(stream, envelope.type));
     const limit = this.limits.rateLimits[stream];
-    const session = new Session(this.hub, principal, stream, counted, this.log.child({ conn: link.id, user: principal.sub }), { burst: limit.burst, perMinute: limit.per_minute });
+    const session = new Session(this.hub, principal, stream, link, this.log, { burst: limit.burst, perMinute: limit.per_minute }, this.countSent);
     const client = metrics.connectionOpened(stream, info.transport, info.headers);
     this.sessions.set(session, { session, info, openedAt: Date.now(), client, release });
     this.log.debug({ conn: link.id, user: principal.sub, stream, transport: info.transport }, 'connected');
@@ -156,6 +156,9 @@ export class Gateway {
           this.log.warn({ user: session.principal.sub, stream: session.stream, queued, max }, 'slow consumer disconnected');
           this.metrics.messagesDropped(session.stream, 'slow_consumer_disconnect', 1);
           session.client.close('SLOW_CONSUMER', { queued, limit: max });
+          // Done with it now: a client that stopped reading may take long to finish the close, and must
+          // neither be cut (and counted) again on every later check nor be sent anything meanwhile.
+          this.closeSession(session, 'slow_consumer');
         }
       } else if (queued <= max / 4 && !session.inBackground && session.hasPaused()) {
         session.resumePaused().then(
@@ -169,7 +172,7 @@ export class Gateway {
   /** Sends every client a heartbeat with the head seq of each topic it follows. */
   heartbeat(): void {
     for (const { session } of this.sessions.values()) {
-      session.client.send(controlEnvelope('heartbeat', { heads: session.heads() }, { meta: { interval_s: this.limits.heartbeatIntervalS } }));
+      session.send(controlEnvelope('heartbeat', { heads: session.heads() }, { meta: { interval_s: this.limits.heartbeatIntervalS } }));
     }
   }
 
@@ -206,15 +209,4 @@ export class Gateway {
     this.hub.close();
     void this.admission.close();
   }
-}
-
-/** The transport's link, with every direct send (snapshots, catch-up, heartbeats) counted. */
-function countingLink(link: ClientLink, onSend: (envelope: Envelope) => void): ClientLink {
-  return {
-    ...link,
-    send(envelope: Envelope): void {
-      onSend(envelope);
-      link.send(envelope);
-    },
-  };
 }

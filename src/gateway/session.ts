@@ -40,6 +40,8 @@ interface Subscription {
   conflatable: boolean;
   /** Set while delivery is paused (slow client or background mode): the client has every seq up to here. */
   pausedAfter?: number;
+  /** While paused, keeps the hub from dropping the room (now without this member) and the feed under it. */
+  pauseHold?: () => void;
 }
 
 /** How a snapshot is marked: a plain subscribe, a re-sync after history loss, or a conflation. */
@@ -48,6 +50,8 @@ interface SnapshotMode {
   /** Delivery was paused after this seq: the snapshot replaces the skipped range. */
   conflatedAfter?: number;
 }
+
+const NO_SUBSCRIPTIONS: ReadonlyMap<string, Subscription> = new Map();
 
 /** History entries read per round trip while catching up. */
 const CATCH_UP_PAGE = 2000;
@@ -60,7 +64,8 @@ const FEED_WAIT_MS = 2000;
  * two behave identically.
  */
 export class Session implements RoomMember {
-  private readonly subscriptions = new Map<string, Subscription>();
+  /** Created on the first subscribe: an idle connection should cost as little as possible. */
+  private subs: Map<string, Subscription> | undefined;
   private generation = 0;
   private closed = false;
   /** Mobile background mode: alerts and the user's own topics stay live, market data is suspended. */
@@ -71,9 +76,12 @@ export class Session implements RoomMember {
     readonly principal: Principal,
     readonly stream: Stream,
     private readonly link: ClientLink,
+    /** The gateway's logger: a child logger per connection would cost each idle connection ~1 KB. */
     private readonly log: Logger,
     /** Client messages allowed on this connection (token bucket per connection and stream). */
     private readonly rateLimit: BucketLimit,
+    /** Counts what is sent directly to this client (shared by all sessions: no per-connection closure). */
+    private readonly onSend: (stream: Stream, type: string) => void,
     /** Longest a batched entry waits for its batch to fill. */
     private readonly batchFlushMs = 10,
   ) {
@@ -106,6 +114,10 @@ export class Session implements RoomMember {
         await this.setBackground(message.enabled);
         return controlEnvelope('ack', { action: 'background_mode', enabled: message.enabled }, { correlationId });
     }
+  }
+
+  private get subscriptions(): ReadonlyMap<string, Subscription> {
+    return this.subs ?? NO_SUBSCRIPTIONS;
   }
 
   topics(): string[] {
@@ -167,8 +179,14 @@ export class Session implements RoomMember {
       const after = sub.pausedAfter;
       if (after === undefined || !sub.room || !sub.feed) continue;
       sub.pausedAfter = undefined;
-      const result = await this.catchUp(sub, sub.feed, sub.room, { conflatedAfter: after });
-      if (result !== 'superseded' && typeof result.snapshot_seq === 'number') skipped += Math.max(0, result.snapshot_seq - after);
+      const hold = sub.pauseHold;
+      sub.pauseHold = undefined;
+      try {
+        const result = await this.catchUp(sub, sub.feed, sub.room, { conflatedAfter: after });
+        if (result !== 'superseded' && typeof result.snapshot_seq === 'number') skipped += Math.max(0, result.snapshot_seq - after);
+      } finally {
+        hold?.();
+      }
     }
     return skipped;
   }
@@ -180,7 +198,14 @@ export class Session implements RoomMember {
     sub.room.members.delete(this);
     this.link.leaveRoom(sub.room);
     sub.pausedAfter = sub.feed.head;
+    sub.pauseHold = this.hub.hold(sub.topic);
     return true;
+  }
+
+  /** Sends one envelope straight to this client (replies, snapshots, catch-up, heartbeats). */
+  send(envelope: Envelope): void {
+    this.onSend(this.stream, envelope.type);
+    this.link.send(envelope);
   }
 
   /** The transport's handle for this client (close, send). */
@@ -206,7 +231,7 @@ export class Session implements RoomMember {
     this.unsubscribe(topic);
     const release = this.hub.hold(topic);
     const sub: Subscription = { topic, generation: ++this.generation, release, request, conflatable: parsed.kind === 'prices' };
-    this.subscriptions.set(topic, sub);
+    (this.subs ??= new Map()).set(topic, sub);
     try {
       const feed = await this.hub.feed(topic);
       sub.feed = feed;
@@ -228,13 +253,15 @@ export class Session implements RoomMember {
   unsubscribe(topic: string): void {
     const sub = this.subscriptions.get(topic);
     if (!sub) return;
-    this.subscriptions.delete(topic);
+    this.subs?.delete(topic);
     sub.generation = -1;
     if (sub.room) {
       sub.room.members.delete(this);
       this.link.leaveRoom(sub.room);
     }
     sub.release();
+    sub.pauseHold?.();
+    sub.pauseHold = undefined;
     this.hub.release(topic);
   }
 
@@ -243,7 +270,7 @@ export class Session implements RoomMember {
     const sub = this.subscriptions.get(topic);
     if (!sub || this.closed) return;
     const { resume_from_seq: _drop, epoch: _epoch, ...fresh } = sub.request;
-    this.subscribe({ ...fresh, type: 'subscribe' }, true).catch((err) => this.log.warn({ err, topic }, 'resync failed'));
+    this.subscribe({ ...fresh, type: 'subscribe' }, true).catch((err) => this.log.warn({ err, topic, conn: this.link.id, user: this.principal.sub }, 'resync failed'));
   }
 
   close(): void {
@@ -304,7 +331,7 @@ export class Session implements RoomMember {
       const conflated = mode.conflatedAfter !== undefined && snapshot.seq > mode.conflatedAfter ? { from: mode.conflatedAfter + 1, to: snapshot.seq } : undefined;
       // A conflation that skipped nothing needs no snapshot: the client is already current.
       if (mode.conflatedAfter === undefined || conflated) {
-        this.link.send(snapshotEnvelope({ ...snapshot, epoch: feed.epoch }, room.filter.view(snapshot.state), { ...(resync ? { resync: true } : {}), ...(conflated ? { conflated } : {}) }, correlationId));
+        this.send(snapshotEnvelope({ ...snapshot, epoch: feed.epoch }, room.filter.view(snapshot.state), { ...(resync ? { resync: true } : {}), ...(conflated ? { conflated } : {}) }, correlationId));
       }
       this.sendEntries(recent, room);
       this.join(sub, room);
@@ -316,8 +343,8 @@ export class Session implements RoomMember {
   private sendEntries(entries: HistoryEntry[], room: Room): void {
     const envelopes = entries.filter((e) => room.filter.accepts(e)).map((e) => entryEnvelope(e));
     const size = room.batching.size;
-    if (size <= 1) for (const envelope of envelopes) this.link.send(envelope);
-    else for (let i = 0; i < envelopes.length; i += size) this.link.send(batchEnvelope(room.topic, envelopes.slice(i, i + size)));
+    if (size <= 1) for (const envelope of envelopes) this.send(envelope);
+    else for (let i = 0; i < envelopes.length; i += size) this.send(batchEnvelope(room.topic, envelopes.slice(i, i + size)));
   }
 
   private join(sub: Subscription, room: Room): void {

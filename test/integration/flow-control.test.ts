@@ -35,6 +35,8 @@ async function system(env: Record<string, string>): Promise<TestSystem> {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** The reply, or undefined if none came within `ms` (openClient's WebSocket requests wait forever). */
+const within = <T>(promise: Promise<T>, ms: number): Promise<T | undefined> => Promise.race([promise, sleep(ms).then(() => undefined)]);
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
 // ---------------------------------------------------------------------------------------------
@@ -43,12 +45,21 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 let eventCounter = 0;
 const eventId = (prefix: string) => `${prefix}-${process.pid}-${++eventCounter}`;
 
-/** A 50-level book update whose prices all differ from the last one: a delta of ~40 levels (~1.5 KB). */
+const lastLevels = new Map<string, number[]>();
+
+/**
+ * A book update that replaces one side's whole ladder: the previous 20 prices removed, 30 new ones
+ * (the 20 best kept): a delta of 40 levels, ~1.4 KB, good for filling socket buffers fast.
+ */
 function book(isin: string): Record<string, unknown> {
   const n = ++eventCounter;
-  const base = 80 + ((n * 0.37) % 30);
-  const levels = Array.from({ length: 50 }, (_, j) => ({ price: Math.round((base + j * 0.005) * 1000) / 1000, size: 1_000_000 + j }));
-  return { event_id: `b-${process.pid}-${n}`, type: 'book', ts: new Date().toISOString(), isin, side: n % 2 === 0 ? 'bid' : 'ask', levels };
+  const side = n % 2 === 0 ? 'bid' : 'ask';
+  const base = 80 + ((n * 0.5) % 30);
+  const prices = Array.from({ length: 30 }, (_, j) => Math.round((base + j * 0.01) * 1000) / 1000);
+  const removed = (lastLevels.get(`${isin}:${side}`) ?? []).map((price) => ({ price, size: 0 }));
+  lastLevels.set(`${isin}:${side}`, side === 'bid' ? prices.slice(-20) : prices.slice(0, 20));
+  const levels = [...removed, ...prices.map((price, j) => ({ price, size: 1_000_000 + j }))];
+  return { event_id: `b-${process.pid}-${n}`, type: 'book', ts: new Date().toISOString(), isin, side, levels };
 }
 
 /** An order event for `user` (a fresh order each time, rejected so the trading state stays bounded); ~800 B on the wire. */
@@ -81,18 +92,18 @@ async function head(sys: TestSystem, topic: string): Promise<number> {
 const queued = (sys: TestSystem, stream: string) => sys.server.gateway.queueSizes().get(stream) ?? 0;
 
 /**
- * Publishes `chunk` events at a time until the stream's queue stays above `limit` once the event loop
- * has turned: write callbacks of frames the kernel took run on the next tick, so only a client that
- * really stopped reading keeps a queue. Returns how many events it took.
+ * Publishes `chunk` events at a time until `stalled()` holds once the event loop has turned: write
+ * callbacks of frames the kernel took run on the next tick, so only a client that really stopped
+ * reading keeps a queue. Returns how many events it took.
  */
-async function fillUntil(sys: TestSystem, stream: string, limit: number, make: () => Record<string, unknown>, chunk = 50): Promise<number> {
+async function fillUntil(sys: TestSystem, stalled: () => boolean, make: () => Record<string, unknown>, chunk = 50): Promise<number> {
   let published = 0;
   for (;;) {
     for (let i = 0; i < chunk; i++) await publish(sys, make());
     published += chunk;
     await tick();
-    if (queued(sys, stream) > limit) return published;
-    if (published > 60_000) throw new Error(`the ${stream} queue never grew past ${limit}`);
+    if (stalled()) return published;
+    if (published > 60_000) throw new Error('the client never stalled');
   }
 }
 
@@ -198,14 +209,15 @@ describe('flow control', () => {
 
     client.ws.pause();
     // Fill the kernel buffers (a few MB), until the gateway's own queue for this client passes the limit.
-    const published = await fillUntil(sys, 'trading', 30, () => order(user));
+    // The gateway's 50 ms check may already have cut it (its session is then gone) between two looks.
+    const published = await fillUntil(sys, () => queued(sys, 'trading') > 30 || sys.server.gateway.connectionCounts().by_stream.trading === undefined, () => order(user));
     // Three flow checks (50 ms each): the first one over the limit disconnects it.
     await sleep(150);
     // Published after the cut: must come back through the resume.
     await publishMany(sys, 200, () => order(user));
     expect(client.isClosed()).toBe(false); // still paused: nothing read yet
     client.ws.resume();
-    const { code, reason } = await client.closed;
+    const { code, reason } = (await within(client.closed, 10_000)) ?? { code: 0, reason: 'still open' };
     expect(code).toBe(4008);
     expect(reason).toBe('SLOW_CONSUMER');
     const errors = client.received.filter((e) => e.type === 'error');
@@ -250,7 +262,7 @@ describe('flow control', () => {
 
     // Fill its socket fast, then slowly enough (a few per 5 ms) that the 50 ms check pauses it well
     // before the hard limit (4x) would cut it.
-    await fillUntil(sys, 'market', 0, () => book(ISIN_B), 10);
+    await fillUntil(sys, () => queued(sys, 'market') > 10, () => book(ISIN_B), 10);
     while (queued(sys, 'market') <= 40) {
       await publish(sys, book(ISIN_B));
       await publish(sys, quote(ISIN_B));
@@ -268,10 +280,12 @@ describe('flow control', () => {
 
     client.ws.resume();
     await waitFor(() => ofTopic(client.received, topic, 'snapshot').length === 2, 10_000, 'conflated snapshot');
+    // Market data only: conflated, never cut.
     expect(client.isClosed()).toBe(false);
+    expect(client.received.filter((e) => e.type === 'error')).toEqual([]);
     const { before, conflated, range: marks } = splitAtConflation(client.received, topic);
     expect(marks.to).toBe(skippedHead);
-    expect(marks.to - marks.from).toBeGreaterThanOrEqual(100); // at least the 100 published while paused
+    expect(marks.to - marks.from + 1).toBeGreaterThanOrEqual(100); // at least the 100 published while paused
     // The conflated snapshot is the store's state at that seq.
     const stored = await sys.backends.store.snapshot(topic);
     expect(stored?.seq).toBe(conflated.seq);
@@ -337,17 +351,25 @@ describe('flow control', () => {
     await waitFor(() => stalled.received.some((e) => e.correlation_id === 'stalled-sub'), 5000, 'stalled subscribe');
     stalled.ws.pause();
     // Healthy clients do not follow the filler topic: the market queue is the stalled client's alone.
-    const filler = await fillUntil(sys, 'market', 0, () => book(ISIN_FILLER), 10);
+    const filler = await fillUntil(sys, () => queued(sys, 'market') > 0, () => book(ISIN_FILLER), 10);
     const withStalled = await phase();
     // Still stalled at the end (and still connected: market data is conflated, not cut).
     expect(queued(sys, 'market')).toBeGreaterThan(0);
     expect(stalled.isClosed()).toBe(false);
 
+    // A second baseline once it is gone, so noise from elsewhere on the box hits both sides alike.
+    stalled.ws.terminate();
+    await waitFor(() => sys.server.gateway.connectionCounts().by_stream.market === HEALTHY, 5000, 'stalled client gone');
+    const withoutAgain = await phase();
+
     const headSeq = await head(sys, topic);
     for (const h of healthy) expect(h.seqs).toEqual(range(h.snapshot + 1, headSeq));
     const fmt = (r: { p50: number; p99: number }) => `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`;
-    console.log(`latency over ${HEALTHY} healthy socket.io clients x ${PER_PHASE} book deltas: without stalled client ${fmt(without)}; with ${fmt(withStalled)} (stalled after ${filler} filler events)`);
-    expect(withStalled.p99).toBeLessThan(without.p99 + 100);
+    console.log(
+      `latency over ${HEALTHY} healthy socket.io clients x ${PER_PHASE} book deltas: without stalled client ${fmt(without)}; with ${fmt(withStalled)} (stalled after ${filler} filler events); without again ${fmt(withoutAgain)}`,
+    );
+    // Generous: a 2-core box is noisy. A client that made the others wait would add its whole stall.
+    expect(withStalled.p99).toBeLessThan(Math.max(without.p99, withoutAgain.p99) + 100);
   });
 });
 
@@ -388,6 +410,31 @@ describe.each(TRANSPORTS)('background mode over %s', (transport) => {
     expect((conflated.payload as JsonObject).l1).toMatchObject({ ts: expect.any(String) });
   });
 
+  it('a paused subscription survives the last other subscriber of its topic leaving', async () => {
+    const sys = await system({});
+    const user = `keep-${transport}`;
+    const prices = `prices.${ISIN_A}`;
+    await publishMany(sys, 2, () => quote(ISIN_A));
+    const client = await openClient(transport, sys.server.url, 'mobile', user, sys.token(user));
+    cleanups.push(() => client.close());
+    expect(await client.request('subscribe', { topic: prices })).toMatchObject({ type: 'ack' });
+    expect(await client.request('background_mode', { enabled: true })).toMatchObject({ type: 'ack' });
+    // Someone else follows the topic for a while, then leaves: the hub cleans up rooms without members.
+    const other = await openClient(transport, sys.server.url, 'market', ISIN_A, sys.token('other'));
+    await publishMany(sys, 3, () => quote(ISIN_A));
+    await waitFor(() => ofTopic(other.received, prices, 'delta').length === 3, 5000, 'other client deltas');
+    other.close();
+    await waitFor(() => sys.server.gateway.connectionCounts().by_stream.market === undefined, 5000, 'other client gone');
+    await publishMany(sys, 4, () => quote(ISIN_A));
+
+    expect(await within(client.request('background_mode', { enabled: false }), 3000), 'background_mode off answered').toMatchObject({ type: 'ack' });
+    await publishMany(sys, 2, () => quote(ISIN_A));
+    await waitFor(() => ofTopic(client.received, prices, 'delta').at(-1)?.seq === 11, 5000, 'live deltas after resume');
+    const { range: marks, after } = splitAtConflation(client.received, prices);
+    expect(marks).toEqual({ from: 3, to: 9 });
+    expect(after).toEqual([10, 11]);
+  });
+
   it('x-background-mode: true at connect suspends market data from the start', async () => {
     const sys = await system({});
     const user = `hdr-${transport}`;
@@ -404,7 +451,7 @@ describe.each(TRANSPORTS)('background mode over %s', (transport) => {
     await waitFor(() => ofTopic(client.received, alerts, 'alert').length === 1, 5000, 'alert in background');
     expect(ofTopic(client.received, prices, 'delta')).toEqual([]);
 
-    expect(await client.request('background_mode', { enabled: false })).toMatchObject({ type: 'ack' });
+    expect(await within(client.request('background_mode', { enabled: false }), 3000), 'background_mode off answered').toMatchObject({ type: 'ack' });
     await publishMany(sys, 2, () => quote(ISIN_A));
     await waitFor(() => ofTopic(client.received, prices, 'delta').at(-1)?.seq === 10, 5000, 'live deltas');
     const { range: marks, after, conflated } = splitAtConflation(client.received, prices);
