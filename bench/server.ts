@@ -54,6 +54,8 @@ async function start(args: StartArgs): Promise<StartResult> {
       WS_CONNECT_RATE_PER_USER: '1000000',
       WS_CONNECT_RATE_PER_IP: '1000000',
       HISTORY_MAX_LEN: String(args.historyMaxLen),
+      // The batching window under test can be set from the bench's environment.
+      ...(process.env.WS_BATCH_FLUSH_MS ? { WS_BATCH_FLUSH_MS: process.env.WS_BATCH_FLUSH_MS } : {}),
     });
     const keys = jwtKeysFromConfig(config);
     const sys = await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: false }, keys);

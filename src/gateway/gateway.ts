@@ -52,7 +52,7 @@ export class Gateway {
     live: LiveFeed,
     private readonly keys: JwtKeys,
     private readonly log: Logger,
-    private readonly limits: { maxConnections: number; heartbeatIntervalS: number; rateLimits: RateLimits; maxQueueSize: number },
+    private readonly limits: { maxConnections: number; heartbeatIntervalS: number; rateLimits: RateLimits; maxQueueSize: number; batchFlushMs: number },
     private readonly metrics: Metrics,
     private readonly admission: Admission,
   ) {
@@ -110,7 +110,7 @@ export class Gateway {
   openSession(principal: Principal, stream: Stream, link: ClientLink, info: ConnectionInfo, release: () => void): Session {
     const metrics = this.metrics;
     const limit = this.limits.rateLimits[stream];
-    const session = new Session(this.hub, principal, stream, link, this.log, { burst: limit.burst, perMinute: limit.per_minute }, this.countSent);
+    const session = new Session(this.hub, principal, stream, link, this.log, { burst: limit.burst, perMinute: limit.per_minute }, this.countSent, this.limits.batchFlushMs);
     const client = metrics.connectionOpened(stream, info.transport, info.headers);
     this.sessions.set(session, { session, info, openedAt: Date.now(), client, release });
     this.log.debug({ conn: link.id, user: principal.sub, stream, transport: info.transport }, 'connected');

@@ -83,7 +83,7 @@ export class Session implements RoomMember {
     /** Counts what is sent directly to this client (shared by all sessions: no per-connection closure). */
     private readonly onSend: (stream: Stream, type: string) => void,
     /** Longest a batched entry waits for its batch to fill. */
-    private readonly batchFlushMs = 10,
+    private readonly batchFlushMs: number,
   ) {
     this.bucket = newBucket(rateLimit, Date.now());
   }
