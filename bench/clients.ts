@@ -206,7 +206,7 @@ async function resume(args: ResumeArgs): Promise<ResumeResult> {
   });
   socket.on('snapshot', () => (snapshot = true));
   const t0 = hrNow();
-  const ack = (await socket.timeout(30_000).emitWithAck('subscribe', { type: 'subscribe', topic: args.topic, resume_from_seq: args.fromSeq })) as WireEnvelope;
+  const ack = (await socket.timeout(30_000).emitWithAck('subscribe', { type: 'subscribe', topic: args.topic, resume_from_seq: args.fromSeq, ...(args.batchSize > 1 ? { batch_size: args.batchSize } : {}) })) as WireEnvelope;
   const ackMs = hrNow() - t0;
   if (ack.type !== 'ack') throw new Error(`resume subscribe refused: ${JSON.stringify(ack)}`);
   await Promise.race([done, sleep(30_000)]);

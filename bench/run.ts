@@ -47,6 +47,7 @@ const { values: opts } = parseArgs({
     idle: { type: 'string', default: '2000' },
     resume: { type: 'string', default: '10000' },
     'client-procs': { type: 'string', default: '2' },
+    'resume-batch': { type: 'string', default: '100' },
     'keep-going': { type: 'boolean', default: false },
     retries: { type: 'string', default: '4' },
     out: { type: 'string', default: join(HERE, 'results', 'latest.json') },
@@ -67,6 +68,7 @@ if (opts.help) {
   --idle K             idle connections for the memory test; 0 skips (default 2000)
   --resume M           entries to resume for the catch-up test; 0 skips (default 10000)
   --client-procs P     client processes the N clients are split over (default 2)
+  --resume-batch B     batch_size of the resuming client; 0 = one frame per delta (default 100)
   --keep-going         keep raising the rate after a variant saturates (default: stop it after 2 saturated steps)
   --retries N          re-runs allowed for steps disturbed by other load on the machine (default 4)
   --out FILE           JSON results (default bench/results/latest.json)`);
@@ -91,6 +93,7 @@ const DRAIN_S = Number(opts.drain);
 const IDLE = int('idle', opts.idle, 0);
 const RESUME = int('resume', opts.resume, 0);
 const CLIENT_PROCS = int('client-procs', opts['client-procs'], 1);
+const RESUME_BATCH = int('resume-batch', opts['resume-batch'], 0);
 const KNOWN: Variant[] = ['ours', 'ours/batch', 'bare'];
 const VARIANTS = (opts.variants ?? '')
   .split(',')
@@ -484,7 +487,7 @@ async function runResume(): Promise<ResumeSummary> {
     console.log(`[resume] published ${lead + RESUME} quotes in ${fmtInt(bulk.ms)} ms (head ${bulk.head}); resuming from ${fromSeq}`);
     const runs: ResumeResult[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = await client.call<ResumeResult>('resume', { url: started.url, namespace: started.namespace, token: started.token ?? '', topic: BENCH_TOPIC, fromSeq, expected: RESUME }, 60_000);
+      const r = await client.call<ResumeResult>('resume', { url: started.url, namespace: started.namespace, token: started.token ?? '', topic: BENCH_TOPIC, fromSeq, expected: RESUME, batchSize: RESUME_BATCH }, 60_000);
       runs.push(r);
       console.log(
         `[resume] run ${i + 1}: ${r.received} deltas (seq ${r.firstSeq}..${r.lastSeq}, ${r.contiguous ? 'contiguous' : 'NOT contiguous'}${r.snapshot ? ', got a snapshot (re-sync!)' : ''}) ` +
@@ -591,7 +594,7 @@ function markdown(results: VariantResult[], summaries: Summary[], memory: Memory
     const runs = resume.runs.map((r) => fmtMs(r.allMs)).join(' / ');
     const ok = resume.runs.every((r) => r.contiguous && r.received === resume.entries && !r.snapshot);
     out.push(
-      `Resume: a client subscribing with resume_from_seq = head - ${fmtInt(resume.entries)} received all ${fmtInt(resume.entries)} deltas in ${fmtMs(resume.medianMs)} ms median (runs: ${runs} ms; ~${fmtInt(resume.entriesPerSec)} entries/s)${ok ? ', gap-free' : ', WITH PROBLEMS (see JSON)'}.`,
+      `Resume: a client subscribing with resume_from_seq = head - ${fmtInt(resume.entries)}${RESUME_BATCH > 1 ? ` and batch_size ${RESUME_BATCH}` : ' (no batching)'} received all ${fmtInt(resume.entries)} deltas in ${fmtMs(resume.medianMs)} ms median (runs: ${runs} ms; ~${fmtInt(resume.entriesPerSec)} entries/s)${ok ? ', gap-free' : ', WITH PROBLEMS (see JSON)'}.`,
     );
   }
   return out.join('\n');

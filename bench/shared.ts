@@ -246,6 +246,8 @@ export interface ResumeArgs {
   topic: string;
   fromSeq: number;
   expected: number;
+  /** batch_size on the resuming subscribe (0: one frame per delta). */
+  batchSize: number;
 }
 
 export interface ResumeResult {

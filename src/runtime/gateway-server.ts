@@ -72,8 +72,8 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     async close() {
       // Tell every client to reconnect elsewhere before the sockets go away.
       gateway.drain();
+      await websocket.close();
       gateway.close();
-      websocket.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       adapterRedis?.disconnect();
     },

@@ -188,3 +188,34 @@ describe('admission limits', () => {
     }
   });
 });
+
+describe('every WebSocket endpoint', () => {
+  it.each([
+    ['market', ISIN, ['prices.IN0020240019']],
+    ['auction', 'RBI-2026-11-26-01', ['auctions.RBI-2026-11-26-01']],
+    ['trading', 'frank', ['portfolio.frank', 'trading.frank']],
+    ['risk', 'frank', ['risk.frank', 'risk.frank.alerts']],
+    ['mobile', 'frank', ['portfolio.frank', 'risk.frank.alerts', 'trading.frank']],
+  ] as const)('/api/v1/ws/%s/{id} subscribes to its default topics', async (stream, id, topics) => {
+    const client = await openClient('websocket', system.server.url, stream, id, system.token('frank'));
+    clients.push(client);
+    expect(client.received.filter((e) => e.type === 'snapshot').map((e) => e.topic).sort()).toEqual([...topics]);
+    expect(await client.request('ping', {})).toMatchObject({ type: 'pong' });
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('tells clients on both transports to reconnect elsewhere (SERVER_SHUTTING_DOWN), then closes', async () => {
+    const doomed = await startTestSystem();
+    const ws = await openClient('websocket', doomed.server.url, 'market', ISIN, doomed.token('a'));
+    const sio = await openClient('socketio', doomed.server.url, 'market', ISIN, doomed.token('b'));
+    const wsClosed = ws.closed();
+    const sioClosed = sio.closed();
+    await doomed.close();
+    expect((await wsClosed).code).toBe(1012);
+    await sioClosed;
+    for (const client of [ws, sio]) {
+      expect(client.received.at(-1)).toMatchObject({ type: 'error', code: 'SERVER_SHUTTING_DOWN', details: { reconnect: true } });
+    }
+  });
+});

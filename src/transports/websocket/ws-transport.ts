@@ -28,6 +28,9 @@ export const CLOSE_CODES: Partial<Record<ErrorCode, number>> & { default: number
   default: 1011,
 };
 
+/** How long shutdown waits for clients to complete their close handshake. */
+const CLOSE_GRACE_MS = 1000;
+
 export interface WebSocketOptions {
   maxMessageBytes: number;
   heartbeatIntervalS: number;
@@ -47,7 +50,7 @@ interface Connection {
  * The product's plain-WebSocket API at `/api/v1/ws/{stream}/{id}`, for clients that do not speak
  * Socket.IO. Text frames carry the standard envelope; the session core is the same as Socket.IO's.
  */
-export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: Logger, opts: WebSocketOptions): { close(): void } {
+export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: Logger, opts: WebSocketOptions): { close(): Promise<void> } {
   // Frames far beyond the limit are cut by ws itself (close 1009); up to it we answer PAYLOAD_TOO_LARGE.
   const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(opts.maxMessageBytes * 4, 1 << 20), perMessageDeflate: { threshold: 256 } });
   const rooms = new Map<string, Set<Connection>>();
@@ -191,8 +194,11 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
   liveness.unref();
 
   return {
-    close() {
+    /** Waits briefly for close handshakes already under way (e.g. after a drain), then cuts the rest. */
+    async close() {
       clearInterval(liveness);
+      const closing = [...connections.keys()].map((conn) => new Promise((resolve) => conn.ws.once('close', resolve)));
+      await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))]);
       for (const conn of connections.keys()) conn.ws.terminate();
       wss.close();
     },
