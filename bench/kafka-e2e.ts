@@ -19,7 +19,7 @@ import { RedisLiveFeed } from '../src/store/redis/redis-live-feed.js';
 import { RedisTopicStore } from '../src/store/redis/redis-store.js';
 import { startGateway, startProjector, stopAll, type GatewayProcess, type RoleProcess } from '../test/support/processes.js';
 import type { ClientsConnectArgs, ClientsConnectResult, ClientsEndArgs, ClientsEndResult } from './kafka-e2e-clients.js';
-import { clockOffset, eventId, hrNow, LatencyHistogram, machineBusyPct, machineCpu, quoteEvent, RpcClient, sleep, type HistogramJson, type Json } from './shared.js';
+import { clockOffset, hrNow, LatencyHistogram, machineBusyPct, machineCpu, quoteEvent, RpcClient, sleep, type HistogramJson, type Json } from './shared.js';
 
 /**
  * `npm run bench:kafka`: end-to-end latency from Kafka produce to socket.io client receipt, across

@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ClientLabels, Metrics } from '../observability/metrics.js';
 import type { Admission } from '../flow/admission.js';
 import { ClientError } from '../protocol/errors.js';
-import type { Envelope, ErrorEnvelope } from '../protocol/messages.js';
+import type { ErrorEnvelope } from '../protocol/messages.js';
 import type { LiveFeed, TopicStore } from '../store/topic-store.js';
 import { verifyToken, type JwtKeys, type Principal } from './auth.js';
 import { controlEnvelope, errorEnvelope } from './envelope.js';
@@ -99,11 +99,6 @@ export class Gateway {
   /** Every client message, valid or not (`kind` as the client named it), before it is handled. */
   messageReceived(stream: Stream, kind: string): void {
     this.metrics.messageReceived(stream, kind);
-  }
-
-  /** Envelopes a transport could not deliver (e.g. a slow consumer's overflow). */
-  messagesDropped(stream: Stream, reason: string, count = 1): void {
-    this.metrics.messagesDropped(stream, reason, count);
   }
 
   /** `release` frees the connection's admission slot when the session closes. */

@@ -42,6 +42,8 @@ interface Subscription {
   pausedAfter?: number;
   /** While paused, keeps the hub from dropping the room (now without this member) and the feed under it. */
   pauseHold?: () => void;
+  /** The feed's epoch when paused: a different one on resume means the history was reset meanwhile. */
+  pausedEpoch?: string;
 }
 
 /** How a snapshot is marked: a plain subscribe, a re-sync after history loss, or a conflation. */
@@ -181,11 +183,17 @@ export class Session implements RoomMember {
       sub.pausedAfter = undefined;
       const hold = sub.pauseHold;
       sub.pauseHold = undefined;
+      // History reset while paused: the skipped range means nothing in the new epoch, so re-sync.
+      const mode: SnapshotMode = sub.pausedEpoch === sub.feed.epoch ? { conflatedAfter: after } : { resync: true };
       try {
-        const result = await this.catchUp(sub, sub.feed, sub.room, { conflatedAfter: after });
+        const result = await this.catchUp(sub, sub.feed, sub.room, mode);
         if (result !== 'superseded' && typeof result.snapshot_seq === 'number') skipped += Math.max(0, result.snapshot_seq - after);
-      } finally {
         hold?.();
+      } catch (err) {
+        // Stay paused (keeping the hold), so the next flow check tries again rather than going silent.
+        sub.pausedAfter = after;
+        sub.pauseHold = hold;
+        throw err;
       }
     }
     return skipped;
@@ -198,6 +206,7 @@ export class Session implements RoomMember {
     sub.room.members.delete(this);
     this.link.leaveRoom(sub.room);
     sub.pausedAfter = sub.feed.head;
+    sub.pausedEpoch = sub.feed.epoch;
     sub.pauseHold = this.hub.hold(sub.topic);
     return true;
   }

@@ -44,7 +44,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     }),
   );
   const adapterRedis = backends.kind === 'redis' && config.REDIS_URL ? new Redis(config.REDIS_URL) : undefined;
-  const { io, cluster } = attachSocketIo(http, gateway, log, {
+  const { io, cluster } = attachSocketIo(http, gateway, {
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
     pingIntervalMs: config.WS_HEARTBEAT_INTERVAL * 1000,
     pingTimeoutMs: config.WS_CONNECTION_TIMEOUT * 1000,

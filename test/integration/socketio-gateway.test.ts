@@ -2,6 +2,7 @@ import jwt from 'jsonwebtoken';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/protocol/messages.js';
+import { pendingPackets } from '../../src/transports/socketio/socketio-transport.js';
 import { connect, quote, Recorder, request, startTestSystem, TEST_SECRET, waitFor } from '../support/harness.js';
 
 const ISIN = 'IN0020230085';
@@ -70,6 +71,16 @@ describe('authentication', () => {
       });
       s.close();
     }
+  });
+});
+
+describe('engine.io internals flow control relies on', () => {
+  it('a server-side socket still exposes its write buffer (the outbound queue)', async () => {
+    const socket = await open('/market', system.token('probe'));
+    const server = system.server.io.of('/market').sockets.get(socket.id as string);
+    expect(server).toBeDefined();
+    expect(Array.isArray((server?.conn as unknown as { writeBuffer?: unknown }).writeBuffer)).toBe(true);
+    expect(pendingPackets(server as NonNullable<typeof server>)).toBe(0);
   });
 });
 

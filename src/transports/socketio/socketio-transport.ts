@@ -2,7 +2,6 @@ import type { Server as HttpServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Server, type Namespace, type ServerOptions, type Socket } from 'socket.io';
 import { STREAMS, type Stream } from '../../domain/topics.js';
-import type { Logger } from '../../observability/logger.js';
 import { ClientError, type ErrorCode } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/messages.js';
 import { peekMessage } from '../../protocol/parse.js';
@@ -37,7 +36,7 @@ export interface ClusterView {
 
 const userRoom = (userId: string) => `user:${userId}`;
 
-export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, log: Logger, opts: SocketIoOptions): { io: Server; cluster: ClusterView } {
+export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: SocketIoOptions): { io: Server; cluster: ClusterView } {
   const io = new Server(httpServer, {
     ...(opts.adapter ? { adapter: opts.adapter } : {}),
     // Frames beyond this are cut by engine.io; below it, oversize messages get PAYLOAD_TOO_LARGE from us.
@@ -51,7 +50,7 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, log: Lo
     destroyUpgrade: false,
     cors: { origin: true },
   });
-  const namespaces = STREAMS.map((stream) => attachNamespace(io.of(`/${stream}`), stream, gateway, log, opts.maxMessageBytes));
+  const namespaces = STREAMS.map((stream) => attachNamespace(io.of(`/${stream}`), stream, gateway, opts.maxMessageBytes));
   const localCount = () => namespaces.reduce((n, nsp) => n + nsp.sockets.size, 0);
   io.on('bondx:connections', (reply: (count: number) => void) => reply(localCount()));
   const cluster: ClusterView = {
@@ -73,7 +72,7 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, log: Lo
   return { io, cluster };
 }
 
-function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, log: Logger, maxMessageBytes: number): Namespace {
+function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, maxMessageBytes: number): Namespace {
   const transport = `sio:/${stream}`;
   const broadcast = (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope);
 
@@ -189,7 +188,8 @@ class SocketIoClient implements ClientLink {
 
 /**
  * Packets engine.io holds for this socket while its transport is busy writing: the outbound queue.
- * `writeBuffer` is not in engine.io's public types, hence the narrow cast (covered by a test).
+ * `writeBuffer` is not in engine.io's public types, hence the narrow cast; a test guards that it still
+ * exists (test/integration/socketio-gateway.test.ts), since flow control would go blind without it.
  */
 export function pendingPackets(socket: Socket): number {
   return (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
