@@ -1,7 +1,7 @@
 import { io as ioClient, type Socket } from 'socket.io-client';
+import { StepRecorder, type WireEnvelope } from './recorder.js';
 import {
   hrNow,
-  LatencyHistogram,
   serveRpc,
   sleep,
   type ConnectArgs,
@@ -18,55 +18,9 @@ import {
  * parent hands over the server's publish times. Also runs the single-client resume benchmark.
  */
 
-interface WireEnvelope {
-  type?: string;
-  seq?: number | null;
-  correlation_id?: string | null;
-  payload?: unknown;
-}
-
 const sockets: Socket[] = [];
 let subscribedClients = 0;
-
-// Current step's recording: parallel growable arrays of event n and receipt time.
-let prefix = '';
-let recN = new Int32Array(1 << 20);
-let recT = new Float64Array(1 << 20);
-let recLen = 0;
-let batchFrames = 0;
-let deltaFrames = 0;
-let cpuAtStart = process.cpuUsage();
-let stepStartedAt = hrNow();
-
-function record(env: WireEnvelope, t: number): void {
-  const id = env.correlation_id;
-  if (typeof id !== 'string' || !id.startsWith(prefix) || prefix === '') return;
-  const n = Number(id.slice(prefix.length));
-  if (!Number.isInteger(n)) return;
-  if (recLen === recN.length) {
-    const nN = new Int32Array(recN.length * 2);
-    nN.set(recN);
-    recN = nN;
-    const nT = new Float64Array(recT.length * 2);
-    nT.set(recT);
-    recT = nT;
-  }
-  recN[recLen] = n;
-  recT[recLen] = t;
-  recLen++;
-}
-
-function onDelta(env: WireEnvelope): void {
-  deltaFrames++;
-  record(env, hrNow());
-}
-
-/** A `batch` frame: `{type:'batch', payload: Envelope[], meta:{count, first_seq, last_seq}}`; each inner envelope counts. */
-function onBatch(env: WireEnvelope): void {
-  batchFrames++;
-  const t = hrNow();
-  if (Array.isArray(env.payload)) for (const inner of env.payload as WireEnvelope[]) record(inner, t);
-}
+const recorder = new StepRecorder();
 
 function openSocket(url: string, namespace: string, token: string | null): Promise<Socket> {
   const socket = ioClient(`${url}${namespace}`, {
@@ -88,8 +42,8 @@ function openSocket(url: string, namespace: string, token: string | null): Promi
 async function connectOne(args: ConnectArgs): Promise<void> {
   const socket = await openSocket(args.url, args.namespace, args.token);
   sockets.push(socket);
-  socket.on('delta', onDelta);
-  socket.on('batch', onBatch);
+  socket.on('delta', (env: WireEnvelope) => recorder.delta(env));
+  socket.on('batch', (env: WireEnvelope) => recorder.batch(env));
   if (args.subscribe) {
     const message = { type: 'subscribe', topic: args.subscribe.topic, ...(args.subscribe.batch_size !== null ? { batch_size: args.subscribe.batch_size } : {}) };
     const ack = (await socket.timeout(20_000).emitWithAck('subscribe', message)) as WireEnvelope & { code?: string };
@@ -119,61 +73,16 @@ async function connect(args: ConnectArgs): Promise<ConnectResult> {
 }
 
 function beginStep(args: { step: number }): null {
-  prefix = `b${args.step}-`;
-  recLen = 0;
-  batchFrames = 0;
-  deltaFrames = 0;
-  cpuAtStart = process.cpuUsage();
-  stepStartedAt = hrNow();
+  recorder.begin(args.step);
   return null;
 }
 
 function progress(): { received: number } {
-  return { received: recLen };
+  return { received: recorder.received };
 }
 
 function endStep(args: EndStepArgs): StepStats {
-  const cpu = process.cpuUsage(cpuAtStart);
-  const elapsedMs = hrNow() - stepStartedAt;
-  const { publishTimes, windowFrom, windowTo, clockShift } = args;
-  // Receipt times are on this process's clock; the window bounds and publish times on the server's.
-  const windowStart = args.windowStart + clockShift;
-  const windowEnd = args.windowEnd + clockShift;
-  const span = Math.max(0, windowTo - windowFrom);
-  // Duplicate detection per (client, event) is not possible from the aggregate: count receipts per event instead.
-  const perEvent = new Uint32Array(span);
-  const histogram = new LatencyHistogram();
-  let delivered = 0;
-  let inWindowMsgs = 0;
-  for (let i = 0; i < recLen; i++) {
-    const n = recN[i] as number;
-    const t = recT[i] as number;
-    if (t >= windowStart && t < windowEnd) inWindowMsgs++;
-    if (n < windowFrom || n >= windowTo) continue;
-    const sent = publishTimes[n];
-    if (sent === undefined) continue;
-    perEvent[n - windowFrom] = (perEvent[n - windowFrom] ?? 0) + 1;
-    histogram.add(t - clockShift - sent);
-    delivered++;
-  }
-  let duplicates = 0;
-  for (const c of perEvent) if (c > subscribedClients) duplicates += c - subscribedClients;
-  // Recording goes on (for the parent's quiesce wait) until the next beginStep.
-  const received = recLen;
-  return {
-    received,
-    clients: subscribedClients,
-    expected: span * subscribedClients,
-    delivered,
-    inWindowMsgs,
-    windowSec: (windowEnd - windowStart) / 1000,
-    latency: histogram.toJson(),
-    batchFrames,
-    deltaFrames,
-    duplicates,
-    cpuMs: (cpu.user + cpu.system) / 1000,
-    elapsedMs,
-  };
+  return recorder.end(args, subscribedClients);
 }
 
 /** One fresh client resumes `expected` entries behind the head; times the ack and the last delta. */

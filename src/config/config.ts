@@ -5,12 +5,17 @@ import { z } from 'zod';
  * precise messages). Every role (`all`, `gateway`, `projector`) reads this same configuration.
  */
 
-const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+/** An empty variable (`PORT=`) means "not set": without this, `Number('')` would silently make it 0. */
+const unsetIfEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const int = (def: number, min = 0) => z.preprocess(unsetIfEmpty, z.coerce.number().int().min(min).default(def));
 const bool = (def: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+  z.preprocess(
+    unsetIfEmpty,
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'])
+      .default(def ? 'true' : 'false')
+      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+  );
 const optionalString = z
   .string()
   .optional()
@@ -110,19 +115,19 @@ export interface Config extends Omit<Env, 'ALERT_THRESHOLDS_JSON' | 'RATE_LIMITS
   rateLimits: RateLimits;
 }
 
-/** Parses an optional JSON setting against its schema, naming the variable in every problem. */
-function jsonSetting<T>(name: string, text: string | undefined, schema: z.ZodType<T>): T {
+/** Parses an optional JSON setting against its schema; every problem names the variable (and the key). */
+function jsonSetting<T>(name: string, text: string | undefined, schema: z.ZodType<T>): { value: T; problems?: never } | { problems: string[] } {
   let raw: unknown = {};
-  if (text !== undefined) {
+  if (text !== undefined && text.trim() !== '') {
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new ConfigError([`${name}: not valid JSON (${(err as Error).message})`]);
+      return { problems: [`${name}: not valid JSON (${(err as Error).message})`] };
     }
   }
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${name}.${i.path.join('.')}: ${i.message}`));
-  return parsed.data;
+  if (!parsed.success) return { problems: parsed.error.issues.map((i) => `${[name, ...i.path.map(String)].join('.')}: ${i.message}`) };
+  return { value: parsed.data };
 }
 
 export class ConfigError extends Error {
@@ -132,14 +137,19 @@ export class ConfigError extends Error {
   }
 }
 
+/** Reads and validates the configuration; throws a ConfigError listing every problem at once. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`));
-  }
-  const { ALERT_THRESHOLDS_JSON, RATE_LIMITS_JSON, LOG_LEVEL, ...rest } = parsed.data;
-  const alertThresholds = jsonSetting('ALERT_THRESHOLDS_JSON', ALERT_THRESHOLDS_JSON, alertThresholdsSchema);
-  const rateLimits = jsonSetting('RATE_LIMITS_JSON', RATE_LIMITS_JSON, rateLimitsSchema);
+  // The JSON settings are checked from the raw variables, so their problems are reported along with the others.
+  const alertThresholds = jsonSetting('ALERT_THRESHOLDS_JSON', env.ALERT_THRESHOLDS_JSON, alertThresholdsSchema);
+  const rateLimits = jsonSetting('RATE_LIMITS_JSON', env.RATE_LIMITS_JSON, rateLimitsSchema);
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`)),
+    ...(alertThresholds.problems ?? []),
+    ...(rateLimits.problems ?? []),
+  ];
+  if (!parsed.success || alertThresholds.problems || rateLimits.problems) throw new ConfigError(problems);
+  const { ALERT_THRESHOLDS_JSON: _alerts, RATE_LIMITS_JSON: _limits, LOG_LEVEL, ...rest } = parsed.data;
   const level = LOG_LEVEL.toLowerCase();
-  return { ...rest, LOG_LEVEL: level === 'warning' ? 'warn' : level, alertThresholds, rateLimits };
+  return { ...rest, LOG_LEVEL: level === 'warning' ? 'warn' : level, alertThresholds: alertThresholds.value, rateLimits: rateLimits.value };
 }

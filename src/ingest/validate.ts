@@ -11,6 +11,8 @@ const { event: validate } = compileSchemaDir(new URL('../../schemas/events/', im
 });
 
 export function validateEvent(raw: unknown): EventValidation {
+  // Transports hand over text they could not parse as JSON (e.g. a Kafka value), to be dead-lettered.
+  if (typeof raw === 'string') return { ok: false, reason: 'not JSON: the message is not a parseable JSON object' };
   if (!validate(raw)) return { ok: false, reason: describeErrors(validate.errors) };
   // The schema guarantees the shape of DomainEvent (event.json mirrors src/domain/events.ts).
   const event = raw as DomainEvent;

@@ -2,8 +2,9 @@ import type { Config } from '../config/config.js';
 import { issueToken, jwtKeysFromConfig, type JwtKeys } from '../gateway/auth.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import { Ingest } from '../ingest/ingest.js';
+import type { KafkaClientStatus } from '../ingest/kafka/connection-state.js';
 import { EventProducer } from '../ingest/kafka/event-producer.js';
-import { createKafka, ensureTopics } from '../ingest/kafka/kafka-client.js';
+import { createKafka, createProducer, ensureTopics } from '../ingest/kafka/kafka-client.js';
 import { KafkaDeadLetterStore } from '../ingest/kafka/kafka-dead-letters.js';
 import { ProjectorConsumer } from '../ingest/kafka/projector-consumer.js';
 import { kafkaTopic } from '../ingest/kafka/routing.js';
@@ -65,6 +66,8 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
   }
   closers.unshift(() => metricsServer.close());
   const system: System = { config, keys, backends, metrics, metricsServer, alerts, close: () => closeAll(closers) };
+  /** Kafka connectivity for health: `off` without KAFKA_BROKERS, else from this process's Kafka clients. */
+  let kafkaHealth: () => KafkaHealth = () => ({ status: 'off' });
   try {
     let deadLetters: DeadLetterStore = countingDeadLetters(backends.deadLetters, metrics);
     if (config.KAFKA_BROKERS) {
@@ -73,7 +76,8 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
       const producer = new EventProducer(kafka, config.KAFKA_TOPIC_PREFIX);
       await producer.connect();
       closers.unshift(() => producer.disconnect());
-      const dlqProducer = kafka.producer();
+      kafkaHealth = () => kafkaClientsHealth(producer, system.consumer);
+      const dlqProducer = createProducer(kafka, false);
       await dlqProducer.connect();
       closers.unshift(() => dlqProducer.disconnect());
       deadLetters = countingDeadLetters(new KafkaDeadLetterStore(dlqProducer, kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'dlq'), backends.deadLetters), metrics);
@@ -100,7 +104,7 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
         metrics,
         ...(system.publisher ? { publisher: system.publisher } : {}),
         health: async () => {
-          const fields = { ...(await backends.health()), ...(system.consumer ? { projector_lag: system.consumer.lag() } : {}), kafka: config.KAFKA_BROKERS ? 'configured' : 'off' };
+          const fields = { ...(await backends.health()), ...(system.consumer ? { projector_lag: system.consumer.lag() } : {}), kafka: kafkaHealth() };
           return { ...fields, ...healthStatus(fields, alerts) };
         },
       });
@@ -132,8 +136,22 @@ function healthStatus(fields: Record<string, unknown>, alerts: AlertMonitor): Re
   const alerting = alerts.health();
   const down = Object.entries(fields)
     .filter(([, v]) => v !== null && typeof v === 'object' && 'status' in v && v.status === 'down')
-    .map(([name]) => `${name} is down`);
+    .map(([name, v]) => {
+      const why = (v as { detail?: unknown; error?: unknown }).detail ?? (v as { error?: unknown }).error;
+      return `${name} is down${typeof why === 'string' ? ` (${why})` : ''}`;
+    });
   return { status: down.length > 0 ? 'down' : alerting.status, reasons: [...down, ...alerting.reasons], alerts: alerting.alerts };
+}
+
+type KafkaHealth = { status: 'off' } | { status: 'up' | 'down'; detail?: string; producer: KafkaClientStatus; consumer?: KafkaClientStatus };
+
+/** `down` when any of this process's Kafka clients (the publishing producer, the projector's consumer) is down. */
+function kafkaClientsHealth(producer: EventProducer, consumer: ProjectorConsumer | undefined): KafkaHealth {
+  const clients = { producer: producer.status(), ...(consumer ? { consumer: consumer.status() } : {}) };
+  const down = Object.entries(clients)
+    .filter(([, c]) => c.status === 'down')
+    .map(([role, c]) => `${role} ${c.detail ?? 'down'}`);
+  return { status: down.length > 0 ? 'down' : 'up', ...(down.length > 0 ? { detail: down.join('; ') } : {}), ...clients };
 }
 
 /** Closes in order (last started first), continuing past failures. */

@@ -1,5 +1,7 @@
 import { CompressionTypes, type Kafka, type Producer } from 'kafkajs';
 import type { DomainEvent } from '../../domain/events.js';
+import { ConnectionState, type KafkaClientStatus } from './connection-state.js';
+import { createProducer } from './kafka-client.js';
 import { kafkaTopic, routeEvent } from './routing.js';
 
 /**
@@ -8,13 +10,22 @@ import { kafkaTopic, routeEvent } from './routing.js';
  */
 export class EventProducer {
   private readonly producer: Producer;
+  /** Connectivity for health, from the producer's instrumentation events. */
+  private readonly state = new ConnectionState();
 
   constructor(
     kafka: Kafka,
     private readonly prefix: string,
   ) {
     // Idempotent producer: a retried send is not written twice.
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.producer = createProducer(kafka, true);
+    this.producer.on(this.producer.events.CONNECT, () => this.state.set('up', 'connected'));
+    this.producer.on(this.producer.events.DISCONNECT, () => this.state.set('down', 'disconnected'));
+  }
+
+  /** Whether the producer is connected, as its last instrumentation event said. */
+  status(): KafkaClientStatus {
+    return this.state.get();
   }
 
   connect(): Promise<void> {

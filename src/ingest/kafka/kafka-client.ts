@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type LogEntry, type Producer } from 'kafkajs';
 import type { Config } from '../../config/config.js';
 import type { Logger } from '../../observability/logger.js';
 import { FAMILIES, kafkaTopic } from './routing.js';
@@ -36,4 +36,16 @@ export async function ensureTopics(kafka: Kafka, config: Config): Promise<void> 
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * A producer with kafkajs' default (Java-compatible murmur2) partitioner chosen explicitly, so a key
+ * lands on the partition any other Kafka client would pick. An idempotent producer retries without
+ * limit (kafkajs' own default for it): giving up mid-sequence would void the no-duplicate guarantee.
+ */
+export function createProducer(kafka: Kafka, idempotent: boolean): Producer {
+  return kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    ...(idempotent ? { idempotent: true, maxInFlightRequests: 1, retry: { retries: Number.MAX_SAFE_INTEGER } } : {}),
+  });
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Projector } from '../../projector/projector.js';
 import type { TopicStore } from '../../store/topic-store.js';
 import type { Ingest } from '../ingest.js';
+import { ConnectionState, type KafkaClientStatus } from './connection-state.js';
 import { FAMILIES, kafkaTopic, sourceStream } from './routing.js';
 
 /**
@@ -24,6 +25,8 @@ export class ProjectorConsumer {
    * (valid ones are still refused by the store's offset check).
    */
   private resumed: Promise<void> = Promise.resolve();
+  /** Connectivity for health, from the consumer's instrumentation events. */
+  private readonly state = new ConnectionState('not started');
 
   constructor(
     kafka: Kafka,
@@ -41,6 +44,18 @@ export class ProjectorConsumer {
       sessionTimeout: config.KAFKA_SESSION_TIMEOUT_MS,
       heartbeatInterval: Math.max(500, Math.floor(config.KAFKA_SESSION_TIMEOUT_MS / 5)),
     });
+    // A crash emits STOP and DISCONNECT, then CRASH; a restart after it rejoins (GROUP_JOIN) without a new CONNECT.
+    const { CONNECT, GROUP_JOIN, STOP, DISCONNECT, CRASH } = this.consumer.events;
+    this.consumer.on(CONNECT, () => this.state.set('up', 'connected, joining group'));
+    this.consumer.on(GROUP_JOIN, (e) => this.state.set('up', `member of group ${e.payload.groupId}`));
+    this.consumer.on(STOP, () => this.state.set('down', 'stopped'));
+    this.consumer.on(DISCONNECT, () => this.state.set('down', 'disconnected'));
+    this.consumer.on(CRASH, (e) => this.state.set('down', `crashed: ${e.payload.error.message}${e.payload.restart ? ' (restarting)' : ''}`));
+  }
+
+  /** Whether the consumer is connected and in its group, as its last instrumentation event said. */
+  status(): KafkaClientStatus {
+    return this.state.get();
   }
 
   async start(): Promise<void> {

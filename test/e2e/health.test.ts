@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { createKafka } from '../../src/ingest/kafka/kafka-client.js';
+import { FAMILIES, kafkaTopic } from '../../src/ingest/kafka/routing.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+
+/**
+ * `GET /api/v1/ws/health` reports real backend connectivity: Redis by ping, Kafka from the state of
+ * this process's producer and projector consumer (their kafkajs instrumentation events).
+ */
+
+// Never skip: without the services these tests must fail. `npm test` (scripts/test.sh) starts both.
+const REDIS_URL = process.env.REDIS_URL;
+const KAFKA_BROKERS = process.env.KAFKA_BROKERS;
+if (!REDIS_URL || !KAFKA_BROKERS) {
+  throw new Error('REDIS_URL and KAFKA_BROKERS must be set: the health tests need real Redis and Kafka (run `npm test`, or `bash scripts/services.sh up` and eval "$(bash scripts/services.sh env)")');
+}
+
+const RUN = `health-${randomBytes(4).toString('hex')}`;
+
+interface ClientStatus {
+  status: string;
+  since: string;
+  detail?: string;
+}
+interface Health {
+  status: string;
+  reasons: string[];
+  redis?: { status: string };
+  kafka: { status: string; detail?: string; producer?: ClientStatus; consumer?: ClientStatus };
+}
+
+async function health(system: TestSystem): Promise<Health> {
+  const res = await fetch(`${system.server.url}/api/v1/ws/health`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as Health;
+}
+
+let redis: Redis;
+let system: TestSystem | undefined;
+
+beforeAll(async () => {
+  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000 });
+  expect(await redis.ping()).toBe('PONG');
+});
+
+afterAll(async () => {
+  await system?.close();
+  const kafka = createKafka(loadConfig({ KAFKA_BROKERS }), silentLogger, '-health-test');
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [...FAMILIES, 'dlq' as const].map((f) => kafkaTopic(RUN, f)), timeout: 10_000 }).catch(() => undefined);
+  await admin.deleteGroups([`${RUN}-projector`]).catch(() => undefined);
+  await admin.disconnect();
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${RUN}:*`, 'COUNT', 1000);
+    if (found.length > 0) await redis.unlink(...found);
+    cursor = next;
+  } while (cursor !== '0');
+  await redis.quit();
+}, 60_000);
+
+describe.sequential('health reports real backend connectivity', () => {
+  it('in memory: no Redis, kafka off, status ok', async () => {
+    const memory = await startTestSystem();
+    try {
+      const body = await health(memory);
+      expect(body.kafka).toEqual({ status: 'off' });
+      expect(body.redis).toBeUndefined();
+      expect(body.status).toBe('ok');
+    } finally {
+      await memory.close();
+    }
+  });
+
+  it('with Redis and Kafka: redis up, kafka producer and consumer up once the consumer joined its group', async () => {
+    system = await startTestSystem({ REDIS_URL, KAFKA_BROKERS, REDIS_PREFIX: RUN, KAFKA_TOPIC_PREFIX: RUN, KAFKA_GROUP_ID: `${RUN}-projector`, KAFKA_PARTITIONS: '1' });
+    const s = system;
+    await waitFor(async () => (await health(s)).kafka.consumer?.detail?.startsWith('member of group') ?? false, 20_000, 'the consumer to join its group');
+    const body = await health(s);
+    expect(body.redis?.status).toBe('up');
+    expect(body.kafka.status).toBe('up');
+    expect(body.kafka.producer).toMatchObject({ status: 'up' });
+    expect(body.kafka.consumer).toMatchObject({ status: 'up', detail: `member of group ${RUN}-projector` });
+    expect(Number.isNaN(Date.parse(body.kafka.consumer?.since ?? ''))).toBe(false);
+    expect(body.reasons.filter((r) => r.includes('down'))).toEqual([]);
+  });
+
+  it('a stopped consumer turns kafka and the overall status down, with the reason', async () => {
+    const s = system;
+    if (!s?.consumer) throw new Error('the previous test did not start a system with a Kafka consumer');
+    await s.consumer.stop();
+    const body = await health(s);
+    expect(body.kafka.status).toBe('down');
+    expect(body.kafka.consumer?.status).toBe('down');
+    expect(body.kafka.producer?.status).toBe('up');
+    expect(body.status).toBe('down');
+    expect(body.reasons.some((r) => r.startsWith('kafka is down') && r.includes('consumer'))).toBe(true);
+    expect(body.redis?.status).toBe('up');
+  });
+});
