@@ -41,7 +41,8 @@ describe('validateEvent', () => {
   });
 
   it.each<[string, unknown, string]>([
-    ['non-object', 'quote', '/: must be object'],
+    ['unparsed text', 'quote', 'not JSON: the message is not a parseable JSON object'],
+    ['non-object', 42, '/: must be object'],
     ['null', null, '/: must be object'],
     ['missing type', { ...base }, "/: must have required property 'type'"],
     ['non-string type', { ...base, type: 7 }, '/type: must be a string'],
