@@ -135,6 +135,7 @@ serveRpc({
   connect: (a: ConnectArgs) => connect(a),
   beginStep: (a: { step: number }) => beginStep(a),
   progress: () => progress(),
+  clients: () => ({ clients: subscribedClients }),
   endStep: (a: EndStepArgs) => endStep(a),
   resume: (a: ResumeArgs) => resume(a),
   closeAll: () => closeAll(),

@@ -151,8 +151,7 @@ let stepCounter = 0;
 /**
  * One step: every group begins recording, `emit(step, n)` is paced at `rate` for warm-up + measured
  * time, then the clients get up to `drainS` to receive everything; latency = receipt − publish over
- * the events published after the warm-up. `extra` (optional) is called with the step number before
- * the clients' stats are collected (for per-step side measurements).
+ * the events published after the warm-up. Client children answer beginStep/progress/clients/endStep.
  */
 export async function measureStep(groups: ClientGroup[], rate: number, timing: StepTiming, emit: (step: number, n: number) => void): Promise<StepMeasure> {
   const step = ++stepCounter;

@@ -3,10 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { Server as SocketIoServer } from 'socket.io';
 import { loadConfig } from '../src/config/config.js';
 import { issueToken, jwtKeysFromConfig } from '../src/gateway/auth.js';
-import { entryEnvelope } from '../src/gateway/envelope.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { startSystem, type System } from '../src/runtime/system.js';
-import type { HistoryEntry } from '../src/store/topic-store.js';
+import { quoteEnvelope } from './rig.js';
 import {
   BENCH_ISIN,
   BENCH_SECRET,
@@ -81,29 +80,8 @@ async function start(args: StartArgs): Promise<StartResult> {
   });
   bare = { io, http };
   publish = (event) => {
-    // The same envelope our gateway sends for a quote (entryEnvelope over the l1 payload the prices reducer emits).
-    const entry: HistoryEntry = {
-      topic: BENCH_TOPIC,
-      epoch: 'bare',
-      seq: ++bareSeq,
-      type: 'delta',
-      ts: new Date().toISOString(),
-      event_ts: event.ts,
-      event_id: event.event_id,
-      payload: {
-        kind: 'l1',
-        bid: event.bid,
-        ask: event.ask,
-        bid_size: event.bid_size,
-        ask_size: event.ask_size,
-        bid_yield: null,
-        ask_yield: null,
-        mid: Math.round(((event.bid + event.ask) / 2) * 1e6) / 1e6,
-        spread: Math.round((event.ask - event.bid) * 1e6) / 1e6,
-        ts: event.ts,
-      },
-    };
-    io.emit('delta', entryEnvelope(entry));
+    // The same envelope our gateway sends for a quote.
+    io.emit('delta', quoteEnvelope(event, ++bareSeq, 'bare'));
   };
   const address = http.address() as AddressInfo;
   return { url: `http://${HOST}:${address.port}`, token: null, namespace: '/' };

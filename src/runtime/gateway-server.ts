@@ -11,7 +11,7 @@ import { createHttpHandler } from '../gateway/http-api.js';
 import type { Publisher } from '../ingest/publisher.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { attachSocketIo } from '../transports/socketio/socketio-transport.js';
+import { attachSocketIo, type ClusterView, type SocketIoEngine } from '../transports/socketio/socketio-transport.js';
 import { attachWebSocket } from '../transports/websocket/ws-transport.js';
 import type { Backends } from './backends.js';
 
@@ -19,6 +19,8 @@ export interface GatewayServer {
   gateway: Gateway;
   http: HttpServer;
   io: SocketIoServer;
+  /** The compressed Socket.IO engine, at DEFLATE_PATH. */
+  ioDeflate: SocketIoServer;
   /** `http://host:port` actually bound (PORT=0 picks a free port). */
   url: string;
   close(): Promise<void>;
@@ -43,14 +45,30 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       ...(opts.publisher ? { publisher: opts.publisher } : {}),
     }),
   );
-  const adapterRedis = backends.kind === 'redis' && config.REDIS_URL ? new Redis(config.REDIS_URL) : undefined;
-  const { io, cluster } = attachSocketIo(http, gateway, {
-    maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
-    pingIntervalMs: config.WS_HEARTBEAT_INTERVAL * 1000,
-    pingTimeoutMs: config.WS_CONNECTION_TIMEOUT * 1000,
-    // Gateways meet through Redis Streams for what crosses nodes; live data stays local (nsp.local).
-    ...(adapterRedis ? { adapter: createAdapter(adapterRedis, { streamName: `${config.REDIS_PREFIX}:sio`, channelPrefix: `${config.REDIS_PREFIX}:sio`, onlyPlaintext: true }) } : {}),
+  // Two Socket.IO engines: plain (default path) and deflate (opt-in compression, e.g. mobile apps).
+  const adapterClients: Redis[] = [];
+  const engines = [false, true].map((deflate) => {
+    const name = `${config.REDIS_PREFIX}:${deflate ? 'sioz' : 'sio'}`;
+    const adapterRedis = backends.kind === 'redis' && config.REDIS_URL ? new Redis(config.REDIS_URL) : undefined;
+    if (adapterRedis) adapterClients.push(adapterRedis);
+    return attachSocketIo(http, gateway, {
+      maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
+      pingIntervalMs: config.WS_HEARTBEAT_INTERVAL * 1000,
+      pingTimeoutMs: config.WS_CONNECTION_TIMEOUT * 1000,
+      deflate,
+      // Gateways meet through Redis Streams for what crosses nodes; live data stays local (nsp.local).
+      ...(adapterRedis ? { adapter: createAdapter(adapterRedis, { streamName: name, channelPrefix: name, onlyPlaintext: true }) } : {}),
+    });
   });
+  const [plain, deflated] = engines as [SocketIoEngine, SocketIoEngine];
+  const io = plain.io;
+  const cluster: ClusterView = {
+    disconnectUser: async (userId) => (await plain.cluster.disconnectUser(userId)) + (await deflated.cluster.disconnectUser(userId)),
+    async connections() {
+      const [a, b] = await Promise.all([plain.cluster.connections(), deflated.cluster.connections()]);
+      return { gateways: Math.max(a.gateways, b.gateways), total: a.total + b.total };
+    },
+  };
 
   const websocket = attachWebSocket(http, gateway, log, {
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
@@ -68,14 +86,15 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     gateway,
     http,
     io,
+    ioDeflate: deflated.io,
     url,
     async close() {
       // Tell every client to reconnect elsewhere before the sockets go away.
       gateway.drain();
       await websocket.close();
       gateway.close();
-      await new Promise<void>((resolve) => io.close(() => resolve()));
-      adapterRedis?.disconnect();
+      for (const engine of engines) await new Promise<void>((resolve) => engine.io.close(() => resolve()));
+      for (const client of adapterClients) client.disconnect();
     },
   };
 }

@@ -2,7 +2,7 @@ import jwt from 'jsonwebtoken';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { pendingPackets } from '../../src/transports/socketio/socketio-transport.js';
+import { DEFLATE_PATH, pendingPackets } from '../../src/transports/socketio/socketio-transport.js';
 import { connect, quote, Recorder, request, startTestSystem, TEST_SECRET, waitFor } from '../support/harness.js';
 
 const ISIN = 'IN0020230085';
@@ -81,6 +81,33 @@ describe('engine.io internals flow control relies on', () => {
     expect(server).toBeDefined();
     expect(Array.isArray((server?.conn as unknown as { writeBuffer?: unknown }).writeBuffer)).toBe(true);
     expect(pendingPackets(server as NonNullable<typeof server>)).toBe(0);
+  });
+});
+
+describe('compression on Socket.IO', () => {
+  const negotiated = (nsp: import('socket.io').Namespace, id: string) => {
+    const conn = nsp.sockets.get(id)?.conn as unknown as { transport: { socket?: { _extensions?: Record<string, unknown> } } };
+    return conn.transport.socket?._extensions?.['permessage-deflate'] !== undefined;
+  };
+
+  it('is per connection: clients of the deflate path get permessage-deflate, others do not', async () => {
+    const { io } = await import('socket.io-client');
+    const zipped = io(`${system.server.url}/mobile`, { path: DEFLATE_PATH, transports: ['websocket'], forceNew: true, reconnection: false, auth: { token: system.token('zed') } });
+    sockets.push(zipped);
+    await new Promise<void>((resolve, reject) => {
+      zipped.once('connect', () => resolve());
+      zipped.once('connect_error', reject);
+    });
+    const rec = new Recorder(zipped);
+    await publish([quote(ISIN, 95, 95.1)]);
+    expect(await request(zipped, 'subscribe', { topic: TOPIC })).toMatchObject({ type: 'ack' });
+    expect((rec.of(TOPIC, 'snapshot')[0]?.payload as { l1: { bid: number } }).l1.bid).toBe(95);
+    await publish([quote(ISIN, 94, 94.1)]);
+    await rec.until(() => rec.of(TOPIC, 'delta').length === 1, 5000, 'compressed delta');
+
+    const plain = await open('/mobile', system.token('zed'));
+    expect(negotiated(system.server.ioDeflate.of('/mobile'), zipped.id as string)).toBe(true);
+    expect(negotiated(system.server.io.of('/mobile'), plain.id as string)).toBe(false);
   });
 });
 

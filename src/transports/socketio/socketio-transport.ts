@@ -24,7 +24,16 @@ export interface SocketIoOptions {
   pingTimeoutMs: number;
   /** The cross-gateway adapter (Redis Streams) when gateways are scaled out. */
   adapter?: ServerOptions['adapter'];
+  /**
+   * Serve the compressed flavour (permessage-deflate) at {@link DEFLATE_PATH}. It is a separate engine
+   * because engine.io turns deflate on per server, and a deflating server cannot send the pre-encoded
+   * frames that make a plain broadcast serialise once for all sockets.
+   */
+  deflate: boolean;
 }
+
+/** Where Socket.IO clients that want compression connect (`io(url, { path: DEFLATE_PATH })`). */
+export const DEFLATE_PATH = '/socket.io-deflate';
 
 /** What crosses gateway nodes: answered through the adapter, so it covers the whole cluster. */
 export interface ClusterView {
@@ -36,21 +45,28 @@ export interface ClusterView {
 
 const userRoom = (userId: string) => `user:${userId}`;
 
-export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: SocketIoOptions): { io: Server; cluster: ClusterView } {
+export interface SocketIoEngine {
+  io: Server;
+  cluster: ClusterView;
+}
+
+export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: SocketIoOptions): SocketIoEngine {
   const io = new Server(httpServer, {
     ...(opts.adapter ? { adapter: opts.adapter } : {}),
+    path: opts.deflate ? DEFLATE_PATH : '/socket.io',
     // Frames beyond this are cut by engine.io; below it, oversize messages get PAYLOAD_TOO_LARGE from us.
     maxHttpBufferSize: Math.max(opts.maxMessageBytes * 4, 1 << 20),
     pingInterval: opts.pingIntervalMs,
     pingTimeout: opts.pingTimeoutMs,
-    serveClient: true,
-    // Per-socket deflate buffers cost memory; compression is opt-in per connection (see flow control).
-    perMessageDeflate: false,
+    serveClient: !opts.deflate,
+    // Compression is opt-in per connection: only the deflate engine negotiates it.
+    perMessageDeflate: opts.deflate ? { threshold: 256 } : false,
     // The plain-WebSocket API shares the HTTP server's upgrades; engine.io must leave those alone.
     destroyUpgrade: false,
     cors: { origin: true },
   });
-  const namespaces = STREAMS.map((stream) => attachNamespace(io.of(`/${stream}`), stream, gateway, opts.maxMessageBytes));
+  const flavour = opts.deflate ? 'sioz' : 'sio';
+  const namespaces = STREAMS.map((stream) => attachNamespace(io.of(`/${stream}`), stream, `${flavour}:/${stream}`, gateway, opts.maxMessageBytes));
   const localCount = () => namespaces.reduce((n, nsp) => n + nsp.sockets.size, 0);
   io.on('bondx:connections', (reply: (count: number) => void) => reply(localCount()));
   const cluster: ClusterView = {
@@ -72,8 +88,8 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: S
   return { io, cluster };
 }
 
-function attachNamespace(nsp: Namespace, stream: Stream, gateway: Gateway, maxMessageBytes: number): Namespace {
-  const transport = `sio:/${stream}`;
+/** `transport` names this engine and namespace in room names, e.g. `sio:/market` or `sioz:/market`. */
+function attachNamespace(nsp: Namespace, stream: Stream, transport: string, gateway: Gateway, maxMessageBytes: number): Namespace {
   const broadcast = (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope);
 
   nsp.use((socket, next) => {

@@ -1,0 +1,202 @@
+import type { Socket as NetSocket } from 'node:net';
+import { WebSocket, type RawData } from 'ws';
+import { StepRecorder, type WireEnvelope } from './recorder.js';
+import { hrNow, serveRpc, sleep, type ConnectResult, type EndStepArgs, type StepStats } from './shared.js';
+
+/**
+ * Client child for the plain-WebSocket API (`/api/v1/ws/{stream}/{id}`): holds N `ws` connections
+ * (offering permessage-deflate, as browsers do), records deltas like `clients.ts`, counts bytes read
+ * from the TCP sockets, and can stall connections (stop reading) to play slow consumers.
+ * Used by bench/compression.ts and bench/slow-clients.ts.
+ */
+
+export interface WsConnectArgs {
+  /** Full URL, e.g. ws://127.0.0.1:1234/api/v1/ws/market/IN0020230085?token=... */
+  url: string;
+  count: number;
+  /** Topic subscribed by the path (the ack awaited before the connection counts as ready). */
+  topic: string;
+  /** Stop reading right after the subscribe ack: these connections do not record deltas. */
+  stall: boolean;
+}
+
+export interface WsStepStats extends StepStats {
+  /** Bytes read from the recording connections' TCP sockets during the step (frames, headers, pings). */
+  bytesRead: number;
+  /** Text frames received by the recording connections during the step (any type). */
+  frames: number;
+}
+
+export interface ReleaseResult {
+  stalled: number;
+  /** Stalled connections that, once reading again, got a snapshot marked `meta.conflated`. */
+  conflated: number;
+  /** Deltas skipped according to those snapshots' `meta.conflated` ranges. */
+  skipped: number;
+  /** Stalled connections closed by the server, by close code. */
+  closed: Record<string, number>;
+  /** Stalled connections neither conflated nor closed within the timeout. */
+  neither: number;
+  /** Deltas the stalled connections received after resuming (data written before the pause took effect included). */
+  deltasAfterResume: number;
+}
+
+interface Conn {
+  ws: WebSocket;
+  socket: NetSocket | null;
+  stalled: boolean;
+  conflated: boolean;
+  skipped: number;
+  closeCode: number | null;
+  /** Pending acks by topic. */
+  waiting: Map<string, (env: WireEnvelope) => void>;
+}
+
+const conns: Conn[] = [];
+const recorder = new StepRecorder();
+let frames = 0;
+let bytesAtBegin = 0;
+let framesAtBegin = 0;
+let deltasAfterResume = 0;
+
+const recording = () => conns.filter((c) => !c.stalled);
+
+function bytesRead(): number {
+  return recording().reduce((a, c) => a + (c.socket?.bytesRead ?? 0), 0);
+}
+
+function onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
+  if (isBinary) return;
+  const t = hrNow();
+  const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+  const env = JSON.parse(text) as WireEnvelope;
+  if (conn.stalled) {
+    if (env.type === 'delta') deltasAfterResume++;
+    const range = env.meta?.conflated as { from?: number; to?: number } | undefined;
+    if (env.type === 'snapshot' && range && typeof range.from === 'number' && typeof range.to === 'number') {
+      conn.conflated = true;
+      conn.skipped += range.to - range.from + 1;
+    }
+    return;
+  }
+  frames++;
+  if (env.type === 'delta') recorder.delta(env, t);
+  else if (env.type === 'batch') recorder.batch(env, t);
+  else if ((env.type === 'ack' || env.type === 'error') && typeof env.topic === 'string') {
+    const waiter = conn.waiting.get(env.topic);
+    conn.waiting.delete(env.topic);
+    waiter?.(env);
+  }
+}
+
+function awaitReply(conn: Conn, topic: string, timeoutMs = 20_000): Promise<WireEnvelope> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no reply for ${topic} in ${timeoutMs} ms`)), timeoutMs);
+    conn.waiting.set(topic, (env) => {
+      clearTimeout(timer);
+      resolve(env);
+    });
+  });
+}
+
+async function openOne(args: WsConnectArgs): Promise<void> {
+  const ws = new WebSocket(args.url, { perMessageDeflate: true, handshakeTimeout: 20_000 });
+  const conn: Conn = { ws, socket: null, stalled: false, conflated: false, skipped: 0, closeCode: null, waiting: new Map() };
+  ws.on('upgrade', (res) => (conn.socket = res.socket as NetSocket));
+  ws.on('message', (data: RawData, isBinary: boolean) => onMessage(conn, data, isBinary));
+  ws.on('close', (code) => (conn.closeCode = code));
+  ws.on('error', () => undefined);
+  const ack = awaitReply(conn, args.topic);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const reply = await ack;
+  if (reply.type !== 'ack') throw new Error(`subscribe refused: ${JSON.stringify(reply)}`);
+  conns.push(conn);
+  if (args.stall) {
+    conn.stalled = true;
+    ws.pause();
+  }
+}
+
+async function connect(args: WsConnectArgs): Promise<ConnectResult> {
+  const t0 = hrNow();
+  let connected = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+  const wave = 50;
+  for (let i = 0; i < args.count; i += wave) {
+    const results = await Promise.allSettled(Array.from({ length: Math.min(wave, args.count - i) }, () => openOne(args)));
+    for (const r of results) {
+      if (r.status === 'fulfilled') connected++;
+      else {
+        failed++;
+        firstError ??= r.reason instanceof Error ? r.reason.message : String(r.reason);
+      }
+    }
+  }
+  return { connected, failed, firstError, ms: hrNow() - t0 };
+}
+
+/** Re-subscribes every recording connection with `compression` on or off; resolves when all acked. */
+async function setCompression(args: { topic: string; on: boolean }): Promise<{ acked: number; refused: number }> {
+  let acked = 0;
+  let refused = 0;
+  await Promise.all(
+    recording().map(async (conn) => {
+      const reply = awaitReply(conn, args.topic);
+      conn.ws.send(JSON.stringify({ type: 'subscribe', topic: args.topic, compression: args.on }));
+      if ((await reply).type === 'ack') acked++;
+      else refused++;
+    }),
+  );
+  return { acked, refused };
+}
+
+function beginStep(args: { step: number }): null {
+  recorder.begin(args.step);
+  bytesAtBegin = bytesRead();
+  framesAtBegin = frames;
+  return null;
+}
+
+function endStep(args: EndStepArgs): WsStepStats {
+  return { ...recorder.end(args, recording().length), bytesRead: bytesRead() - bytesAtBegin, frames: frames - framesAtBegin };
+}
+
+/** Stalled connections read again; waits until each got its conflated snapshot or was closed (or the timeout). */
+async function release(args: { timeoutMs: number }): Promise<ReleaseResult> {
+  const stalled = conns.filter((c) => c.stalled);
+  for (const c of stalled) c.ws.resume();
+  const until = hrNow() + args.timeoutMs;
+  while (hrNow() < until && stalled.some((c) => !c.conflated && c.closeCode === null)) await sleep(50);
+  const closed: Record<string, number> = {};
+  for (const c of stalled) if (c.closeCode !== null) closed[c.closeCode] = (closed[c.closeCode] ?? 0) + 1;
+  return {
+    stalled: stalled.length,
+    conflated: stalled.filter((c) => c.conflated).length,
+    skipped: stalled.reduce((a, c) => a + c.skipped, 0),
+    closed,
+    neither: stalled.filter((c) => !c.conflated && c.closeCode === null).length,
+    deltasAfterResume,
+  };
+}
+
+async function closeAll(): Promise<{ closed: number }> {
+  const n = conns.length;
+  for (const c of conns.splice(0)) c.ws.terminate();
+  await sleep(100);
+  return { closed: n };
+}
+
+serveRpc({
+  connect: (a: WsConnectArgs) => connect(a),
+  setCompression: (a: { topic: string; on: boolean }) => setCompression(a),
+  beginStep: (a: { step: number }) => beginStep(a),
+  progress: () => ({ received: recorder.received }),
+  clients: () => ({ clients: recording().length }),
+  endStep: (a: EndStepArgs) => endStep(a),
+  release: (a: { timeoutMs: number }) => release(a),
+  closeAll: () => closeAll(),
+});

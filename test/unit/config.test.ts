@@ -1,0 +1,174 @@
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+/** The problems loadConfig reports for `env` (fails the test when it accepts it). */
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const e = err as ConfigError;
+    // The message lists every problem, so `bondx` can print it as it is.
+    for (const p of e.problems) expect(e.message).toContain(p);
+    return e.problems;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig: defaults', () => {
+  it('an empty environment gives the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      HOST: '127.0.0.1',
+      PORT: 8000,
+      PROMETHEUS_PORT: 8001,
+      LOG_LEVEL: 'info',
+      WS_MAX_CONNECTIONS: 1000,
+      WS_HEARTBEAT_INTERVAL: 30,
+      WS_CONNECTION_TIMEOUT: 90,
+      WS_MAX_QUEUE_SIZE: 1000,
+      WS_MAX_CONNECTIONS_PER_USER: 50,
+      WS_MAX_MESSAGE_BYTES: 65536,
+      REDIS_PREFIX: 'bx',
+      KAFKA_GROUP_ID: 'bondx-projector',
+      KAFKA_TOPIC_PREFIX: 'bondx',
+      KAFKA_PARTITIONS: 6,
+      SIMULATOR: true,
+      SIMULATOR_RATE: 50,
+    });
+    expect(c.REDIS_URL).toBeUndefined();
+    expect(c.KAFKA_BROKERS).toBeUndefined();
+    expect(c.JWT_SECRET).toBeUndefined();
+    expect(c.alertThresholds).toEqual({ max_connection_failure_rate: 0.05, max_message_drop_rate: 0.01, max_p95_latency_ms: 100, max_queue_size: 1000, max_error_rate: 0.02 });
+    expect(c.rateLimits).toEqual({
+      market: { burst: 1000, per_minute: 100 },
+      auction: { burst: 500, per_minute: 50 },
+      trading: { burst: 200, per_minute: 20 },
+      risk: { burst: 100, per_minute: 10 },
+      mobile: { burst: 300, per_minute: 30 },
+    });
+    expect(c).not.toHaveProperty('ALERT_THRESHOLDS_JSON');
+    expect(c).not.toHaveProperty('RATE_LIMITS_JSON');
+  });
+
+  it('empty variables count as unset: defaults, not 0 or errors', () => {
+    const c = loadConfig({ PORT: '', WS_MAX_CONNECTIONS: ' ', SIMULATOR: '', REDIS_URL: '', KAFKA_BROKERS: '  ', JWT_SECRET: '', ALERT_THRESHOLDS_JSON: '', RATE_LIMITS_JSON: '' });
+    expect(c.PORT).toBe(8000);
+    expect(c.WS_MAX_CONNECTIONS).toBe(1000);
+    expect(c.SIMULATOR).toBe(true);
+    expect(c.REDIS_URL).toBeUndefined();
+    expect(c.KAFKA_BROKERS).toBeUndefined();
+    expect(c.JWT_SECRET).toBeUndefined();
+    expect(c.alertThresholds.max_error_rate).toBe(0.02);
+    expect(c.rateLimits.market.burst).toBe(1000);
+  });
+});
+
+describe('loadConfig: coercion', () => {
+  it('numbers, booleans and log levels from their string forms', () => {
+    const c = loadConfig({ PORT: '0', PROMETHEUS_PORT: '9100', WS_MAX_CONNECTIONS: '5', KAFKA_SESSION_TIMEOUT_MS: '6000', LOG_LEVEL: 'WARNING' });
+    expect(c).toMatchObject({ PORT: 0, PROMETHEUS_PORT: 9100, WS_MAX_CONNECTIONS: 5, KAFKA_SESSION_TIMEOUT_MS: 6000, LOG_LEVEL: 'warn' });
+    expect(loadConfig({ LOG_LEVEL: 'DEBUG' }).LOG_LEVEL).toBe('debug');
+    for (const [text, value] of [['true', true], ['1', true], ['yes', true], ['false', false], ['0', false], ['no', false]] as const) {
+      expect(loadConfig({ SIMULATOR: text }).SIMULATOR).toBe(value);
+    }
+  });
+
+  it('JSON settings override only what they name; the rest keep their defaults', () => {
+    const c = loadConfig({
+      ALERT_THRESHOLDS_JSON: '{"max_p95_latency_ms":250,"max_error_rate":0.5}',
+      RATE_LIMITS_JSON: '{"market":{"burst":10,"per_minute":5}}',
+    });
+    expect(c.alertThresholds).toMatchObject({ max_p95_latency_ms: 250, max_error_rate: 0.5, max_queue_size: 1000 });
+    expect(c.rateLimits.market).toEqual({ burst: 10, per_minute: 5 });
+    expect(c.rateLimits.trading).toEqual({ burst: 200, per_minute: 20 });
+  });
+
+  it('the environment is read from process.env by default', () => {
+    const before = process.env.WS_MAX_QUEUE_SIZE;
+    process.env.WS_MAX_QUEUE_SIZE = '77';
+    try {
+      expect(loadConfig().WS_MAX_QUEUE_SIZE).toBe(77);
+    } finally {
+      if (before === undefined) delete process.env.WS_MAX_QUEUE_SIZE;
+      else process.env.WS_MAX_QUEUE_SIZE = before;
+    }
+  });
+});
+
+describe('loadConfig: every bad value is named, with what was given', () => {
+  it.each([
+    ['PORT', 'abc', /^PORT: .*number.*\(got "abc"\)$/],
+    ['PORT', '1.5', /^PORT: .*int.*\(got "1\.5"\)$/],
+    ['PORT', '-1', /^PORT: .*>=0.*\(got "-1"\)$/],
+    ['WS_MAX_CONNECTIONS', '0', /^WS_MAX_CONNECTIONS: .*>=1.*\(got "0"\)$/],
+    ['KAFKA_SESSION_TIMEOUT_MS', '100', /^KAFKA_SESSION_TIMEOUT_MS: .*>=6000.*\(got "100"\)$/],
+    ['LOG_LEVEL', 'loud', /^LOG_LEVEL: .*"info".*\(got "loud"\)$/],
+    ['SIMULATOR', 'maybe', /^SIMULATOR: .*\(got "maybe"\)$/],
+    ['REDIS_PREFIX', 'a:b', /^REDIS_PREFIX: .*\(got "a:b"\)$/],
+    ['JWT_ALGORITHM', 'none', /^JWT_ALGORITHM: .*"HS256".*\(got "none"\)$/],
+  ])('%s=%s', (name, value, expected) => {
+    const found = problems({ [name]: value });
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(expected);
+  });
+
+  it('ALERT_THRESHOLDS_JSON that is not JSON', () => {
+    expect(problems({ ALERT_THRESHOLDS_JSON: '{max_error_rate: 1' })).toEqual([expect.stringMatching(/^ALERT_THRESHOLDS_JSON: not valid JSON \(.+\)$/)]);
+  });
+
+  it('ALERT_THRESHOLDS_JSON with an unknown key names the key', () => {
+    expect(problems({ ALERT_THRESHOLDS_JSON: '{"max_eror_rate":0.1}' })).toEqual([expect.stringMatching(/^ALERT_THRESHOLDS_JSON: .*"max_eror_rate"/)]);
+  });
+
+  it('ALERT_THRESHOLDS_JSON out of range names the key', () => {
+    expect(problems({ ALERT_THRESHOLDS_JSON: '{"max_error_rate":2}' })).toEqual([expect.stringMatching(/^ALERT_THRESHOLDS_JSON\.max_error_rate: .*<=1/)]);
+    expect(problems({ ALERT_THRESHOLDS_JSON: '{"max_queue_size":0}' })).toEqual([expect.stringMatching(/^ALERT_THRESHOLDS_JSON\.max_queue_size: /)]);
+    expect(problems({ ALERT_THRESHOLDS_JSON: '{"max_p95_latency_ms":"fast"}' })).toEqual([expect.stringMatching(/^ALERT_THRESHOLDS_JSON\.max_p95_latency_ms: .*number/)]);
+  });
+
+  it('RATE_LIMITS_JSON: not JSON, wrong shape, unknown stream, bad bucket', () => {
+    expect(problems({ RATE_LIMITS_JSON: 'market=100' })).toEqual([expect.stringMatching(/^RATE_LIMITS_JSON: not valid JSON/)]);
+    expect(problems({ RATE_LIMITS_JSON: '[1]' })).toEqual([expect.stringMatching(/^RATE_LIMITS_JSON: .*object/)]);
+    expect(problems({ RATE_LIMITS_JSON: '{"news":{"burst":1,"per_minute":1}}' })).toEqual([expect.stringMatching(/^RATE_LIMITS_JSON: .*"news"/)]);
+    const bucket = problems({ RATE_LIMITS_JSON: '{"market":{"burst":0}}' });
+    expect(bucket).toEqual(expect.arrayContaining([expect.stringMatching(/^RATE_LIMITS_JSON\.market\.burst: /), expect.stringMatching(/^RATE_LIMITS_JSON\.market\.per_minute: /)]));
+  });
+
+  it('reports every problem together: variables and both JSON settings', () => {
+    const found = problems({
+      PORT: 'abc',
+      WS_MAX_CONNECTIONS: '0',
+      LOG_LEVEL: 'loud',
+      ALERT_THRESHOLDS_JSON: '{',
+      RATE_LIMITS_JSON: '{"mobile":{"burst":-1,"per_minute":1}}',
+    });
+    expect(found).toHaveLength(5);
+    for (const name of ['PORT:', 'WS_MAX_CONNECTIONS:', 'LOG_LEVEL:', 'ALERT_THRESHOLDS_JSON:', 'RATE_LIMITS_JSON.mobile.burst:']) {
+      expect(found.some((p) => p.startsWith(name))).toBe(true);
+    }
+  });
+});
+
+describe('bondx with a bad environment', () => {
+  it('`bondx all` exits with code 2 and prints the problems, without starting', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: 'abc', LOG_LEVEL: 'loud' };
+    // Nothing to connect to even if it did start: a bad environment must stop it before any backend.
+    delete env.REDIS_URL;
+    delete env.KAFKA_BROKERS;
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bondx.ts', 'all'], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    clearTimeout(timer);
+    expect(code).toBe(2);
+    expect(stderr).toContain('Invalid configuration');
+    expect(stderr).toMatch(/PORT: .*\(got "abc"\)/);
+    expect(stderr).toMatch(/LOG_LEVEL: .*\(got "loud"\)/);
+    expect(stdout).not.toContain('BondX Stream is running');
+  }, 20_000);
+});
