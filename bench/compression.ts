@@ -17,6 +17,7 @@ import {
   startChild,
   stopChild,
   table,
+  waitForQuietMachine,
   writeResults,
   type StepMeasure,
 } from './rig.js';
@@ -36,7 +37,7 @@ import type { WsConnectArgs, WsStepStats } from './ws-clients.js';
 const { values: opts } = parseArgs({
   options: {
     clients: { type: 'string', default: '200' },
-    rates: { type: 'string', default: '50,200' },
+    rates: { type: 'string', default: '20,50,100' },
     warmup: { type: 'string', default: '1' },
     step: { type: 'string', default: '4' },
     drain: { type: 'string', default: '3' },
@@ -45,7 +46,7 @@ const { values: opts } = parseArgs({
   strict: true,
 });
 if (opts.help) {
-  console.log('tsx bench/compression.ts [--clients 200] [--rates 50,200] [--warmup 1] [--step 4] [--drain 3]');
+  console.log('tsx bench/compression.ts [--clients 200] [--rates 20,50,100] [--warmup 1] [--step 4] [--drain 3]');
   process.exit(0);
 }
 const CLIENTS = Number(opts.clients);
@@ -88,6 +89,7 @@ interface Row {
   p99: number;
   max: number;
   clientCpuPct: number;
+  otherCpuPct: number;
 }
 
 interface Mem {
@@ -105,6 +107,7 @@ async function mem(): Promise<Mem> {
 async function main(): Promise<void> {
   const t0 = Date.now();
   log(`${CLIENTS} ws clients on /api/v1/ws/market/${BENCH_ISIN}, rates ${RATES.join(',')} ev/s (quote/book alternating), ${TIMING.warmupS}+${TIMING.stepS} s per step`);
+  const idleBusy = await waitForQuietMachine(log);
   const config = loadConfig({
     PORT: '0',
     PROMETHEUS_PORT: '0',
@@ -167,11 +170,12 @@ async function main(): Promise<void> {
           bytesPerMsg: st.bytesRead / Math.max(1, st.frames),
           ...p,
           clientCpuPct: m.clientCpuPct,
+          otherCpuPct: m.otherCpuPct,
         };
         rows.push(row);
         log(
           `${compression ? 'on ' : 'off'} ${rate} ev/s: ${fmtInt(row.deliveredMsgsPerSec)} msg/s (${fmtPct(row.deliveredPct, 2)}), server CPU ${fmtPct(row.serverCpuPct)} = ${row.cpuUsPerMsg.toFixed(2)} us/msg, ` +
-            `${row.bytesPerMsg.toFixed(0)} B/msg, p50 ${fmtMs(p.p50)} p99 ${fmtMs(p.p99)} ms, clients CPU ${fmtPct(row.clientCpuPct)}`,
+            `${row.bytesPerMsg.toFixed(0)} B/msg, p50 ${fmtMs(p.p50)} p99 ${fmtMs(p.p99)} ms, clients CPU ${fmtPct(row.clientCpuPct)}, other ${fmtPct(row.otherCpuPct)}`,
         );
       }
       await quiesce([group]);
@@ -193,14 +197,16 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`### permessage-deflate on /api/v1/ws/market: ${CLIENTS} ws clients, quote/book deltas (${env.cpus} cores, Node ${env.node}, 127.0.0.1)`);
     out.push('');
+    out.push(`CPU columns are % of one core (the box has ${env.cpus}); "other" is CPU used by anything but this process and the client process.`);
+    out.push('');
     out.push(
       `Server CPU = the whole system process (ingest, projection, broadcast, deflate) over warm-up + ${TIMING.stepS} s + drain, per delivered message; bytes = read from the clients' TCP sockets per received frame (WebSocket framing included); latency = receipt - ingest.submit.`,
     );
     out.push('');
     out.push(
       table(
-        ['compression', 'ev/s', 'clients', 'delivered msg/s', 'delivered', 'server CPU', 'CPU per msg', 'bytes per msg', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'],
-        rows.map((r) => [r.compression ? 'on' : 'off', fmtInt(r.rate), fmtInt(r.clients), fmtInt(r.deliveredMsgsPerSec), fmtPct(r.deliveredPct, 2), fmtPct(r.serverCpuPct), `${r.cpuUsPerMsg.toFixed(2)} µs`, `${r.bytesPerMsg.toFixed(0)} B`, fmtMs(r.p50), fmtMs(r.p95), fmtMs(r.p99), fmtMs(r.max)]),
+        ['compression', 'ev/s', 'clients', 'delivered msg/s', 'delivered', 'CPU server / clients / other', 'server CPU per msg', 'bytes per msg', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'],
+        rows.map((r) => [r.compression ? 'on' : 'off', fmtInt(r.rate), fmtInt(r.clients), fmtInt(r.deliveredMsgsPerSec), fmtPct(r.deliveredPct, 2), `${fmtPct(r.serverCpuPct)} / ${fmtPct(r.clientCpuPct)} / ${fmtPct(r.otherCpuPct)}`, `${r.cpuUsPerMsg.toFixed(2)} µs`, `${r.bytesPerMsg.toFixed(0)} B`, fmtMs(r.p50), fmtMs(r.p95), fmtMs(r.p99), fmtMs(r.max)]),
       ),
     );
     out.push('');
@@ -209,7 +215,7 @@ async function main(): Promise<void> {
     out.push(table(['per connection', 'RSS', 'heapUsed', 'external (zlib, buffers)'], memRows.map((r) => [r.what, kb(r.rss), kb(r.heapUsed), kb(r.external)])));
     const md = out.join('\n');
     console.log(`\n${md}\n`);
-    const file = writeResults('compression', { durationS: (Date.now() - t0) / 1000, config: { clients: CLIENTS, rates: RATES, ...TIMING }, rows, memory, memoryPerConnection: memRows, markdown: md });
+    const file = writeResults('compression', { durationS: (Date.now() - t0) / 1000, machineBusyBeforePct: idleBusy, config: { clients: CLIENTS, rates: RATES, ...TIMING }, rows, memory, memoryPerConnection: memRows, markdown: md });
     log(`results written to ${file} (total ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     await child.rpc.call('closeAll');
   } finally {

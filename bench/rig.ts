@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { entryEnvelope } from '../src/gateway/envelope.js';
 import type { Envelope } from '../src/protocol/messages.js';
-import { BENCH_TOPIC, clockOffset, hrNow, LatencyHistogram, RpcClient, sleep, type EndStepArgs, type QuoteEventShape, type StepStats } from './shared.js';
+import { BENCH_TOPIC, clockOffset, hrNow, LatencyHistogram, machineBusyPct, machineCpu, RpcClient, sleep, type EndStepArgs, type QuoteEventShape, type StepStats } from './shared.js';
 
 /**
  * Parent-side helpers of the single-purpose benchmarks (adapter-cost, compression, slow-clients):
@@ -142,6 +142,8 @@ export interface StepMeasure {
   /** This process's CPU time over the step including the drain (ms). */
   serverCpuMs: number;
   clientCpuPct: number;
+  /** Machine-wide busy CPU not used by this process or the client children (other work on the box), % of one core. */
+  otherCpuPct: number;
   elapsedMs: number;
   driverMaxBehind: number;
 }
@@ -157,6 +159,7 @@ export async function measureStep(groups: ClientGroup[], rate: number, timing: S
   const step = ++stepCounter;
   await Promise.all(groups.map((g) => g.child.rpc.call('beginStep', { step })));
   const cpu0 = process.cpuUsage();
+  const machine0 = machineCpu();
   const t0 = hrNow();
   const run = await pace(rate, (timing.warmupS + timing.stepS) * 1000, (n) => emit(step, n));
   const windowStart = run.startedAt + timing.warmupS * 1000;
@@ -170,6 +173,7 @@ export async function measureStep(groups: ClientGroup[], rate: number, timing: S
   while ((await received()) < want && hrNow() < drainUntil) await sleep(50);
   const elapsedMs = hrNow() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const machine1 = machineCpu();
   const perGroup = await Promise.all(
     groups.map((g) =>
       g.child.rpc.call<StepStats>('endStep', { publishTimes: run.publishTimes, clockShift: g.shift, windowFrom, windowTo: run.published, windowStart, windowEnd } satisfies EndStepArgs, 60_000),
@@ -181,6 +185,8 @@ export async function measureStep(groups: ClientGroup[], rate: number, timing: S
   const expected = sum((st) => st.expected);
   const delivered = sum((st) => st.delivered);
   const serverCpuMs = (cpu.user + cpu.system) / 1000;
+  const serverCpuPct = (100 * serverCpuMs) / elapsedMs;
+  const clientCpuPct = (100 * sum((st) => st.cpuMs)) / elapsedMs;
   return {
     rate,
     clients: sum((st) => st.clients),
@@ -192,9 +198,10 @@ export async function measureStep(groups: ClientGroup[], rate: number, timing: S
     deliveredMsgsPerSec: sum((st) => st.inWindowMsgs) / timing.stepS,
     latency,
     perGroup,
-    serverCpuPct: (100 * serverCpuMs) / elapsedMs,
+    serverCpuPct,
     serverCpuMs,
-    clientCpuPct: (100 * sum((st) => st.cpuMs)) / elapsedMs,
+    clientCpuPct,
+    otherCpuPct: Math.max(0, machineBusyPct(machine0, machine1, cpus().length) - serverCpuPct - clientCpuPct),
     elapsedMs,
     driverMaxBehind: run.maxBehind,
   };
@@ -212,6 +219,25 @@ export async function quiesce(groups: ClientGroup[], maxMs = 5_000, stillMs = 30
       since = hrNow();
     } else if (hrNow() - since >= stillMs) return;
     await sleep(50);
+  }
+}
+
+/**
+ * Waits (up to `maxS`) for the machine to be quiet (< `maxBusyPct` of one core busy over a second),
+ * since the benchmarks share 2 cores with whatever else runs; returns the last load seen.
+ */
+export async function waitForQuietMachine(log: (line: string) => void, maxS = 20, maxBusyPct = 30): Promise<number> {
+  const until = Date.now() + maxS * 1000;
+  for (let warned = false; ; warned = true) {
+    const a = machineCpu();
+    await sleep(1000);
+    const busy = machineBusyPct(a, machineCpu(), cpus().length);
+    if (!(busy > maxBusyPct)) return busy;
+    if (Date.now() >= until) {
+      log(`WARNING: the machine is still ${busy.toFixed(0)}% busy (of one core) before starting: figures will be distorted`);
+      return busy;
+    }
+    if (!warned) log(`machine ${busy.toFixed(0)}% busy (of one core) by other processes; waiting up to ${maxS} s for it to settle`);
   }
 }
 

@@ -91,6 +91,8 @@ class MemoryUserConnections implements UserConnectionCounts {
 
 /** How often a gateway proves it is alive; its counts stop counting 3 intervals after it dies. */
 const LIVENESS_MS = 5000;
+/** A user's count hash outlives its last change by this long (longer than any session), so abandoned ones disappear. */
+const USER_COUNT_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /**
  * Per user a hash `{prefix}:uc:{user}` of gateway id -> open connections. A gateway that dies without
@@ -99,6 +101,7 @@ const LIVENESS_MS = 5000;
  */
 class RedisUserConnections implements UserConnectionCounts {
   private readonly id = randomUUID();
+  private readonly local = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -122,24 +125,40 @@ class RedisUserConnections implements UserConnectionCounts {
   async open(user: string, limit: number): Promise<(() => void) | null> {
     const key = this.key(user);
     // Count first, then check: a race between gateways can only over-count, and is undone below.
-    await this.redis.hincrby(key, this.id, 1);
+    await this.publish(user, 1);
     const counts = await this.redis.hgetall(key);
     const gateways = Object.keys(counts);
     const alive = gateways.length > 0 ? await this.redis.mget(gateways.map((g) => this.alive(g))) : [];
     const dead = gateways.filter((g, i) => g !== this.id && !alive[i]);
     if (dead.length > 0) void this.redis.hdel(key, ...dead).catch(() => undefined);
-    const total = gateways.reduce((sum, g, i) => sum + (g === this.id || alive[i] ? Number(counts[g]) : 0), 0);
-    const release = () => void this.redis.hincrby(key, this.id, -1).catch(() => undefined);
+    const total = gateways.reduce((sum, g, i) => sum + (g === this.id || alive[i] ? Math.max(0, Number(counts[g])) : 0), 0);
     if (total > limit) {
-      release();
+      await this.publish(user, -1);
       return null;
     }
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      release();
+      void this.publish(user, -1).catch(() => undefined);
     };
+  }
+
+  /**
+   * This gateway's count for a user lives here and is written to Redis as an absolute value, so an
+   * entry removed by another gateway (e.g. after a Redis restart lost our liveness key) heals on the
+   * next change instead of drifting below zero.
+   */
+  private async publish(user: string, delta: number): Promise<void> {
+    const n = (this.local.get(user) ?? 0) + delta;
+    const key = this.key(user);
+    if (n > 0) {
+      this.local.set(user, n);
+      await this.redis.multi().hset(key, this.id, n).pexpire(key, USER_COUNT_TTL_MS).exec();
+    } else {
+      this.local.delete(user);
+      await this.redis.hdel(key, this.id);
+    }
   }
 
   async close(): Promise<void> {

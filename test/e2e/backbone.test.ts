@@ -112,7 +112,7 @@ class Upstream {
   async sendNotJson(): Promise<void> {
     const text = `not json ${RUN} #${this.n++} {`;
     this.invalid.push(text);
-    this.reasons.set(text, /must be object/);
+    this.reasons.set(text, /not JSON/);
     await this.producer.sendRaw('market', [{ key: ISINS[0] as string, value: text }]);
   }
 
