@@ -207,6 +207,28 @@ export async function measureStep(groups: ClientGroup[], rate: number, timing: S
   };
 }
 
+/**
+ * measureStep, re-run (after a quiesce) while other processes on the machine used more than
+ * `maxOtherPct` of a core during it, within a retry budget shared by the whole run; the result says
+ * whether it stayed noisy.
+ */
+export async function measureQuietStep(
+  groups: ClientGroup[],
+  rate: number,
+  timing: StepTiming,
+  emit: (step: number, n: number) => void,
+  budget: { retries: number; maxOtherPct: number; log: (line: string) => void },
+): Promise<StepMeasure & { noisy: boolean; attempts: number }> {
+  for (let attempts = 1; ; attempts++) {
+    const m = await measureStep(groups, rate, timing, emit);
+    const noisy = m.otherCpuPct > budget.maxOtherPct;
+    if (!noisy || budget.retries <= 0) return { ...m, noisy, attempts };
+    budget.retries--;
+    budget.log(`step at ${rate} ev/s disturbed (other processes used ${m.otherCpuPct.toFixed(0)}% of a core): re-running it (${budget.retries} re-runs left)`);
+    await quiesce(groups);
+  }
+}
+
 /** Waits (up to `maxMs`) until the clients' receive counters stop moving: a backlog has cleared. */
 export async function quiesce(groups: ClientGroup[], maxMs = 5_000, stillMs = 300): Promise<void> {
   const until = hrNow() + maxMs;

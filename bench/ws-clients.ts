@@ -16,7 +16,9 @@ export interface WsConnectArgs {
   count: number;
   /** Topic subscribed by the path (the ack awaited before the connection counts as ready). */
   topic: string;
-  /** Stop reading right after the subscribe ack: these connections do not record deltas. */
+  /** More topics subscribed (awaiting each ack) before the connection counts as ready. */
+  extraTopics?: string[];
+  /** Stop reading once subscribed: these connections do not record deltas. */
   stall: boolean;
 }
 
@@ -39,6 +41,8 @@ export interface ReleaseResult {
   neither: number;
   /** Deltas the stalled connections received after resuming (data written before the pause took effect included). */
   deltasAfterResume: number;
+  /** Bytes each stalled connection read in all, on average (what kernel buffers and the server's queue held for it). */
+  bytesPerStalled: number;
 }
 
 interface Conn {
@@ -113,6 +117,12 @@ async function openOne(args: WsConnectArgs): Promise<void> {
   });
   const reply = await ack;
   if (reply.type !== 'ack') throw new Error(`subscribe refused: ${JSON.stringify(reply)}`);
+  for (const topic of args.extraTopics ?? []) {
+    const extra = awaitReply(conn, topic);
+    ws.send(JSON.stringify({ type: 'subscribe', topic }));
+    const r = await extra;
+    if (r.type !== 'ack') throw new Error(`subscribe to ${topic} refused: ${JSON.stringify(r)}`);
+  }
   conns.push(conn);
   if (args.stall) {
     conn.stalled = true;
@@ -165,12 +175,18 @@ function endStep(args: EndStepArgs): WsStepStats {
   return { ...recorder.end(args, recording().length), bytesRead: bytesRead() - bytesAtBegin, frames: frames - framesAtBegin };
 }
 
+function stalledBytes(stalled: Conn[]): number {
+  return stalled.reduce((a, c) => a + (c.socket?.bytesRead ?? 0), 0);
+}
+
 /** Stalled connections read again; waits until each got its conflated snapshot or was closed (or the timeout). */
 async function release(args: { timeoutMs: number }): Promise<ReleaseResult> {
   const stalled = conns.filter((c) => c.stalled);
   for (const c of stalled) c.ws.resume();
   const until = hrNow() + args.timeoutMs;
   while (hrNow() < until && stalled.some((c) => !c.conflated && c.closeCode === null)) await sleep(50);
+  // Whatever was still buffered for the unpaused ones arrives meanwhile; let reading settle.
+  for (let last = -1, now = stalledBytes(stalled); now !== last && hrNow() < until; last = now, now = stalledBytes(stalled)) await sleep(200);
   const closed: Record<string, number> = {};
   for (const c of stalled) if (c.closeCode !== null) closed[c.closeCode] = (closed[c.closeCode] ?? 0) + 1;
   return {
@@ -180,6 +196,7 @@ async function release(args: { timeoutMs: number }): Promise<ReleaseResult> {
     closed,
     neither: stalled.filter((c) => !c.conflated && c.closeCode === null).length,
     deltasAfterResume,
+    bytesPerStalled: stalled.length > 0 ? stalledBytes(stalled) / stalled.length : 0,
   };
 }
 

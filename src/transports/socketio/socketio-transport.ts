@@ -5,6 +5,7 @@ import { STREAMS, type Stream } from '../../domain/topics.js';
 import { ClientError, type ErrorCode } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/messages.js';
 import { peekMessage } from '../../protocol/parse.js';
+import { DEFLATE_OPTIONS } from '../deflate.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { ClientLink, Session } from '../../gateway/session.js';
@@ -60,7 +61,7 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: S
     pingTimeout: opts.pingTimeoutMs,
     serveClient: !opts.deflate,
     // Compression is opt-in per connection: only the deflate engine negotiates it.
-    perMessageDeflate: opts.deflate ? { threshold: 256 } : false,
+    perMessageDeflate: opts.deflate ? DEFLATE_OPTIONS : false,
     // The plain-WebSocket API shares the HTTP server's upgrades; engine.io must leave those alone.
     destroyUpgrade: false,
     cors: { origin: true },

@@ -12,6 +12,7 @@ import type { Logger } from '../../observability/logger.js';
 import { ClientError, type ErrorCode } from '../../protocol/errors.js';
 import type { Envelope, SubscribeMessage } from '../../protocol/messages.js';
 import { parseClientFrame, peekMessage } from '../../protocol/parse.js';
+import { DEFLATE_OPTIONS } from '../deflate.js';
 
 const PATH = /^\/api\/v1\/ws\/([a-z]+)\/([^/]+)$/;
 
@@ -52,7 +53,7 @@ interface Connection {
  */
 export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: Logger, opts: WebSocketOptions): { close(): Promise<void> } {
   // Frames far beyond the limit are cut by ws itself (close 1009); up to it we answer PAYLOAD_TOO_LARGE.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(opts.maxMessageBytes * 4, 1 << 20), perMessageDeflate: { threshold: 256 } });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(opts.maxMessageBytes * 4, 1 << 20), perMessageDeflate: DEFLATE_OPTIONS });
   const rooms = new Map<string, Set<Connection>>();
   const connections = new Map<Connection, Session>();
 
