@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# What `npm run bench` runs: the fan-out benchmark (in memory, against a bare Socket.IO server), then the
-# Kafka produce -> client benchmark on real Kafka and Redis (started here unless REDIS_URL and
-# KAFKA_BROKERS are given or services are already up; stopped on exit if started here).
+# What `npm run bench` runs: in memory, the fan-out benchmark (against a bare Socket.IO server), slow
+# clients and compression; then on real Redis and Kafka (started here unless REDIS_URL and KAFKA_BROKERS
+# are given or services are already up; stopped on exit if started here) the cost of the Socket.IO Redis
+# adapter and Kafka produce -> client latency. Each prints a table and writes bench/results/*.json.
 #   npm run bench                 # both
 #   npm run bench -- --clients 500 # args go to the fan-out benchmark; `npm run bench:kafka -- …` for the other
 set -euo pipefail
@@ -9,6 +10,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 node_modules/.bin/tsx bench/run.ts "$@"
+node_modules/.bin/tsx bench/slow-clients.ts
+node_modules/.bin/tsx bench/compression.ts
 
 owns_services=0
 teardown() { if (( owns_services )); then bash scripts/services.sh down >/dev/null || true; fi; }
@@ -21,4 +24,5 @@ if [[ -z "${REDIS_URL:-}" || -z "${KAFKA_BROKERS:-}" ]]; then
   eval "$(bash scripts/services.sh env)"
   export REDIS_URL KAFKA_BROKERS
 fi
+node_modules/.bin/tsx bench/adapter-cost.ts
 node_modules/.bin/tsx bench/kafka-e2e.ts
