@@ -8,8 +8,8 @@ import { TopicFeed, type Outlet } from './topic-feed.js';
 
 /** A room member: told to re-sync when the topic's history is reset under it. */
 export interface RoomMember {
-  /** The member's stream, for per-stream message counts (sessions have one). */
-  readonly stream?: string;
+  /** The member's stream, for per-stream message counts. */
+  readonly stream: string;
   resync(topic: string): void;
 }
 
@@ -18,16 +18,15 @@ export class RoomMembers extends Set<RoomMember> {
   readonly byStream = new Map<string, number>();
 
   override add(member: RoomMember): this {
-    if (!this.has(member)) this.byStream.set(member.stream ?? 'unknown', (this.byStream.get(member.stream ?? 'unknown') ?? 0) + 1);
+    if (!this.has(member)) this.byStream.set(member.stream, (this.byStream.get(member.stream) ?? 0) + 1);
     return super.add(member);
   }
 
   override delete(member: RoomMember): boolean {
     if (!super.delete(member)) return false;
-    const key = member.stream ?? 'unknown';
-    const n = (this.byStream.get(key) ?? 1) - 1;
-    if (n > 0) this.byStream.set(key, n);
-    else this.byStream.delete(key);
+    const n = (this.byStream.get(member.stream) ?? 1) - 1;
+    if (n > 0) this.byStream.set(member.stream, n);
+    else this.byStream.delete(member.stream);
     return true;
   }
 
@@ -142,6 +141,8 @@ interface FeedSlot {
  */
 export class Hub {
   private readonly slots = new Map<string, FeedSlot>();
+  /** Per topic, subscribers that hold the feed without being in a room (catching up, or paused). */
+  private readonly holds = new Map<string, number>();
 
   constructor(
     readonly store: TopicStore,
@@ -181,7 +182,7 @@ export class Hub {
     // A subscriber still catching up holds a room it has not joined yet (members 0): dropping that room
     // now would detach it from the feed, and the subscriber would join a room that never gets entries.
     // The last catching-up subscriber to finish calls release again and cleans up then.
-    if (this.pending(topic) > 0) return;
+    if (this.holdCount(topic) > 0) return;
     for (const [name, room] of slot.rooms) {
       if (room.members.size === 0) {
         room.close();
@@ -195,24 +196,23 @@ export class Hub {
     }
   }
 
-  private readonly catchingUp = new Map<string, number>();
 
   /** Marks a subscriber catching up, so the feed is kept while it has not joined a room yet. */
   hold(topic: string): () => void {
-    this.catchingUp.set(topic, this.pending(topic) + 1);
+    this.holds.set(topic, this.holdCount(topic) + 1);
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      const n = this.pending(topic) - 1;
-      if (n > 0) this.catchingUp.set(topic, n);
-      else this.catchingUp.delete(topic);
+      const n = this.holdCount(topic) - 1;
+      if (n > 0) this.holds.set(topic, n);
+      else this.holds.delete(topic);
       this.release(topic);
     };
   }
 
-  private pending(topic: string): number {
-    return this.catchingUp.get(topic) ?? 0;
+  private holdCount(topic: string): number {
+    return this.holds.get(topic) ?? 0;
   }
 
   head(topic: string): number | undefined {
