@@ -2,6 +2,7 @@ import { io as ioClient, type Socket } from 'socket.io-client';
 import { StepRecorder, type WireEnvelope } from './recorder.js';
 import {
   hrNow,
+  connectInWaves,
   serveRpc,
   sleep,
   type ConnectArgs,
@@ -53,23 +54,9 @@ async function connectOne(args: ConnectArgs): Promise<void> {
 }
 
 async function connect(args: ConnectArgs): Promise<ConnectResult> {
-  const t0 = hrNow();
-  let connected = 0;
-  let failed = 0;
-  let firstError: string | null = null;
-  const wave = 50;
-  for (let i = 0; i < args.count; i += wave) {
-    const results = await Promise.allSettled(Array.from({ length: Math.min(wave, args.count - i) }, () => connectOne(args)));
-    for (const r of results) {
-      if (r.status === 'fulfilled') connected++;
-      else {
-        failed++;
-        firstError ??= r.reason instanceof Error ? r.reason.message : String(r.reason);
-      }
-    }
-  }
+  const result = await connectInWaves(args.count, () => connectOne(args));
   if (!args.subscribe) subscribedClients = sockets.length;
-  return { connected, failed, firstError, ms: hrNow() - t0 };
+  return result;
 }
 
 function beginStep(args: { step: number }): null {

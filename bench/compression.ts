@@ -1,5 +1,4 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config/config.js';
 import { issueToken, jwtKeysFromConfig } from '../src/gateway/auth.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { startSystem } from '../src/runtime/system.js';
@@ -21,7 +20,7 @@ import {
   writeResults,
   type StepMeasure,
 } from './rig.js';
-import { BENCH_ISIN, BENCH_SECRET, BENCH_TOPIC, eventId, HOST, quoteEvent, sleep } from './shared.js';
+import { benchConfig, BENCH_ISIN, BENCH_TOPIC, eventId, quoteEvent, sleep } from './shared.js';
 import type { WsConnectArgs, WsStepStats } from './ws-clients.js';
 
 /**
@@ -108,17 +107,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   log(`${CLIENTS} ws clients on /api/v1/ws/market/${BENCH_ISIN}, rates ${RATES.join(',')} ev/s (quote/book alternating), ${TIMING.warmupS}+${TIMING.stepS} s per step`);
   const idleBusy = await waitForQuietMachine(log);
-  const config = loadConfig({
-    PORT: '0',
-    PROMETHEUS_PORT: '0',
-    HOST,
-    JWT_SECRET: BENCH_SECRET,
-    LOG_LEVEL: 'silent',
-    SIMULATOR: 'false',
-    WS_MAX_CONNECTIONS: String(CLIENTS + 100),
-    WS_MAX_CONNECTIONS_PER_USER: String(CLIENTS + 100),
-    WS_CONNECT_RATE_PER_USER: '1000000',
-    WS_CONNECT_RATE_PER_IP: '1000000',
+  const config = benchConfig(CLIENTS + 100, {
     // Smallest history: memory measured below is connections, not stored entries.
     HISTORY_MAX_LEN: '100',
     // Measure the compression cost, not flow control: no conflation during the steps.

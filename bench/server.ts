@@ -1,14 +1,13 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server as SocketIoServer } from 'socket.io';
-import { loadConfig } from '../src/config/config.js';
 import { issueToken, jwtKeysFromConfig } from '../src/gateway/auth.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { startSystem, type System } from '../src/runtime/system.js';
 import { quoteEnvelope } from './rig.js';
 import {
   BENCH_ISIN,
-  BENCH_SECRET,
+  benchConfig,
   BENCH_TOPIC,
   HOST,
   hrNow,
@@ -40,18 +39,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 async function start(args: StartArgs): Promise<StartResult> {
   if (args.kind === 'ours') {
-    const config = loadConfig({
-      PORT: '0',
-      PROMETHEUS_PORT: '0',
-      HOST,
-      JWT_SECRET: BENCH_SECRET,
-      LOG_LEVEL: 'silent',
-      SIMULATOR: 'false',
-      WS_MAX_CONNECTIONS: String(args.maxConnections),
-      // Every benchmark client is one user on one IP, connecting in bursts: admission limits off.
-      WS_MAX_CONNECTIONS_PER_USER: String(args.maxConnections),
-      WS_CONNECT_RATE_PER_USER: '1000000',
-      WS_CONNECT_RATE_PER_IP: '1000000',
+    const config = benchConfig(args.maxConnections, {
       HISTORY_MAX_LEN: String(args.historyMaxLen),
       // The batching window under test can be set from the bench's environment.
       ...(process.env.WS_BATCH_FLUSH_MS ? { WS_BATCH_FLUSH_MS: process.env.WS_BATCH_FLUSH_MS } : {}),

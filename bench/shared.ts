@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { loadConfig, type Config } from '../src/config/config.js';
 
 /**
  * Shared by the benchmark's three processes (parent `run.ts`, `server.ts`, `clients.ts`): a tiny
@@ -352,4 +353,44 @@ export function machineCpu(): { busy: number; total: number } | null {
 export function machineBusyPct(a: { busy: number; total: number } | null, b: { busy: number; total: number } | null, cores: number): number {
   if (!a || !b || b.total <= a.total) return Number.NaN;
   return (100 * cores * (b.busy - a.busy)) / (b.total - a.total);
+}
+
+/**
+ * Configuration of an in-process benchmark system: loopback, silent, no simulator, and admission
+ * limits out of the way (every benchmark client is one user on one IP, connecting in bursts).
+ */
+export function benchConfig(maxConnections: number, overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    PORT: '0',
+    PROMETHEUS_PORT: '0',
+    HOST,
+    JWT_SECRET: BENCH_SECRET,
+    LOG_LEVEL: 'silent',
+    SIMULATOR: 'false',
+    WS_MAX_CONNECTIONS: String(maxConnections),
+    WS_MAX_CONNECTIONS_PER_USER: String(maxConnections),
+    WS_CONNECT_RATE_PER_USER: '1000000',
+    WS_CONNECT_RATE_PER_IP: '1000000',
+    ...overrides,
+  });
+}
+
+/** Opens `count` connections 50 at a time (a burst of thousands trips the kernel's accept backlog). */
+export async function connectInWaves(count: number, openOne: () => Promise<unknown>): Promise<ConnectResult> {
+  const t0 = hrNow();
+  let connected = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+  const wave = 50;
+  for (let i = 0; i < count; i += wave) {
+    const results = await Promise.allSettled(Array.from({ length: Math.min(wave, count - i) }, openOne));
+    for (const r of results) {
+      if (r.status === 'fulfilled') connected++;
+      else {
+        failed++;
+        firstError ??= r.reason instanceof Error ? r.reason.message : String(r.reason);
+      }
+    }
+  }
+  return { connected, failed, firstError, ms: hrNow() - t0 };
 }

@@ -1,5 +1,4 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config/config.js';
 import { issueToken, jwtKeysFromConfig } from '../src/gateway/auth.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { startSystem, type System } from '../src/runtime/system.js';
@@ -20,7 +19,7 @@ import {
   writeResults,
   type Percentiles,
 } from './rig.js';
-import { BENCH_ISIN, BENCH_SECRET, BENCH_TOPIC, HOST, hrNow, quoteEvent, type ConnectArgs, type ConnectResult } from './shared.js';
+import { benchConfig, BENCH_ISIN, BENCH_TOPIC, hrNow, quoteEvent, type ConnectArgs, type ConnectResult } from './shared.js';
 import type { ReleaseResult, WsConnectArgs } from './ws-clients.js';
 
 /**
@@ -200,19 +199,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   log(`${CLIENTS} healthy socket.io clients, ${STALLED} stalled ws clients (${opts.stalled} %), rates ${RATES.join(',')} ev/s, WS_MAX_QUEUE_SIZE ${MAX_QUEUE}, ${TIMING.warmupS}+${TIMING.stepS} s per step`);
   const idleBusy = await waitForQuietMachine(log);
-  const config = loadConfig({
-    PORT: '0',
-    PROMETHEUS_PORT: '0',
-    HOST,
-    JWT_SECRET: BENCH_SECRET,
-    LOG_LEVEL: 'silent',
-    SIMULATOR: 'false',
-    WS_MAX_CONNECTIONS: String(CLIENTS + STALLED + 100),
-    WS_MAX_CONNECTIONS_PER_USER: String(CLIENTS + STALLED + 100),
-    WS_CONNECT_RATE_PER_USER: '1000000',
-    WS_CONNECT_RATE_PER_IP: '1000000',
-    WS_MAX_QUEUE_SIZE: String(MAX_QUEUE),
-  });
+  const config = benchConfig(CLIENTS + STALLED + 100, { WS_MAX_QUEUE_SIZE: String(MAX_QUEUE) });
   const keys = jwtKeysFromConfig(config);
   const system = await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: false }, keys);
   const { ingest, server } = system;

@@ -1,7 +1,7 @@
 import type { Socket as NetSocket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
 import { StepRecorder, type WireEnvelope } from './recorder.js';
-import { hrNow, serveRpc, sleep, type ConnectResult, type EndStepArgs, type StepStats } from './shared.js';
+import { connectInWaves, hrNow, serveRpc, sleep, type ConnectResult, type EndStepArgs, type StepStats } from './shared.js';
 
 /**
  * Client child for the plain-WebSocket API (`/api/v1/ws/{stream}/{id}`): holds N `ws` connections
@@ -130,23 +130,8 @@ async function openOne(args: WsConnectArgs): Promise<void> {
   }
 }
 
-async function connect(args: WsConnectArgs): Promise<ConnectResult> {
-  const t0 = hrNow();
-  let connected = 0;
-  let failed = 0;
-  let firstError: string | null = null;
-  const wave = 50;
-  for (let i = 0; i < args.count; i += wave) {
-    const results = await Promise.allSettled(Array.from({ length: Math.min(wave, args.count - i) }, () => openOne(args)));
-    for (const r of results) {
-      if (r.status === 'fulfilled') connected++;
-      else {
-        failed++;
-        firstError ??= r.reason instanceof Error ? r.reason.message : String(r.reason);
-      }
-    }
-  }
-  return { connected, failed, firstError, ms: hrNow() - t0 };
+function connect(args: WsConnectArgs): Promise<ConnectResult> {
+  return connectInWaves(args.count, () => openOne(args));
 }
 
 /** Re-subscribes every recording connection with `compression` on or off; resolves when all acked. */
