@@ -46,6 +46,10 @@ interface OpenSession {
 export class Gateway {
   readonly hub: Hub;
   private readonly sessions = new Map<Session, OpenSession>();
+  private readonly heartbeatTimer: NodeJS.Timeout;
+  private readonly flowTimer: NodeJS.Timeout;
+  /** Shared by every session (a per-session closure would cost each idle connection memory). */
+  private readonly countSent = (stream: Stream, type: string): void => this.metrics.messageSent(stream, type);
 
   constructor(
     readonly store: TopicStore,
@@ -63,10 +67,6 @@ export class Gateway {
     this.flowTimer = setInterval(() => this.checkFlow(), FLOW_CHECK_MS);
     this.flowTimer.unref();
   }
-
-  private readonly heartbeatTimer: NodeJS.Timeout;
-  private readonly countSent = (stream: Stream, type: string): void => this.metrics.messageSent(stream, type);
-  private readonly flowTimer: NodeJS.Timeout;
 
   authenticate(token: string | undefined): Principal {
     return verifyToken(this.keys, token);

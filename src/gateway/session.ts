@@ -72,6 +72,8 @@ export class Session implements RoomMember {
   private closed = false;
   /** Mobile background mode: alerts and the user's own topics stay live, market data is suspended. */
   private background = false;
+  /** This connection's token bucket for client messages. */
+  private readonly bucket: Bucket;
 
   constructor(
     private readonly hub: Hub,
@@ -89,8 +91,6 @@ export class Session implements RoomMember {
   ) {
     this.bucket = newBucket(rateLimit, Date.now());
   }
-
-  private readonly bucket: Bucket;
 
   /** Handles one client message; resolves with the acknowledgement, throws ClientError on refusal. */
   async handle(kind: string, data: unknown): Promise<Envelope> {
@@ -120,10 +120,6 @@ export class Session implements RoomMember {
 
   private get subscriptions(): ReadonlyMap<string, Subscription> {
     return this.subs ?? NO_SUBSCRIPTIONS;
-  }
-
-  topics(): string[] {
-    return [...this.subscriptions.keys()];
   }
 
   /** Head seq of every live subscription, for heartbeats: a client on a quiet topic can still spot a gap. */
