@@ -93,7 +93,7 @@ const envSchema = z.object({
 
   /** History entries kept per topic. */
   HISTORY_MAX_LEN: int(10_000, 100),
-  /** Embedded simulator on/off (default on only in single-process mode without Kafka). */
+  /** The built-in market simulator in `bondx all` (publishes to Kafka when KAFKA_BROKERS is set). */
   SIMULATOR: bool(true),
   /** Simulator events per second. */
   SIMULATOR_RATE: int(50, 1),
