@@ -16,5 +16,6 @@ COPY tsconfig.json ./
 
 USER node
 EXPOSE 8000 8001
-ENTRYPOINT ["node_modules/.bin/tsx", "src/cli/bondx.ts"]
+# node itself is PID 1 (tsx as a loader, not a wrapper process), so SIGTERM reaches the graceful shutdown.
+ENTRYPOINT ["node", "--import", "tsx", "src/cli/bondx.ts"]
 CMD ["all"]
