@@ -1,4 +1,7 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import { Server as SocketIoServer, type Socket as IoSocket } from 'socket.io';
 import { issueToken, jwtKeysFromConfig } from '../src/gateway/auth.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { startSystem, type System } from '../src/runtime/system.js';
@@ -7,10 +10,12 @@ import {
   fmtInt,
   fmtMs,
   fmtPct,
+  fullGc,
   machine,
   measureQuietStep,
   percentiles,
   quiesce,
+  quoteEnvelope,
   runMain,
   startChild,
   stopChild,
@@ -19,8 +24,8 @@ import {
   writeResults,
   type Percentiles,
 } from './rig.js';
-import { benchConfig, BENCH_ISIN, BENCH_TOPIC, hrNow, quoteEvent, type ConnectArgs, type ConnectResult } from './shared.js';
-import type { ReleaseResult, WsConnectArgs } from './ws-clients.js';
+import { benchConfig, BENCH_ISIN, BENCH_TOPIC, HOST, hrNow, quoteEvent, type ConnectArgs, type ConnectResult } from './shared.js';
+import type { BareStalledArgs, ReleaseResult, WsConnectArgs } from './ws-clients.js';
 
 /**
  * `tsx bench/slow-clients.ts`: fan-out with a share of stalled clients. The real system runs in this
@@ -30,6 +35,11 @@ import type { ReleaseResult, WsConnectArgs } from './ws-clients.js';
  * (Socket.IO's client can not stop reading). Per step: the healthy clients' delivery and latency,
  * and what flow control did to the stalled ones: paused (left the room, to be conflated) during the
  * step, the largest outbound queue, and, once they read again, who got a `meta.conflated` snapshot.
+ *
+ * The `bare` variant repeats the same steps against a plain Socket.IO server in this process
+ * (`io.emit('delta', envelope)`, websocket transport, perMessageDeflate off): the same N healthy
+ * socket.io clients, and S stalled raw Engine.IO clients (`ws`, connect to `/`, then stop reading).
+ * Both variants report this process's RSS growth: bare Socket.IO buffers for stalled clients without limit.
  */
 
 const { values: opts } = parseArgs({
@@ -42,12 +52,14 @@ const { values: opts } = parseArgs({
     step: { type: 'string', default: '4' },
     drain: { type: 'string', default: '3' },
     retries: { type: 'string', default: '2' },
+    variants: { type: 'string', default: 'ours,bare' },
     help: { type: 'boolean', short: 'h', default: false },
   },
   strict: true,
 });
 if (opts.help) {
-  console.log(`tsx bench/slow-clients.ts [--clients 200] [--stalled 10] [--rates 100,200] [--max-queue 200] [--warmup 1] [--step 4] [--drain 3] [--retries 2]
+  console.log(`tsx bench/slow-clients.ts [--clients 200] [--stalled 10] [--rates 100,200] [--max-queue 200] [--warmup 1] [--step 4] [--drain 3] [--retries 2] [--variants ours,bare]
+  --variants     ours (our gateway) and/or bare (plain Socket.IO server, same process), in that order
   --stalled P    stalled clients as a % of --clients (each rate runs with 0 and with P %)
   --max-queue    WS_MAX_QUEUE_SIZE of the server`);
   process.exit(0);
@@ -58,6 +70,16 @@ const RATES = (opts.rates ?? '').split(',').map(Number);
 const MAX_QUEUE = Number(opts['max-queue']);
 const TIMING = { warmupS: Number(opts.warmup), stepS: Number(opts.step), drainS: Number(opts.drain) };
 const RETRIES = Number(opts.retries);
+type Variant = 'ours' | 'bare';
+const RAW_VARIANTS = (opts.variants ?? '').split(',').filter((v) => v !== '');
+const isVariant = (v: string): v is Variant => v === 'ours' || v === 'bare';
+const VARIANTS: Variant[] = RAW_VARIANTS.filter(isVariant);
+if (VARIANTS.length === 0 || VARIANTS.length !== RAW_VARIANTS.length) {
+  console.error('--variants: a comma-separated list of ours,bare');
+  process.exit(2);
+}
+/** Bare Socket.IO's pingTimeout: stalled clients stop answering pings and must not be dropped during a step. */
+const BARE_PING_TIMEOUT_MS = 60_000;
 if (
   !Number.isInteger(CLIENTS) ||
   CLIENTS < 1 ||
@@ -172,7 +194,37 @@ async function droppedByReason(system: System): Promise<Record<string, number>> 
   return out;
 }
 
+interface Fill {
+  events: number;
+  ms: number;
+  queue: number;
+}
+
+/** Samples `f` every 50 ms and keeps the largest value. */
+class MaxSampler {
+  max: number;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly f: () => number) {
+    this.max = f();
+    this.timer = setInterval(() => this.sample(), 50);
+  }
+
+  private sample(): void {
+    this.max = Math.max(this.max, this.f());
+  }
+
+  stop(): number {
+    clearInterval(this.timer);
+    this.sample();
+    return this.max;
+  }
+}
+
+const rssMb = () => process.memoryUsage.rss() / 2 ** 20;
+
 interface Row {
+  variant: Variant;
   stalled: number;
   rate: number;
   healthy: number;
@@ -183,115 +235,268 @@ interface Row {
   clientCpuPct: number;
   otherCpuPct: number;
   noisy: boolean;
-  /** Largest /market outbound queue seen during the step (frames). */
+  /** Largest outbound queue seen during the step (frames): ours = /market send queue, bare = a stalled socket's Engine.IO writeBuffer. */
   maxQueue: number;
+  /** This process's RSS (MB) after a GC before the stalled clients connect, after their pre-fill, and the largest sampled up to the end of the step. */
+  rss: { before: number; afterFill: number; max: number; end: number };
   /** Stalled clients paused (out of the room, awaiting conflation) at the end of the step. */
   pausedAtEnd: number;
   firstPausedMs: number;
   allPausedMs: number;
   release: ReleaseResult | null;
-  fill: { events: number; ms: number; queue: number } | null;
-  /** bondx_messages_dropped_total increase over the step and the release, by reason. */
+  fill: Fill | null;
+  /** Bare: stalled sockets still connected on the server at the end of the step (none dropped by a ping timeout); ours: null. */
+  stalledConnectedAtEnd: number | null;
+  /** bondx_messages_dropped_total increase over the step and the release, by reason (ours; bare has no such counter). */
   dropped: Record<string, number>;
+}
+
+interface BareServer {
+  io: SocketIoServer;
+  http: HttpServer;
+  url: string;
+  stalled: Set<IoSocket>;
+}
+
+/** Engine.IO internals read by the probe (not part of its typings): the per-socket write buffer and the TCP socket. */
+interface EioInternals {
+  writeBuffer: unknown[];
+  transport: { socket?: { _socket?: { writableLength: number } } };
+}
+
+const eio = (s: IoSocket) => s.conn as unknown as EioInternals;
+
+/** Largest Engine.IO writeBuffer (packets) over the stalled sockets. */
+function bareQueue(bare: BareServer): number {
+  let max = 0;
+  for (const s of bare.stalled) max = Math.max(max, eio(s).writeBuffer.length);
+  return max;
+}
+
+/** A plain Socket.IO server, as bench/server.ts's bare mode, with a `stalled` room for sockets whose handshake query has stalled=1. */
+async function startBare(): Promise<BareServer> {
+  const http = createServer();
+  const io = new SocketIoServer(http, { transports: ['websocket'], perMessageDeflate: false, serveClient: false, pingTimeout: BARE_PING_TIMEOUT_MS });
+  const stalled = new Set<IoSocket>();
+  io.on('connection', (socket) => {
+    if (socket.handshake.query.stalled !== '1') return;
+    void socket.join('stalled');
+    stalled.add(socket);
+    socket.once('disconnect', () => stalled.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(0, HOST, () => resolve());
+  });
+  const address = http.address() as AddressInfo;
+  return { io, http, url: `http://${HOST}:${address.port}`, stalled };
+}
+
+/** Pumps filler to the `stalled` room until every stalled socket has frames its TCP socket could not take (kernel buffers full) and packets queued behind them. */
+async function prefillBare(bare: BareServer, maxMs = 15_000): Promise<Fill> {
+  const t0 = hrNow();
+  let events = 0;
+  const full = () => [...bare.stalled].every((s) => eio(s).writeBuffer.length > 0 && (eio(s).transport.socket?._socket?.writableLength ?? 0) > 0);
+  while (hrNow() - t0 < maxMs) {
+    for (let i = 0; i < 50; i++) bare.io.to('stalled').emit('filler', fillerEvent());
+    events += 50;
+    await new Promise((resolve) => setImmediate(resolve));
+    if (full()) break;
+  }
+  return { events, ms: hrNow() - t0, queue: bareQueue(bare) };
 }
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  log(`${CLIENTS} healthy socket.io clients, ${STALLED} stalled ws clients (${opts.stalled} %), rates ${RATES.join(',')} ev/s, WS_MAX_QUEUE_SIZE ${MAX_QUEUE}, ${TIMING.warmupS}+${TIMING.stepS} s per step`);
+  log(
+    `variants ${VARIANTS.join(',')}: ${CLIENTS} healthy socket.io clients, ${STALLED} stalled clients (${opts.stalled} %), rates ${RATES.join(',')} ev/s, WS_MAX_QUEUE_SIZE ${MAX_QUEUE}, ${TIMING.warmupS}+${TIMING.stepS} s per step; bare pingTimeout ${BARE_PING_TIMEOUT_MS / 1000} s`,
+  );
   const idleBusy = await waitForQuietMachine(log);
   const config = benchConfig(CLIENTS + STALLED + 100, { WS_MAX_QUEUE_SIZE: String(MAX_QUEUE) });
   const keys = jwtKeysFromConfig(config);
-  const system = await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: false }, keys);
-  const { ingest, server } = system;
-  if (!ingest || !server) throw new Error('needs the projector and gateway roles in this process');
+  const system: System | null = VARIANTS.includes('ours') ? await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: false }, keys) : null;
+  let bare: BareServer | null = null;
   const healthyChild = startChild('healthy', 'clients.ts');
   const stalledChild = startChild('stalled', 'ws-clients.ts');
   try {
-    await ingest.submit(quoteEvent(0, 0), 'bench');
-    await ingest.submit(fillerEvent(), 'bench');
-    const token = issueToken(keys, { sub: 'bench-trader', ttl: 3600 });
-    const conn = await healthyChild.rpc.call<ConnectResult>('connect', { url: server.url, namespace: '/market', token, count: CLIENTS, subscribe: { topic: BENCH_TOPIC, batch_size: null } } satisfies ConnectArgs, 300_000);
-    log(`${conn.connected} healthy clients subscribed in ${(conn.ms / 1000).toFixed(1)} s${conn.failed ? ` (${conn.failed} failed: ${conn.firstError})` : ''}`);
-    if (conn.connected === 0) throw new Error(`no client connected: ${conn.firstError}`);
-    const healthy = await clientGroup(healthyChild);
-    const wsUrl = `${server.url.replace('http://', 'ws://')}/api/v1/ws/market/${BENCH_ISIN}?token=${encodeURIComponent(token)}`;
+    const budget = { retries: RETRIES, maxOtherPct: 40, log };
+    const rows: Row[] = [];
     let errors = 0;
-    const emit = (step: number, n: number) => {
-      ingest.submit(quoteEvent(step, n), 'bench').then(
-        (o) => {
-          if (o.status !== 'applied') errors++;
-        },
-        () => errors++,
+
+    const report = (row: Row) => {
+      rows.push(row);
+      const { release } = row;
+      log(
+        `${row.variant} ${row.rate} ev/s, ${row.stalled} stalled: healthy ${fmtInt(row.deliveredMsgsPerSec)} msg/s (${fmtPct(row.deliveredPct, 2)}), p50 ${fmtMs(row.latency.p50)} p99 ${fmtMs(row.latency.p99)} ms; ` +
+          `max queue ${row.maxQueue}; RSS ${row.rss.before.toFixed(0)} MB, +${(row.rss.afterFill - row.rss.before).toFixed(1)} after fill, +${(row.rss.max - row.rss.before).toFixed(1)} max` +
+          (row.variant === 'ours' ? `, paused at end ${row.pausedAtEnd}${row.stalled ? ` (first after ${fmtInt(row.firstPausedMs)} ms, all after ${fmtInt(row.allPausedMs)} ms)` : ''}` : '') +
+          (release
+            ? `; on release: ${release.conflated} conflated (${fmtInt(release.skipped)} deltas skipped), closed ${JSON.stringify(release.closed)}, neither ${release.neither}, ${(release.bytesPerStalled / 2 ** 20).toFixed(1)} MB read per stalled client`
+            : '') +
+          (row.stalledConnectedAtEnd !== null ? `; ${row.stalledConnectedAtEnd} stalled still connected at the end` : '') +
+          `; dropped ${JSON.stringify(row.dropped)}; CPU server ${fmtPct(row.serverCpuPct)} clients ${fmtPct(row.clientCpuPct)} other ${fmtPct(row.otherCpuPct)}`,
       );
     };
-    const budget = { retries: RETRIES, maxOtherPct: 40, log };
 
-    const rows: Row[] = [];
-    for (const rate of RATES) {
-      for (const stalled of [0, STALLED]) {
-        await quiesce([healthy]);
-        let fill: { events: number; ms: number; queue: number } | null = null;
-        if (stalled > 0) {
-          const s = await stalledChild.rpc.call<ConnectResult>('connect', { url: wsUrl, count: stalled, topic: BENCH_TOPIC, extraTopics: [FILLER_TOPIC], stall: true } satisfies WsConnectArgs, 120_000);
-          if (s.connected !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected (${s.firstError})`);
-          fill = await prefill(system);
-          log(`pre-filled the stalled clients' kernel buffers: ${fill.events} filler events in ${fmtInt(fill.ms)} ms (largest queue now ${fill.queue})`);
-        }
-        const dropped0 = await droppedByReason(system);
-        const probe = new FlowProbe(system, conn.connected + stalled, stalled);
-        const m = await measureQuietStep([healthy], rate, TIMING, emit, budget);
-        const flow = probe.stop();
-        // Stalled clients read again: paused ones get a conflated snapshot once their queue drains.
-        const release = stalled > 0 ? await stalledChild.rpc.call<ReleaseResult>('release', { timeoutMs: 5_000 }) : null;
-        if (stalled > 0) await stalledChild.rpc.call('closeAll');
-        const dropped1 = await droppedByReason(system);
-        const dropped: Record<string, number> = {};
-        for (const [reason, v] of Object.entries(dropped1)) if (v - (dropped0[reason] ?? 0) > 0) dropped[reason] = v - (dropped0[reason] ?? 0);
-        const row: Row = {
-          stalled,
-          rate,
-          healthy: m.clients,
-          deliveredMsgsPerSec: m.deliveredMsgsPerSec,
-          deliveredPct: m.deliveredPct,
-          latency: percentiles(m.latency),
-          serverCpuPct: m.serverCpuPct,
-          clientCpuPct: m.clientCpuPct,
-          otherCpuPct: m.otherCpuPct,
-          noisy: m.noisy,
-          maxQueue: probe.maxQueue,
-          pausedAtEnd: flow.pausedNow,
-          firstPausedMs: probe.firstPausedMs,
-          allPausedMs: probe.allPausedMs,
-          release,
-          fill,
-          dropped,
+    for (const variant of VARIANTS) {
+      if (variant === 'ours') {
+        const ingest = system?.ingest;
+        const server = system?.server;
+        if (!system || !ingest || !server) throw new Error('needs the projector and gateway roles in this process');
+        await ingest.submit(quoteEvent(0, 0), 'bench');
+        await ingest.submit(fillerEvent(), 'bench');
+        const token = issueToken(keys, { sub: 'bench-trader', ttl: 3600 });
+        const conn = await healthyChild.rpc.call<ConnectResult>('connect', { url: server.url, namespace: '/market', token, count: CLIENTS, subscribe: { topic: BENCH_TOPIC, batch_size: null } } satisfies ConnectArgs, 300_000);
+        log(`ours: ${conn.connected} healthy clients subscribed in ${(conn.ms / 1000).toFixed(1)} s${conn.failed ? ` (${conn.failed} failed: ${conn.firstError})` : ''}`);
+        if (conn.connected === 0) throw new Error(`no client connected: ${conn.firstError}`);
+        const healthy = await clientGroup(healthyChild);
+        const wsUrl = `${server.url.replace('http://', 'ws://')}/api/v1/ws/market/${BENCH_ISIN}?token=${encodeURIComponent(token)}`;
+        const emit = (step: number, n: number) => {
+          ingest.submit(quoteEvent(step, n), 'bench').then(
+            (o) => {
+              if (o.status !== 'applied') errors++;
+            },
+            () => errors++,
+          );
         };
-        rows.push(row);
-        log(
-          `${rate} ev/s, ${stalled} stalled: healthy ${fmtInt(row.deliveredMsgsPerSec)} msg/s (${fmtPct(row.deliveredPct, 2)}), p50 ${fmtMs(row.latency.p50)} p99 ${fmtMs(row.latency.p99)} ms; ` +
-            `max queue ${row.maxQueue}, paused at end ${row.pausedAtEnd}${stalled ? ` (first after ${fmtInt(row.firstPausedMs)} ms, all after ${fmtInt(row.allPausedMs)} ms)` : ''}` +
-            (release
-              ? `; on release: ${release.conflated} conflated (${fmtInt(release.skipped)} deltas skipped), closed ${JSON.stringify(release.closed)}, neither ${release.neither}, ${(release.bytesPerStalled / 2 ** 20).toFixed(1)} MB read per stalled client`
-              : '') +
-            `; dropped ${JSON.stringify(dropped)}; CPU server ${fmtPct(row.serverCpuPct)} clients ${fmtPct(row.clientCpuPct)} other ${fmtPct(row.otherCpuPct)}`,
-        );
+        for (const rate of RATES) {
+          for (const stalled of [0, STALLED]) {
+            await quiesce([healthy]);
+            await fullGc();
+            const rssBefore = rssMb();
+            const rssProbe = new MaxSampler(rssMb);
+            let fill: Fill | null = null;
+            if (stalled > 0) {
+              const s = await stalledChild.rpc.call<ConnectResult>('connect', { url: wsUrl, count: stalled, topic: BENCH_TOPIC, extraTopics: [FILLER_TOPIC], stall: true } satisfies WsConnectArgs, 120_000);
+              if (s.connected !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected (${s.firstError})`);
+              fill = await prefill(system);
+              log(`ours: pre-filled the stalled clients' kernel buffers: ${fill.events} filler events in ${fmtInt(fill.ms)} ms (largest queue now ${fill.queue})`);
+            }
+            const rssAfterFill = rssMb();
+            const dropped0 = await droppedByReason(system);
+            const probe = new FlowProbe(system, conn.connected + stalled, stalled);
+            const m = await measureQuietStep([healthy], rate, TIMING, emit, budget);
+            const flow = probe.stop();
+            const rssEnd = rssMb();
+            const rssMax = rssProbe.stop();
+            // Stalled clients read again: paused ones get a conflated snapshot once their queue drains.
+            const release = stalled > 0 ? await stalledChild.rpc.call<ReleaseResult>('release', { timeoutMs: 5_000 }) : null;
+            if (stalled > 0) await stalledChild.rpc.call('closeAll');
+            const dropped1 = await droppedByReason(system);
+            const dropped: Record<string, number> = {};
+            for (const [reason, v] of Object.entries(dropped1)) if (v - (dropped0[reason] ?? 0) > 0) dropped[reason] = v - (dropped0[reason] ?? 0);
+            report({
+              variant,
+              stalled,
+              rate,
+              healthy: m.clients,
+              deliveredMsgsPerSec: m.deliveredMsgsPerSec,
+              deliveredPct: m.deliveredPct,
+              latency: percentiles(m.latency),
+              serverCpuPct: m.serverCpuPct,
+              clientCpuPct: m.clientCpuPct,
+              otherCpuPct: m.otherCpuPct,
+              noisy: m.noisy,
+              maxQueue: probe.maxQueue,
+              rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd },
+              pausedAtEnd: flow.pausedNow,
+              firstPausedMs: probe.firstPausedMs,
+              allPausedMs: probe.allPausedMs,
+              release,
+              fill,
+              stalledConnectedAtEnd: null,
+              dropped,
+            });
+          }
+        }
+        await healthyChild.rpc.call('closeAll');
+      } else {
+        const b = await startBare();
+        bare = b;
+        const conn = await healthyChild.rpc.call<ConnectResult>('connect', { url: b.url, namespace: '/', token: null, count: CLIENTS, subscribe: null } satisfies ConnectArgs, 300_000);
+        log(`bare: ${conn.connected} healthy clients connected in ${(conn.ms / 1000).toFixed(1)} s${conn.failed ? ` (${conn.failed} failed: ${conn.firstError})` : ''}`);
+        if (conn.connected === 0) throw new Error(`no client connected: ${conn.firstError}`);
+        const healthy = await clientGroup(healthyChild);
+        const eioUrl = `${b.url.replace('http://', 'ws://')}/socket.io/?EIO=4&transport=websocket&stalled=1`;
+        let seq = 0;
+        // The same envelope our gateway sends for a quote, broadcast to every socket (stalled ones included).
+        const emit = (step: number, n: number) => {
+          b.io.emit('delta', quoteEnvelope(quoteEvent(step, n), ++seq, 'bare'));
+        };
+        for (const rate of RATES) {
+          for (const stalled of [0, STALLED]) {
+            await quiesce([healthy]);
+            await fullGc();
+            const rssBefore = rssMb();
+            const rssProbe = new MaxSampler(rssMb);
+            let fill: Fill | null = null;
+            if (stalled > 0) {
+              const s = await stalledChild.rpc.call<ConnectResult>('connectBareStalled', { url: eioUrl, count: stalled } satisfies BareStalledArgs, 120_000);
+              if (s.connected !== stalled || b.stalled.size !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected, ${b.stalled.size} in the room (${s.firstError})`);
+              fill = await prefillBare(b);
+              log(`bare: pre-filled the stalled clients' kernel buffers: ${fill.events} filler events in ${fmtInt(fill.ms)} ms (largest writeBuffer now ${fill.queue})`);
+            }
+            const rssAfterFill = rssMb();
+            const queueProbe = new MaxSampler(() => bareQueue(b));
+            const m = await measureQuietStep([healthy], rate, TIMING, emit, budget);
+            const maxQueue = queueProbe.stop();
+            const rssEnd = rssMb();
+            const rssMax = rssProbe.stop();
+            const stillStalled = b.stalled.size;
+            if (stalled > 0) await stalledChild.rpc.call('closeAll');
+            report({
+              variant,
+              stalled,
+              rate,
+              healthy: m.clients,
+              deliveredMsgsPerSec: m.deliveredMsgsPerSec,
+              deliveredPct: m.deliveredPct,
+              latency: percentiles(m.latency),
+              serverCpuPct: m.serverCpuPct,
+              clientCpuPct: m.clientCpuPct,
+              otherCpuPct: m.otherCpuPct,
+              noisy: m.noisy,
+              maxQueue,
+              rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd },
+              // Bare Socket.IO has no flow control: nobody is paused; count those still connected (not dropped) instead.
+              pausedAtEnd: 0,
+              firstPausedMs: Number.NaN,
+              allPausedMs: Number.NaN,
+              release: null,
+              fill,
+              stalledConnectedAtEnd: stalled > 0 ? stillStalled : null,
+              dropped: {},
+            });
+            // Let the server notice the closed connections and free their buffers before the next step.
+            const until = hrNow() + 5_000;
+            while (b.stalled.size > 0 && hrNow() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+        await healthyChild.rpc.call('closeAll');
       }
     }
     if (errors > 0) log(`WARNING: ${errors} events not applied`);
 
     const env = machine();
+    const variantOrder = (v: Variant) => VARIANTS.indexOf(v);
+    const sorted = [...rows].sort((a, b) => a.rate - b.rate || a.stalled - b.stalled || variantOrder(a.variant) - variantOrder(b.variant));
+    const mb = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(1);
     const out: string[] = [];
-    out.push(`### Fan-out with stalled clients: ${CLIENTS} healthy socket.io clients + ${STALLED} stalled ws clients, WS_MAX_QUEUE_SIZE ${MAX_QUEUE} (${env.cpus} cores, Node ${env.node}, 127.0.0.1)`);
+    out.push(`### Fan-out with stalled clients: ${CLIENTS} healthy socket.io clients + ${STALLED} stalled clients, ours (WS_MAX_QUEUE_SIZE ${MAX_QUEUE}) vs bare Socket.IO (${env.cpus} cores, Node ${env.node}, 127.0.0.1)`);
     out.push('');
     out.push(
-      `Healthy = socket.io-client on /market subscribed to ${BENCH_TOPIC} (latency = receipt - ingest.submit, ${TIMING.warmupS} s warm-up + ${TIMING.stepS} s measured); stalled = \`ws\` clients on /api/v1/ws/market/${BENCH_ISIN} that stop reading after their subscribe ack, connected fresh for each step, their kernel buffers then pre-filled through a second topic only they follow (a stalled socket absorbs ~4 MB in kernel buffers before the server queues anything). ` +
-        `Paused = stalled clients flow control took out of the room during the step (market data conflated; the time is from the step's start); conflated = those that received a \`meta.conflated\` snapshot once reading again. CPU is % of one core.`,
+      `Healthy = socket.io-client (ours: on /market subscribed to ${BENCH_TOPIC}; bare: on / of a plain Socket.IO server in the same process broadcasting the same envelope with \`io.emit('delta', ...)\`, websocket transport, perMessageDeflate off); latency = receipt - publish, ${TIMING.warmupS} s warm-up + ${TIMING.stepS} s measured. ` +
+        `Stalled: ours = \`ws\` clients on /api/v1/ws/market/${BENCH_ISIN} that stop reading after their subscribe ack; bare = raw Engine.IO \`ws\` clients that send \`40\` (connect to /) and stop reading (they stop answering pings too: the bare server's pingTimeout is ${BARE_PING_TIMEOUT_MS / 1000} s so none is dropped during a step). ` +
+        `Stalled clients connect fresh for each step and their kernel buffers are then pre-filled through a second stream only they receive (ours: a second topic; bare: a \`stalled\` room), ~1 KB book deltas. ` +
+        `Max queue = largest outbound queue in frames (ours: /market send queue; bare: a stalled socket's Engine.IO writeBuffer, unbounded). RSS = this (server) process, growth over its value after a GC before the stalled clients connect: at the end of the pre-fill / the largest sampled until the end of the step (0-stalled rows show the noise floor). ` +
+        `Paused = stalled clients our flow control took out of the room (conflated), first / all at ms after the step's start; conflated = those that got a \`meta.conflated\` snapshot once reading again. CPU is % of one core.`,
     );
     out.push('');
     out.push(
       table(
-        ['ev/s', 'stalled', 'healthy delivered msg/s', 'delivered', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU server / clients / other', 'max queue', 'paused (first / all at)', 'conflated on release', 'deltas skipped'],
-        rows.map((r) => [
+        ['variant', 'ev/s', 'stalled', 'healthy delivered msg/s', 'delivered', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'CPU server / clients / other', 'max queue', 'RSS growth MB (fill / step max)', 'paused (first / all at)', 'conflated on release', 'deltas skipped'],
+        sorted.map((r) => [
+          r.variant,
           fmtInt(r.rate),
           `${r.stalled}`,
           fmtInt(r.deliveredMsgsPerSec),
@@ -302,27 +507,29 @@ async function main(): Promise<void> {
           fmtMs(r.latency.max),
           `${fmtPct(r.serverCpuPct)} / ${fmtPct(r.clientCpuPct)} / ${fmtPct(r.otherCpuPct)}`,
           fmtInt(r.maxQueue),
-          r.stalled === 0 ? '–' : `${r.pausedAtEnd} of ${r.stalled} (${fmtInt(r.firstPausedMs)} / ${fmtInt(r.allPausedMs)} ms)`,
+          `${r.fill ? mb(r.rss.afterFill - r.rss.before) : '–'} / ${mb(r.rss.max - r.rss.before)}`,
+          r.stalled === 0 || r.variant === 'bare' ? '–' : `${r.pausedAtEnd} of ${r.stalled} (${fmtInt(r.firstPausedMs)} / ${fmtInt(r.allPausedMs)} ms)`,
           r.release ? `${r.release.conflated} of ${r.release.stalled}${Object.keys(r.release.closed).length ? `, closed ${JSON.stringify(r.release.closed)}` : ''}` : '–',
           r.release ? fmtInt(r.release.skipped) : '–',
         ]),
       ),
     );
-    if (rows.some((r) => r.noisy)) out.push('', '\\* other processes on the machine used more than 40% of a core during that step (even after re-runs): treat it as noisy');
+    if (sorted.some((r) => r.noisy)) out.push('', '\\* other processes on the machine used more than 40% of a core during that step (even after re-runs): treat it as noisy');
     const md = out.join('\n');
     console.log(`\n${md}\n`);
     const file = writeResults('slow-clients', {
       durationS: (Date.now() - t0) / 1000,
       machineBusyBeforePct: idleBusy,
-      config: { clients: CLIENTS, stalled: STALLED, rates: RATES, maxQueue: MAX_QUEUE, ...TIMING, retries: RETRIES },
-      rows,
+      config: { variants: VARIANTS, clients: CLIENTS, stalled: STALLED, rates: RATES, maxQueue: MAX_QUEUE, barePingTimeoutMs: BARE_PING_TIMEOUT_MS, ...TIMING, retries: RETRIES },
+      rows: sorted,
       markdown: md,
     });
     log(`results written to ${file} (total ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-    await healthyChild.rpc.call('closeAll');
   } finally {
     await Promise.all([stopChild(healthyChild), stopChild(stalledChild)]);
-    await system.close();
+    await system?.close();
+    const b = bare;
+    if (b) await new Promise<void>((resolve) => b.io.close(() => resolve()));
   }
 }
 

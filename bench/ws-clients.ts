@@ -134,6 +134,46 @@ function connect(args: WsConnectArgs): Promise<ConnectResult> {
   return connectInWaves(args.count, () => openOne(args));
 }
 
+export interface BareStalledArgs {
+  /** Engine.IO websocket URL, e.g. ws://127.0.0.1:1234/socket.io/?EIO=4&transport=websocket&stalled=1 */
+  url: string;
+  count: number;
+}
+
+/**
+ * A stalled client of a bare Socket.IO server, speaking raw Engine.IO over `ws`: answers the open
+ * packet (`0{...}`) with `40` (connect to namespace `/`), waits for the server's `40{...}`, then stops
+ * reading at the TCP level (so it also stops answering pings; the server needs a long pingTimeout).
+ */
+async function openBareStalled(args: BareStalledArgs): Promise<void> {
+  const ws = new WebSocket(args.url, { perMessageDeflate: false, handshakeTimeout: 20_000 });
+  const conn: Conn = { ws, socket: null, stalled: true, conflated: false, skipped: 0, closeCode: null, waiting: new Map() };
+  ws.on('upgrade', (res) => (conn.socket = res.socket as NetSocket));
+  ws.on('close', (code) => (conn.closeCode = code));
+  ws.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no Socket.IO connect reply in 20 s')), 20_000);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    ws.once('error', fail);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) return;
+      const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+      if (text.startsWith('0{')) ws.send('40');
+      else if (text.startsWith('40')) {
+        clearTimeout(timer);
+        ws.removeAllListeners('message');
+        ws.off('error', fail);
+        resolve();
+      } else if (text.startsWith('44')) fail(new Error(`namespace connect refused: ${text}`));
+    });
+  });
+  conns.push(conn);
+  ws.pause();
+}
+
 /** Re-subscribes every recording connection with `compression` on or off; resolves when all acked. */
 async function setCompression(args: { topic: string; on: boolean }): Promise<{ acked: number; refused: number }> {
   let acked = 0;
@@ -194,6 +234,7 @@ async function closeAll(): Promise<{ closed: number }> {
 
 serveRpc({
   connect: (a: WsConnectArgs) => connect(a),
+  connectBareStalled: (a: BareStalledArgs) => connectInWaves(a.count, () => openBareStalled(a)),
   setCompression: (a: { topic: string; on: boolean }) => setCompression(a),
   beginStep: (a: { step: number }) => beginStep(a),
   progress: () => ({ received: recorder.received }),
