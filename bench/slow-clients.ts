@@ -23,6 +23,7 @@ import {
   waitForQuietMachine,
   writeResults,
   type Percentiles,
+  type StepMeasure,
 } from './rig.js';
 import { benchConfig, BENCH_ISIN, BENCH_TOPIC, HOST, hrNow, quoteEvent, type ConnectArgs, type ConnectResult } from './shared.js';
 import type { BareStalledArgs, ReleaseResult, WsConnectArgs } from './ws-clients.js';
@@ -306,6 +307,20 @@ async function prefillBare(bare: BareServer, maxMs = 15_000): Promise<Fill> {
   return { events, ms: hrNow() - t0, queue: bareQueue(bare) };
 }
 
+/** What every row reports about the healthy clients, whichever server was measured. */
+function measured(m: StepMeasure & { noisy: boolean }) {
+  return {
+    healthy: m.clients,
+    deliveredMsgsPerSec: m.deliveredMsgsPerSec,
+    deliveredPct: m.deliveredPct,
+    latency: percentiles(m.latency),
+    serverCpuPct: m.serverCpuPct,
+    clientCpuPct: m.clientCpuPct,
+    otherCpuPct: m.otherCpuPct,
+    noisy: m.noisy,
+  };
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   log(
@@ -389,14 +404,7 @@ async function main(): Promise<void> {
               variant,
               stalled,
               rate,
-              healthy: m.clients,
-              deliveredMsgsPerSec: m.deliveredMsgsPerSec,
-              deliveredPct: m.deliveredPct,
-              latency: percentiles(m.latency),
-              serverCpuPct: m.serverCpuPct,
-              clientCpuPct: m.clientCpuPct,
-              otherCpuPct: m.otherCpuPct,
-              noisy: m.noisy,
+              ...measured(m),
               maxQueue: probe.maxQueue,
               rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd },
               pausedAtEnd: flow.pausedNow,
@@ -448,14 +456,7 @@ async function main(): Promise<void> {
               variant,
               stalled,
               rate,
-              healthy: m.clients,
-              deliveredMsgsPerSec: m.deliveredMsgsPerSec,
-              deliveredPct: m.deliveredPct,
-              latency: percentiles(m.latency),
-              serverCpuPct: m.serverCpuPct,
-              clientCpuPct: m.clientCpuPct,
-              otherCpuPct: m.otherCpuPct,
-              noisy: m.noisy,
+              ...measured(m),
               maxQueue,
               rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd },
               // Bare Socket.IO has no flow control: nobody is paused; count those still connected (not dropped) instead.
