@@ -252,10 +252,14 @@ describe('Admission across gateways sharing Redis', () => {
   it('separate deployments (prefixes) do not share anything', async () => {
     const one = redisDeployment({ ...roomy, connectionsPerUser: 1, attemptsPerIpPerMinute: 1 }).gateway();
     const other = redisDeployment({ ...roomy, connectionsPerUser: 1, attemptsPerIpPerMinute: 1 }).gateway();
-    await one.admission.admitUser('frank');
-    await one.admission.attemptFromIp('198.51.100.1');
-    await other.admission.admitUser('frank');
-    await other.admission.attemptFromIp('198.51.100.1');
+    await expect(one.admission.admitUser('frank')).resolves.toBeTypeOf('function');
+    await expect(one.admission.attemptFromIp('198.51.100.1')).resolves.toBeUndefined();
+    // The limits are live in `one`...
+    await expect(one.admission.admitUser('frank')).rejects.toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+    await expect(one.admission.attemptFromIp('198.51.100.1')).rejects.toMatchObject({ code: 'RATE_LIMIT_EXCEEDED' });
+    // ...and `other`, on another prefix, sees none of it.
+    await expect(other.admission.admitUser('frank')).resolves.toBeTypeOf('function');
+    await expect(other.admission.attemptFromIp('198.51.100.1')).resolves.toBeUndefined();
   });
 });
 
@@ -263,9 +267,10 @@ describe('in-memory Admission is per process', () => {
   it('two in-memory gateways count separately (only Redis makes limits cluster-wide)', async () => {
     const a = memoryAdmission({ ...roomy, connectionsPerUser: 1, attemptsPerIpPerMinute: 1 });
     const b = memoryAdmission({ ...roomy, connectionsPerUser: 1, attemptsPerIpPerMinute: 1 });
-    await a.admitUser('gina');
-    await b.admitUser('gina');
-    await a.attemptFromIp('203.0.113.9');
-    await b.attemptFromIp('203.0.113.9');
+    await expect(a.admitUser('gina')).resolves.toBeTypeOf('function');
+    await expect(a.admitUser('gina')).rejects.toMatchObject({ code: 'TOO_MANY_CONNECTIONS' });
+    await expect(b.admitUser('gina')).resolves.toBeTypeOf('function');
+    await expect(a.attemptFromIp('203.0.113.9')).resolves.toBeUndefined();
+    await expect(b.attemptFromIp('203.0.113.9')).resolves.toBeUndefined();
   });
 });

@@ -69,6 +69,8 @@ describe('authentication', () => {
         s.once('connect', () => resolve());
         s.once('connect_error', reject);
       });
+      expect(s.connected).toBe(true);
+      expect(await request(s, 'ping', {})).toMatchObject({ type: 'pong' });
       s.close();
     }
   });
