@@ -6,6 +6,7 @@ import { ClientError, type ErrorCode } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/messages.js';
 import { peekMessage } from '../../protocol/parse.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
+import { tokenFromRequest } from '../../gateway/auth.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { ClientLink, Session } from '../../gateway/session.js';
@@ -212,11 +213,9 @@ export function pendingPackets(socket: Socket): number {
   return (socket.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
 }
 
+/** Socket.IO's own `auth.token` first, then the two ways every endpoint accepts (header, query). */
 function handshakeToken(socket: Socket): string | undefined {
   const auth: unknown = socket.handshake.auth;
   if (auth && typeof auth === 'object' && 'token' in auth && typeof auth.token === 'string') return auth.token;
-  const query = socket.handshake.query.token;
-  if (typeof query === 'string') return query;
-  const header = socket.handshake.headers.authorization;
-  return header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+  return tokenFromRequest(socket.handshake.headers, socket.handshake.url);
 }
