@@ -22,6 +22,7 @@ import {
   table,
   waitForQuietMachine,
   writeResults,
+  type ClientGroup,
   type Percentiles,
   type StepMeasure,
 } from './rig.js';
@@ -252,6 +253,18 @@ interface Row {
   dropped: Record<string, number>;
 }
 
+/** The fields of a row that depend on the server under test (flow control, queues, release). */
+type VariantFields = Pick<Row, 'maxQueue' | 'pausedAtEnd' | 'firstPausedMs' | 'allPausedMs' | 'release' | 'stalledConnectedAtEnd' | 'dropped'>;
+
+/** What differs between our gateway and bare Socket.IO in a step. */
+interface StepDriver {
+  emit: (step: number, n: number) => void;
+  /** Connects `stalled` clients that stop reading, and fills their kernel buffers. */
+  stall(stalled: number): Promise<Fill>;
+  /** Starts watching the step; `stop` (after the measurement) releases the stalled clients and reports. */
+  watch(stalled: number): Promise<{ stop(): Promise<VariantFields> }>;
+}
+
 interface BareServer {
   io: SocketIoServer;
   http: HttpServer;
@@ -353,6 +366,26 @@ async function main(): Promise<void> {
       );
     };
 
+    /** One step per (rate, stalled share): the same skeleton for both servers; `driver` holds what differs. */
+    const runSteps = async (variant: Variant, healthy: ClientGroup, driver: StepDriver) => {
+      for (const rate of RATES) {
+        for (const stalled of [0, STALLED]) {
+          await quiesce([healthy]);
+          await fullGc();
+          const rssBefore = rssMb();
+          const rssProbe = new MaxSampler(rssMb);
+          const fill = stalled > 0 ? await driver.stall(stalled) : null;
+          const rssAfterFill = rssMb();
+          const watch = await driver.watch(stalled);
+          const m = await measureQuietStep([healthy], rate, TIMING, driver.emit, budget);
+          const rssEnd = rssMb();
+          const rssMax = rssProbe.stop();
+          const own = await watch.stop();
+          report({ variant, stalled, rate, ...measured(m), rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd }, fill, ...own });
+        }
+      }
+    };
+
     for (const variant of VARIANTS) {
       if (variant === 'ours') {
         const ingest = system?.ingest;
@@ -374,49 +407,32 @@ async function main(): Promise<void> {
             () => errors++,
           );
         };
-        for (const rate of RATES) {
-          for (const stalled of [0, STALLED]) {
-            await quiesce([healthy]);
-            await fullGc();
-            const rssBefore = rssMb();
-            const rssProbe = new MaxSampler(rssMb);
-            let fill: Fill | null = null;
-            if (stalled > 0) {
-              const s = await stalledChild.rpc.call<ConnectResult>('connect', { url: wsUrl, count: stalled, topic: BENCH_TOPIC, extraTopics: [FILLER_TOPIC], stall: true } satisfies WsConnectArgs, 120_000);
-              if (s.connected !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected (${s.firstError})`);
-              fill = await prefill(system);
-              log(`ours: pre-filled the stalled clients' kernel buffers: ${fill.events} filler events in ${fmtInt(fill.ms)} ms (largest queue now ${fill.queue})`);
-            }
-            const rssAfterFill = rssMb();
+        await runSteps(variant, healthy, {
+          emit,
+          async stall(stalled) {
+            const s = await stalledChild.rpc.call<ConnectResult>('connect', { url: wsUrl, count: stalled, topic: BENCH_TOPIC, extraTopics: [FILLER_TOPIC], stall: true } satisfies WsConnectArgs, 120_000);
+            if (s.connected !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected (${s.firstError})`);
+            const fill = await prefill(system);
+            log(`ours: pre-filled the stalled clients' kernel buffers: ${fill.events} filler events in ${fmtInt(fill.ms)} ms (largest queue now ${fill.queue})`);
+            return fill;
+          },
+          async watch(stalled) {
             const dropped0 = await droppedByReason(system);
             const probe = new FlowProbe(system, conn.connected + stalled, stalled);
-            const m = await measureQuietStep([healthy], rate, TIMING, emit, budget);
-            const flow = probe.stop();
-            const rssEnd = rssMb();
-            const rssMax = rssProbe.stop();
-            // Stalled clients read again: paused ones get a conflated snapshot once their queue drains.
-            const release = stalled > 0 ? await stalledChild.rpc.call<ReleaseResult>('release', { timeoutMs: 5_000 }) : null;
-            if (stalled > 0) await stalledChild.rpc.call('closeAll');
-            const dropped1 = await droppedByReason(system);
-            const dropped: Record<string, number> = {};
-            for (const [reason, v] of Object.entries(dropped1)) if (v - (dropped0[reason] ?? 0) > 0) dropped[reason] = v - (dropped0[reason] ?? 0);
-            report({
-              variant,
-              stalled,
-              rate,
-              ...measured(m),
-              maxQueue: probe.maxQueue,
-              rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd },
-              pausedAtEnd: flow.pausedNow,
-              firstPausedMs: probe.firstPausedMs,
-              allPausedMs: probe.allPausedMs,
-              release,
-              fill,
-              stalledConnectedAtEnd: null,
-              dropped,
-            });
-          }
-        }
+            return {
+              async stop() {
+                const flow = probe.stop();
+                // Stalled clients read again: paused ones get a conflated snapshot once their queue drains.
+                const release = stalled > 0 ? await stalledChild.rpc.call<ReleaseResult>('release', { timeoutMs: 5_000 }) : null;
+                if (stalled > 0) await stalledChild.rpc.call('closeAll');
+                const dropped1 = await droppedByReason(system);
+                const dropped: Record<string, number> = {};
+                for (const [reason, v] of Object.entries(dropped1)) if (v - (dropped0[reason] ?? 0) > 0) dropped[reason] = v - (dropped0[reason] ?? 0);
+                return { maxQueue: probe.maxQueue, pausedAtEnd: flow.pausedNow, firstPausedMs: probe.firstPausedMs, allPausedMs: probe.allPausedMs, release, stalledConnectedAtEnd: null, dropped };
+              },
+            };
+          },
+        });
         await healthyChild.rpc.call('closeAll');
       } else {
         const b = await startBare();
@@ -431,48 +447,31 @@ async function main(): Promise<void> {
         const emit = (step: number, n: number) => {
           b.io.emit('delta', quoteEnvelope(quoteEvent(step, n), ++seq, 'bare'));
         };
-        for (const rate of RATES) {
-          for (const stalled of [0, STALLED]) {
-            await quiesce([healthy]);
-            await fullGc();
-            const rssBefore = rssMb();
-            const rssProbe = new MaxSampler(rssMb);
-            let fill: Fill | null = null;
-            if (stalled > 0) {
-              const s = await stalledChild.rpc.call<ConnectResult>('connectBareStalled', { url: eioUrl, count: stalled } satisfies BareStalledArgs, 120_000);
-              if (s.connected !== stalled || b.stalled.size !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected, ${b.stalled.size} in the room (${s.firstError})`);
-              fill = await prefillBare(b);
-              log(`bare: pre-filled the stalled clients' kernel buffers: ${fill.events} filler events in ${fmtInt(fill.ms)} ms (largest writeBuffer now ${fill.queue})`);
-            }
-            const rssAfterFill = rssMb();
+        await runSteps(variant, healthy, {
+          emit,
+          async stall(stalled) {
+            const s = await stalledChild.rpc.call<ConnectResult>('connectBareStalled', { url: eioUrl, count: stalled } satisfies BareStalledArgs, 120_000);
+            if (s.connected !== stalled || b.stalled.size !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected, ${b.stalled.size} in the room (${s.firstError})`);
+            const fill = await prefillBare(b);
+            log(`bare: pre-filled the stalled clients' kernel buffers: ${fill.events} filler events in ${fmtInt(fill.ms)} ms (largest writeBuffer now ${fill.queue})`);
+            return fill;
+          },
+          async watch(stalled) {
             const queueProbe = new MaxSampler(() => bareQueue(b));
-            const m = await measureQuietStep([healthy], rate, TIMING, emit, budget);
-            const maxQueue = queueProbe.stop();
-            const rssEnd = rssMb();
-            const rssMax = rssProbe.stop();
-            const stillStalled = b.stalled.size;
-            if (stalled > 0) await stalledChild.rpc.call('closeAll');
-            report({
-              variant,
-              stalled,
-              rate,
-              ...measured(m),
-              maxQueue,
-              rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd },
-              // Bare Socket.IO has no flow control: nobody is paused; count those still connected (not dropped) instead.
-              pausedAtEnd: 0,
-              firstPausedMs: Number.NaN,
-              allPausedMs: Number.NaN,
-              release: null,
-              fill,
-              stalledConnectedAtEnd: stalled > 0 ? stillStalled : null,
-              dropped: {},
-            });
-            // Let the server notice the closed connections and free their buffers before the next step.
-            const until = hrNow() + 5_000;
-            while (b.stalled.size > 0 && hrNow() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-          }
-        }
+            return {
+              async stop() {
+                const maxQueue = queueProbe.stop();
+                const stillStalled = b.stalled.size;
+                if (stalled > 0) await stalledChild.rpc.call('closeAll');
+                // Let the server notice the closed connections and free their buffers before the next step.
+                const until = hrNow() + 5_000;
+                while (b.stalled.size > 0 && hrNow() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+                // Bare Socket.IO has no flow control: nobody is paused; count those still connected (not dropped) instead.
+                return { maxQueue, pausedAtEnd: 0, firstPausedMs: Number.NaN, allPausedMs: Number.NaN, release: null, stalledConnectedAtEnd: stalled > 0 ? stillStalled : null, dropped: {} };
+              },
+            };
+          },
+        });
         await healthyChild.rpc.call('closeAll');
       }
     }
