@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 import { Admission, type AdmissionLimits } from '../../src/flow/admission.js';
 import { ClientError } from '../../src/protocol/errors.js';
 
@@ -11,8 +12,7 @@ import { ClientError } from '../../src/protocol/errors.js';
  */
 
 // Never skip: without Redis these tests must fail. `npm test` (scripts/test.sh) starts Redis and sets REDIS_URL.
-const REDIS_URL = process.env.REDIS_URL;
-if (!REDIS_URL) throw new Error('REDIS_URL is not set: the admission contract tests need a Redis server (run `npm test`, or `bash scripts/services.sh up` and eval "$(bash scripts/services.sh env)")');
+const REDIS_URL = serviceUrl('REDIS_URL', 'the admission contract tests');
 
 const FILE_PREFIX = `bxtest-admission-${randomBytes(4).toString('hex')}`;
 let n = 0;
@@ -23,12 +23,7 @@ const opened: { admission: Admission; client?: Redis }[] = [];
 const roomy: AdmissionLimits = { attemptsPerIpPerMinute: 1000, attemptsPerUserPerMinute: 1000, connectionsPerUser: 1000 };
 
 beforeAll(async () => {
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000 });
-  try {
-    expect(await redis.ping()).toBe('PONG');
-  } catch (error) {
-    throw new Error(`cannot reach Redis at REDIS_URL=${REDIS_URL}: ${String(error)}`);
-  }
+  redis = await connectRedis(REDIS_URL);
 });
 
 afterEach(async () => {
@@ -40,12 +35,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   if (!redis) return;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${FILE_PREFIX}-*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await deleteKeys(redis, `${FILE_PREFIX}-*`);
   expect(await countKeys(FILE_PREFIX)).toBe(0);
   await redis.quit();
 });
@@ -67,7 +57,7 @@ function redisDeployment(limits: AdmissionLimits): { prefix: string; gateway: ()
   return {
     prefix,
     gateway: () => {
-      const client = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1, connectTimeout: 3000 });
+      const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000 });
       const admission = new Admission(limits, { client, prefix });
       opened.push({ admission, client });
       return { admission, client };

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 import { RedisDeadLetterStore } from '../../src/store/redis/redis-dead-letter.js';
 import { RedisLiveFeed } from '../../src/store/redis/redis-live-feed.js';
 import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
 import { topicStoreContract } from './topic-store.contract.js';
 
 // Never skip: without Redis these tests must fail. `npm test` (scripts/test.sh) starts Redis and sets REDIS_URL.
-const REDIS_URL = process.env.REDIS_URL;
-if (!REDIS_URL) throw new Error('REDIS_URL is not set: the Redis contract tests need a Redis server (run `npm test`, or export REDIS_URL=redis://127.0.0.1:6379)');
+const REDIS_URL = serviceUrl('REDIS_URL', 'the Redis contract tests');
 
 // One connection shared by every store of this file; each store gets its own key namespace so test files
 // (and tests) can share one Redis without FLUSHDB.
@@ -17,12 +17,7 @@ const filePrefix = `bxtest:${randomBytes(4).toString('hex')}`;
 let n = 0;
 
 beforeAll(async () => {
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000 });
-  try {
-    expect(await redis.ping()).toBe('PONG');
-  } catch (error) {
-    throw new Error(`cannot reach Redis at REDIS_URL=${REDIS_URL}: ${String(error)}`);
-  }
+  redis = await connectRedis(REDIS_URL);
 });
 
 afterAll(async () => {
@@ -31,14 +26,7 @@ afterAll(async () => {
   await redis.quit();
 });
 
-async function deleteNamespace(prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.unlink(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
+const deleteNamespace = (prefix: string) => deleteKeys(redis, `${prefix}:*`);
 
 topicStoreContract('RedisTopicStore + RedisLiveFeed', async ({ maxLen }) => {
   const prefix = `${filePrefix}:${++n}`;

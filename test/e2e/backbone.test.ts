@@ -19,6 +19,7 @@ import type { HistoryEntry, Snapshot } from '../../src/store/topic-store.js';
 import { connect, request } from '../support/harness.js';
 import { startGateway, startProjector, stopAll, waitForExit, type GatewayProcess, type RoleProcess } from '../support/processes.js';
 import { SeqChecker } from '../support/seq-checker.js';
+import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 
 /**
  * The streaming backbone end to end, as deployed: events on Kafka, `bondx projector` and
@@ -28,11 +29,8 @@ import { SeqChecker } from '../support/seq-checker.js';
  */
 
 // Never skip: without the services these tests must fail. `npm test` (scripts/test.sh) starts both.
-const REDIS_URL = process.env.REDIS_URL;
-const KAFKA_BROKERS = process.env.KAFKA_BROKERS;
-if (!REDIS_URL || !KAFKA_BROKERS) {
-  throw new Error('REDIS_URL and KAFKA_BROKERS must be set: the e2e tests need real Redis and Kafka (run `npm test`, or `bash scripts/services.sh up` and eval "$(bash scripts/services.sh env)")');
-}
+const REDIS_URL = serviceUrl('REDIS_URL', 'the e2e tests');
+const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'the e2e tests');
 
 const RUN = `e2e-${randomBytes(4).toString('hex')}`;
 /** Redis namespace of the main deployment, and of the from-scratch re-projection (test e). */
@@ -368,15 +366,6 @@ async function dump(s: RedisTopicStore, dl: RedisDeadLetterStore, options: { wit
   };
 }
 
-async function deleteNamespace(prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (found.length > 0) await redis.unlink(...found);
-    cursor = next;
-  } while (cursor !== '0');
-}
-
 function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
   const started = Date.now();
   return work().finally(() => timings.push(`${label}: ${((Date.now() - started) / 1000).toFixed(1)} s`));
@@ -385,12 +374,7 @@ function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
 // ------------------------------------------------------------------------------------------ set-up
 
 beforeAll(async () => {
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2, connectTimeout: 3000 });
-  try {
-    await redis.ping();
-  } catch (error) {
-    throw new Error(`cannot reach Redis at REDIS_URL=${REDIS_URL}: ${String(error)}`);
-  }
+  redis = await connectRedis(REDIS_URL);
   store = new RedisTopicStore(redis, { prefix: PREFIX });
   deadLetters = new RedisDeadLetterStore(redis, { prefix: PREFIX });
   config = loadConfig({ KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_PARTITIONS: String(PARTITIONS), KAFKA_CLIENT_ID: `${RUN}-test`, LOG_LEVEL: 'silent' });
@@ -418,8 +402,8 @@ afterAll(async () => {
     await admin.disconnect();
   }
   if (redis) {
-    await deleteNamespace(PREFIX);
-    await deleteNamespace(FRESH_PREFIX);
+    await deleteKeys(redis, `${PREFIX}:*`);
+    await deleteKeys(redis, `${FRESH_PREFIX}:*`);
     await redis.quit();
   }
   console.log(`backbone e2e timings (${RUN}):\n  ${timings.join('\n  ')}`);

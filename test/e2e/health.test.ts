@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createKafka } from '../../src/ingest/kafka/kafka-client.js';
 import { FAMILIES, kafkaTopic } from '../../src/ingest/kafka/routing.js';
@@ -13,11 +14,8 @@ import { startTestSystem, waitFor, type TestSystem } from '../support/harness.js
  */
 
 // Never skip: without the services these tests must fail. `npm test` (scripts/test.sh) starts both.
-const REDIS_URL = process.env.REDIS_URL;
-const KAFKA_BROKERS = process.env.KAFKA_BROKERS;
-if (!REDIS_URL || !KAFKA_BROKERS) {
-  throw new Error('REDIS_URL and KAFKA_BROKERS must be set: the health tests need real Redis and Kafka (run `npm test`, or `bash scripts/services.sh up` and eval "$(bash scripts/services.sh env)")');
-}
+const REDIS_URL = serviceUrl('REDIS_URL', 'the health tests');
+const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'the health tests');
 
 const RUN = `health-${randomBytes(4).toString('hex')}`;
 
@@ -43,8 +41,7 @@ let redis: Redis;
 let system: TestSystem | undefined;
 
 beforeAll(async () => {
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectTimeout: 3000 });
-  expect(await redis.ping()).toBe('PONG');
+  redis = await connectRedis(REDIS_URL);
 });
 
 afterAll(async () => {
@@ -55,12 +52,7 @@ afterAll(async () => {
   await admin.deleteTopics({ topics: [...FAMILIES, 'dlq' as const].map((f) => kafkaTopic(RUN, f)), timeout: 10_000 }).catch(() => undefined);
   await admin.deleteGroups([`${RUN}-projector`]).catch(() => undefined);
   await admin.disconnect();
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${RUN}:*`, 'COUNT', 1000);
-    if (found.length > 0) await redis.unlink(...found);
-    cursor = next;
-  } while (cursor !== '0');
+  await deleteKeys(redis, `${RUN}:*`);
   await redis.quit();
 }, 60_000);
 
