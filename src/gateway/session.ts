@@ -57,6 +57,9 @@ const NO_SUBSCRIPTIONS: ReadonlyMap<string, Subscription> = new Map();
 
 /** History entries read per round trip while catching up. */
 const CATCH_UP_PAGE = 2000;
+/** Snapshot attempts (and the pause between them) before a subscribe gives up with INTERNAL_ERROR. */
+const SNAPSHOT_ATTEMPTS = 50;
+const SNAPSHOT_RETRY_MS = 10;
 /** How long a resume waits for this gateway's feed to reach a seq the client already saw elsewhere. */
 const FEED_WAIT_MS = 2000;
 
@@ -324,8 +327,11 @@ export class Session implements RoomMember {
       cursor = (upToHead[upToHead.length - 1] as HistoryEntry).seq;
     }
 
-    // Snapshot (first subscribe, or re-sync).
-    for (;;) {
+    // Snapshot (first subscribe, or re-sync). Retries are for a store and feed caught between two
+    // moments (a reset the feed has not seen yet, a snapshot newer than the ring): they settle fast.
+    for (let attempt = 0; ; attempt++) {
+      if (attempt >= SNAPSHOT_ATTEMPTS) throw new Error(`${sub.topic}: snapshot and live feed did not line up after ${attempt} attempts`);
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, SNAPSHOT_RETRY_MS));
       const snapshot = (await feed.snapshot()) ?? emptySnapshot(sub.topic, feed.epoch);
       if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
       if (snapshot.epoch !== feed.epoch && snapshot.seq > 0) continue;
