@@ -483,3 +483,30 @@ describe('project', () => {
     expect(topicsFor(ev.breach({ user_id: 'u9' }))).toEqual(['risk.u9', 'risk.u9.alerts']);
   });
 });
+
+describe('auction histogram bucket edges', () => {
+  // [basis, bid, bucket from, bucket to]: buckets are [from, to) in the decimal the upstream wrote.
+  const edges: ['yield' | 'price', number, number, number][] = [
+    ['price', 100.05, 100.05, 100.1],
+    ['price', 100.04999999999, 100, 100.05],
+    ['price', 100.0500000001, 100.05, 100.1],
+    ['price', 0.7, 0.7, 0.75], // 0.7 / 0.05 = 13.999999999999998
+    ['price', 0.15, 0.15, 0.2],
+    ['price', 0.1 + 0.2, 0.3, 0.35], // 0.30000000000000004
+    ['price', 99999.95, 99999.95, 100000],
+    ['price', 98765432.15, 98765432.15, 98765432.2],
+    ['yield', 7.18, 7.18, 7.19],
+    ['yield', 7.1799999999, 7.17, 7.18],
+    ['yield', 0, 0, 0.01],
+    ['yield', 0.1 + 0.2, 0.3, 0.31],
+    ['yield', -0.01, -0.01, 0],
+    ['yield', -0.015, -0.02, -0.01],
+    ['yield', -1e-12, -0.01, 0],
+    ['yield', 1234567.89, 1234567.89, 1234567.9],
+  ];
+
+  it.each(edges)('a %s bid of %s lands in [%s, %s)', (basis, value, from, to) => {
+    const { changes } = project(ev.bid({ [basis]: value, amount: 1 }), fold([ev.opened({ bid_basis: basis })]));
+    expect(changes[0]?.payload).toMatchObject({ bucket: { from, to, count: 1, amount: 1 } });
+  });
+});

@@ -6,7 +6,7 @@ import type {
   AuctionOpenedEvent,
 } from '../../domain/events.js';
 import { topicOf } from '../../domain/topics.js';
-import { existing, finish, reject, round, type ProjectResult, type States, type Step } from './shared.js';
+import { existing, finish, reject, type ProjectResult, type States, type Step } from './shared.js';
 
 /**
  * auctions.{auction_id}: the state machine open -> closed -> allotted and an aggregated bid histogram.
@@ -14,10 +14,10 @@ import { existing, finish, reject, round, type ProjectResult, type States, type 
  * state or deltas: only bucket counts and amounts.
  */
 
-/** Histogram bucket widths: 1 bp of yield (yields are in percent), 0.05 of price. */
-export const BUCKET_WIDTH = { yield: 0.01, price: 0.05 } as const;
+/** Histogram bucket widths in hundredths, so bucketing is integer arithmetic: 1 bp of yield (yields are in percent), 0.05 of price. */
+const BUCKET_HUNDREDTHS = { yield: 1n, price: 5n } as const;
 
-type Basis = keyof typeof BUCKET_WIDTH;
+type Basis = keyof typeof BUCKET_HUNDREDTHS;
 
 /** Bids whose yield (or price) falls in [from, to). */
 type Bucket = { from: number; to: number; count: number; amount: number };
@@ -83,7 +83,7 @@ function bid(state: AuctionState, e: AuctionBidEvent): Step<AuctionState> {
   const basis = state.bid_basis;
   const value = e[basis];
   if (value === undefined) return reject(`auction ${state.auction_id} takes bids by ${basis}; bid ${e.bid_id} has none`);
-  const bucket = bucketWith(state.histogram, value, BUCKET_WIDTH[basis], e.amount);
+  const bucket = bucketWith(state.histogram, value, BUCKET_HUNDREDTHS[basis], e.amount);
   const histogram = [...state.histogram.filter((b) => b.from !== bucket.from), bucket].sort((a, b) => a.from - b.from);
   const bids = { count: state.bids.count + 1, amount: state.bids.amount + e.amount };
   return {
@@ -92,11 +92,32 @@ function bid(state: AuctionState, e: AuctionBidEvent): Step<AuctionState> {
   };
 }
 
-/** The bucket holding `value` with one more bid of `amount`. The epsilon keeps 7.18 / 0.01 = 717.999… in bucket 7.18. */
-function bucketWith(histogram: readonly Bucket[], value: number, width: number, amount: number): Bucket {
-  const from = round(Math.floor(value / width + 1e-9) * width, 4);
+/** The bucket holding `value` with one more bid of `amount`. */
+function bucketWith(histogram: readonly Bucket[], value: number, widthHundredths: bigint, amount: number): Bucket {
+  const [from, to] = bucketEdges(value, widthHundredths);
   const current = histogram.find((b) => b.from === from);
-  return { from, to: round(from + width, 4), count: (current?.count ?? 0) + 1, amount: (current?.amount ?? 0) + amount };
+  return { from, to, count: (current?.count ?? 0) + 1, amount: (current?.amount ?? 0) + amount };
+}
+
+/**
+ * [from, to) of the bucket holding `value`, decided on the decimal the upstream wrote (JSON's shortest
+ * round-trip form), in integers: float division misplaces values near an edge (100.04999999999 / 0.05,
+ * 1234567.89 / 0.01) and any epsilon that fixes some of them misplaces others.
+ */
+function bucketEdges(value: number, widthHundredths: bigint): [number, number] {
+  const [digits = '', exponent = '0'] = String(value).split('e');
+  const [whole = '', fraction = ''] = digits.split('.');
+  // value = units × 10^-scale
+  const units = BigInt(whole + fraction);
+  const scale = fraction.length - Number(exponent);
+  // Both in units of 10^-common (at least hundredths, the widths' unit).
+  const common = Math.max(scale, 2);
+  const scaled = units * 10n ** BigInt(common - scale);
+  const width = widthHundredths * 10n ** BigInt(common - 2);
+  // BigInt division truncates toward zero; buckets floor (a negative yield belongs below its edge).
+  const index = scaled / width - (scaled % width < 0n ? 1n : 0n);
+  const hundredths = (n: bigint) => Number(`${n * widthHundredths}e-2`);
+  return [hundredths(index), hundredths(index + 1n)];
 }
 
 function close(state: AuctionState, e: AuctionClosedEvent): Step<AuctionState> {
