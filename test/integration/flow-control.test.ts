@@ -107,6 +107,21 @@ async function fillUntil(sys: TestSystem, stalled: () => boolean, make: () => Re
   }
 }
 
+/**
+ * Brings a paused client's queue on `stream` just over `limit`: fast to a third of it, then a few events
+ * per 5 ms, so a 50 ms flow check sees it over the limit well before the hard limit (4x) would cut it
+ * whatever it follows. Stops early when the client is gone (cut already).
+ */
+async function creepOver(sys: TestSystem, stream: string, limit: number, make: () => Record<string, unknown>): Promise<void> {
+  const gone = () => sys.server.gateway.connectionCounts().by_stream[stream] === undefined;
+  await fillUntil(sys, () => queued(sys, stream) > limit / 3 || gone(), make, 10);
+  while (queued(sys, stream) <= limit && !gone()) {
+    await publish(sys, make());
+    await publish(sys, make());
+    await sleep(5);
+  }
+}
+
 async function counter(sys: TestSystem, name: string, labels: Record<string, string>): Promise<number> {
   const text = await (await fetch(sys.metricsUrl)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
@@ -196,9 +211,13 @@ function splitAtConflation(envs: Envelope[], topic: string): { first: Envelope; 
 // ---------------------------------------------------------------------------------------------
 
 describe('flow control', () => {
-  it('a trading client that stops reading gets SLOW_CONSUMER and close 4008, then resumes with every seq exactly once', async () => {
+  // Trading alone too: with portfolio.* beside it, a conflatable trading.* would still be cut for portfolio's sake.
+  it.each([
+    { follows: 'trading and portfolio', alone: false },
+    { follows: 'trading alone', alone: true },
+  ])('a client following $follows that stops reading gets SLOW_CONSUMER and close 4008, never a conflation, then resumes with every seq exactly once', async ({ alone }) => {
     const sys = await system({ WS_MAX_QUEUE_SIZE: '30' });
-    const user = 'slowtrader';
+    const user = alone ? 'slowtrader-alone' : 'slowtrader';
     const topic = `trading.${user}`;
     await publishMany(sys, 5, () => order(user));
 
@@ -206,11 +225,19 @@ describe('flow control', () => {
     const snapshot = ofTopic(client.received, topic, 'snapshot')[0] as Envelope;
     expect(snapshot.seq).toBe(5);
     const epoch = String(snapshot.meta.epoch);
+    const resumed = alone ? [topic] : [topic, `portfolio.${user}`];
+    if (alone) {
+      client.send({ type: 'unsubscribe', topic: `portfolio.${user}`, correlation_id: 'unsub' });
+      await waitFor(() => client.received.some((e) => e.correlation_id === 'unsub'), 5000, 'unsubscribe ack');
+      expect(client.received.find((e) => e.correlation_id === 'unsub')?.type).toBe('ack');
+    }
 
     client.ws.pause();
-    // Fill the kernel buffers (a few MB), until the gateway's own queue for this client passes the limit.
-    // The gateway's 50 ms check may already have cut it (its session is then gone) between two looks.
-    const published = await fillUntil(sys, () => queued(sys, 'trading') > 30 || sys.server.gateway.connectionCounts().by_stream.trading === undefined, () => order(user));
+    // Fill the kernel buffers (a few MB), until the gateway's own queue for this client passes the limit,
+    // slowly enough that only the never-drop rule (not the hard limit) can cut it.
+    const before = await head(sys, topic);
+    await creepOver(sys, 'trading', 30, () => order(user));
+    const published = (await head(sys, topic)) - before;
     // Three flow checks (50 ms each): the first one over the limit disconnects it.
     await sleep(150);
     // Published after the cut: must come back through the resume.
@@ -223,8 +250,10 @@ describe('flow control', () => {
     const errors = client.received.filter((e) => e.type === 'error');
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'SLOW_CONSUMER', details: { limit: 30, queued: expect.any(Number) } });
-    // The error is the last thing it got before the close.
+    // The error is the last thing it got before the close, and nothing was conflated on the way.
     expect(client.received.at(-1)?.type).toBe('error');
+    expect(client.received.filter((e) => e.type === 'snapshot' && e.meta.conflated !== undefined)).toEqual([]);
+    expect(ofTopic(client.received, topic, 'snapshot')).toEqual([snapshot]);
     // Counted once, even though later flow checks still saw this connection while it closed.
     expect(await counter(sys, 'bondx_messages_dropped_total', { stream: 'trading', reason: 'slow_consumer_disconnect' })).toBe(1);
 
@@ -239,8 +268,8 @@ describe('flow control', () => {
     expect(lastSeen).toBeGreaterThan(5);
     expect(lastSeen).toBeLessThan(headSeq); // it really missed something
 
-    // Reconnect where it left off (both topics of the path).
-    const resume = [topic, `portfolio.${user}`].map((t) => `${t}@${checker.last.get(t) ?? 0}@${checker.epochs.get(t) ?? epoch}`).join(',');
+    // Reconnect where it left off (the topics it followed).
+    const resume = resumed.map((t) => `${t}@${checker.last.get(t) ?? 0}@${checker.epochs.get(t) ?? epoch}`).join(',');
     const again = await openRaw(sys, `trading/${user}`, user, { acks: 2, query: `resume=${encodeURIComponent(resume)}` });
     await publishMany(sys, 10, () => order(user));
     const finalHead = await head(sys, topic);
@@ -260,14 +289,8 @@ describe('flow control', () => {
     const client = await openRaw(sys, `market/${ISIN_B}`, 'viewer', { acks: 1 });
     client.ws.pause();
 
-    // Fill its socket fast, then slowly enough (a few per 5 ms) that the 50 ms check pauses it well
-    // before the hard limit (4x) would cut it.
-    await fillUntil(sys, () => queued(sys, 'market') > 10, () => book(ISIN_B), 10);
-    while (queued(sys, 'market') <= 40) {
-      await publish(sys, book(ISIN_B));
-      await publish(sys, quote(ISIN_B));
-      await sleep(5);
-    }
+    let n = 0;
+    await creepOver(sys, 'market', 40, () => (++n % 2 === 0 ? book(ISIN_B) : quote(ISIN_B)));
     await sleep(120);
     // Paused: more market data no longer reaches its queue.
     const stalledAt = queued(sys, 'market');
@@ -408,6 +431,34 @@ describe.each(TRANSPORTS)('background mode over %s', (transport) => {
     // The snapshot brings it to the state at seq 25 in one step.
     expect(conflated.payload).toEqual(frozen?.state);
     expect((conflated.payload as JsonObject).l1).toMatchObject({ ts: expect.any(String) });
+  });
+
+  it("keeps the user's own trading topic live, followed alone, while market data is suspended", async () => {
+    const sys = await system({});
+    const user = `bgtrader-${transport}`;
+    const trading = `trading.${user}`;
+    const prices = `prices.${ISIN_A}`;
+    await publishMany(sys, 2, () => order(user));
+    const client = await openClient(transport, sys.server.url, 'mobile', user, sys.token(user));
+    cleanups.push(() => client.close());
+    // Trading alone among the never-drop topics: nothing else to keep the connection's live path open.
+    for (const topic of [`portfolio.${user}`, `risk.${user}.alerts`]) expect(await client.request('unsubscribe', { topic })).toMatchObject({ type: 'ack' });
+    expect(await client.request('subscribe', { topic: prices })).toMatchObject({ type: 'ack' });
+
+    expect(await client.request('background_mode', { enabled: true })).toMatchObject({ type: 'ack', payload: { enabled: true } });
+    await publishMany(sys, 10, () => order(user));
+    await publishMany(sys, 5, () => quote(ISIN_A));
+    await publishMany(sys, 10, () => order(user));
+    await waitFor(() => ofTopic(client.received, trading, 'delta').length === 20, 5000, 'trading deltas in background');
+    expect(seqsOf(ofTopic(client.received, trading, 'delta'))).toEqual(range(3, 22));
+    expect(ofTopic(client.received, prices, 'delta')).toEqual([]);
+
+    // Leaving background mode conflates the market topic only: trading was never paused.
+    expect(await client.request('background_mode', { enabled: false })).toMatchObject({ type: 'ack', payload: { enabled: false } });
+    await waitFor(() => ofTopic(client.received, prices, 'snapshot').length === 2, 5000, 'conflated market snapshot');
+    expect(ofTopic(client.received, trading, 'snapshot').map((e) => e.seq)).toEqual([2]);
+    await publish(sys, order(user));
+    await waitFor(() => ofTopic(client.received, trading, 'delta').at(-1)?.seq === 23, 5000, 'trading delta after background');
   });
 
   it('a paused subscription survives the last other subscriber of its topic leaving', async () => {
