@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname } from 'node:path';
 import type { Logger } from '../observability/logger.js';
-import { ClientError } from '../protocol/errors.js';
+import { ClientError, type ErrorCode } from '../protocol/errors.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import type { Publisher } from '../ingest/publisher.js';
 import { hasRole, tokenFromRequest, type Principal } from './auth.js';
@@ -12,8 +12,19 @@ import type { Gateway } from './gateway.js';
 
 const PUBLIC_DIR = new URL('../../public/', import.meta.url);
 const MIME: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml' };
-const MAX_BODY_BYTES = 1 << 20;
-const MAX_EVENTS_PER_REQUEST = 1000;
+/** Caps of the HTTP API (README "HTTP API"). */
+export const MAX_BODY_BYTES = 1 << 20;
+export const MAX_EVENTS_PER_REQUEST = 1000;
+export const DEAD_LETTERS_LIMIT = { min: 1, max: 1000, default: 100 } as const;
+const MAX_USER_ID_LENGTH = 128;
+
+/** What the running roles report about this process: overall status with its reasons, plus backend details. */
+export interface HealthReport {
+  status: 'ok' | 'degraded' | 'down';
+  reasons: string[];
+  /** Redis/Kafka connectivity, projector lag, active alerts, …: merged into the health body. */
+  details: Record<string, unknown>;
+}
 
 export interface HttpApiDeps {
   gateway: Gateway;
@@ -22,80 +33,167 @@ export interface HttpApiDeps {
   deadLetters: DeadLetterStore;
   log: Logger;
   /** Cross-gateway operations (disconnect a user everywhere, cluster-wide counts). */
-  cluster?: () => ClusterView;
-  /** Extra health fields (Redis/Kafka connectivity, …) contributed by the running roles. */
-  health?: () => Promise<Record<string, unknown>>;
+  cluster: () => ClusterView;
+  health: () => Promise<HealthReport>;
+  /** True once the gateway is shutting down: /readyz turns 503 so balancers stop sending clients. */
+  draining: () => boolean;
 }
+
+/** One response, serialised before anything is written. */
+type Reply = { status: number; json: unknown; headers?: Record<string, string> } | { status: number; bytes: Buffer; contentType: string };
+
+interface Route {
+  /** Query parameters the route reads; any other (besides `token`, the documented auth fallback) is refused. */
+  query?: readonly string[];
+  handle(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchParams): Promise<Reply>;
+}
+
+type Method = 'GET' | 'POST';
+
+const json = (status: number, body: unknown): Reply => ({ status, json: body });
+
+/** Every API route by path, then method: a known path with another method is 405, an unknown one 404. */
+const ROUTES: Record<string, Partial<Record<Method, Route>>> = {
+  // Liveness: the process answers at all. Nothing it depends on is checked, so a restart can not help it.
+  '/livez': { GET: { handle: async () => json(200, { status: 'alive', uptime_s: Math.round(process.uptime()) }) } },
+  '/readyz': { GET: { handle: (deps) => readiness(deps) } },
+  '/api/v1/ws/health': { GET: { handle: (deps) => health(deps) } },
+  '/api/v1/ws/topics': { GET: { handle: (deps) => topics(deps) } },
+  '/api/v1/events': { POST: { handle: (deps, req) => publish(deps, req) } },
+  '/api/v1/dead-letters': {
+    GET: {
+      query: ['limit'],
+      async handle(deps, req, query) {
+        requireRole(deps, req, ['operator', 'publisher']);
+        const limit = intParam(query, 'limit', DEAD_LETTERS_LIMIT);
+        return json(200, { count: await deps.deadLetters.count(), dead_letters: await deps.deadLetters.list(limit) });
+      },
+    },
+  },
+  '/api/v1/admin/disconnect': {
+    POST: {
+      query: ['user'],
+      async handle(deps, req, query) {
+        requireRole(deps, req, ['operator']);
+        const user = query.get('user');
+        if (!user || user.length > MAX_USER_ID_LENGTH) throw badQuery(`user must be a user id of 1..${MAX_USER_ID_LENGTH} characters`);
+        return json(200, { user, disconnected: await deps.cluster().disconnectUser(user) });
+      },
+    },
+  },
+};
 
 /**
  * The REST side of the gateway: health, topics, event publishing, dead letters and the dashboard.
  * Small and dependency-free on purpose: a handful of routes do not justify a web framework.
+ * No request can take the process down: every failure becomes an error envelope for that request only.
  */
 export function createHttpHandler(deps: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    route(deps, req, res).catch((err: unknown) => {
-      const clientError = err instanceof ClientError ? err : undefined;
-      if (!clientError) deps.log.error({ err, url: req.url }, 'http handler failed');
-      const status = clientError ? statusOf(clientError.code) : 500;
-      sendJson(res, status, errorEnvelope(clientError?.code ?? 'INTERNAL_ERROR', clientError?.details));
-    });
+    route(deps, req).then(
+      (reply) => write(deps.log, req, res, reply),
+      (err: unknown) => write(deps.log, req, res, failure(deps.log, req, err)),
+    );
   };
 }
 
-async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(deps: HttpApiDeps, req: IncomingMessage): Promise<Reply> {
   const url = new URL(req.url ?? '/', 'http://localhost');
-  const key = `${req.method ?? 'GET'} ${url.pathname}`;
-  switch (key) {
-    case 'GET /api/v1/ws/health':
-      return sendJson(res, 200, await health(deps));
-    case 'GET /api/v1/ws/topics':
-      return sendJson(res, 200, await topics(deps));
-    case 'POST /api/v1/events':
-      return publish(deps, req, res);
-    case 'GET /api/v1/dead-letters': {
-      requireRole(deps, req, ['operator', 'publisher']);
-      const limit = Math.min(Number(url.searchParams.get('limit') ?? 100) || 100, 1000);
-      return sendJson(res, 200, { count: await deps.deadLetters.count(), dead_letters: await deps.deadLetters.list(limit) });
-    }
-    case 'POST /api/v1/admin/disconnect': {
-      requireRole(deps, req, ['operator']);
-      const user = url.searchParams.get('user');
-      if (!user || !deps.cluster) throw new ClientError('INVALID_MESSAGE', { reason: 'user query parameter required' });
-      return sendJson(res, 200, { user, disconnected: await deps.cluster().disconnectUser(user) });
-    }
-    default:
-      if (req.method === 'GET') return serveStatic(url.pathname, res);
-      return sendJson(res, 404, { error: 'Not found' });
+  // HEAD is GET without the body (Node's response drops it): load balancers probe with either.
+  const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+  const routes = Object.hasOwn(ROUTES, url.pathname) ? ROUTES[url.pathname] : undefined;
+  if (!routes) {
+    if (method === 'GET') return serveStatic(url.pathname);
+    throw new ClientError('NOT_FOUND', { path: url.pathname });
+  }
+  const chosen = routes[method as Method];
+  if (!chosen) {
+    const allow = allowed(routes);
+    return { status: 405, json: errorEnvelope('METHOD_NOT_ALLOWED', { method, allow }), headers: { allow } };
+  }
+  checkQuery(url.searchParams, chosen.query ?? []);
+  return chosen.handle(deps, req, url.searchParams);
+}
+
+function allowed(routes: Partial<Record<Method, Route>>): string {
+  return Object.keys(routes)
+    .flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m]))
+    .join(', ');
+}
+
+// --- query parameters ------------------------------------------------------------------------------
+
+function badQuery(reason: string): ClientError {
+  return new ClientError('INVALID_MESSAGE', { reason });
+}
+
+/** Unknown or repeated parameters are refused: a typo must not silently fall back to a default. */
+function checkQuery(query: URLSearchParams, known: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const name of query.keys()) {
+    if (name !== 'token' && !known.includes(name)) throw badQuery(`unknown query parameter '${name}'${known.length > 0 ? ` (this route reads ${known.join(', ')})` : ''}`);
+    if (seen.has(name)) throw badQuery(`query parameter '${name}' given more than once`);
+    seen.add(name);
   }
 }
 
-async function health(deps: HttpApiDeps): Promise<Record<string, unknown>> {
-  const extra = deps.health ? await deps.health() : {};
-  return {
-    status: 'ok',
-    time: new Date().toISOString(),
-    uptime_s: Math.round(process.uptime()),
-    connections: deps.gateway.connectionCounts(),
-    ...(deps.cluster ? { cluster: await deps.cluster().connections() } : {}),
-    live_topics: deps.gateway.hub.stats().length,
-    dead_letters: await deps.deadLetters.count(),
-    ...extra,
-  };
+function intParam(query: URLSearchParams, name: string, range: { min: number; max: number; default: number }): number {
+  const raw = query.get(name);
+  if (raw === null) return range.default;
+  const value = /^\d{1,7}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= range.min && value <= range.max)) throw badQuery(`${name} must be an integer ${range.min}..${range.max}`);
+  return value;
 }
 
-async function topics(deps: HttpApiDeps): Promise<Record<string, unknown>> {
+// --- routes ----------------------------------------------------------------------------------------
+
+async function health(deps: HttpApiDeps): Promise<Reply> {
+  const report = await deps.health();
+  const body = {
+    status: report.status,
+    reasons: report.reasons,
+    time: new Date().toISOString(),
+    uptime_s: Math.round(process.uptime()),
+    draining: deps.draining(),
+    connections: deps.gateway.connectionCounts(),
+    // Read from the backends the report may just have found down: their failure is part of the answer, not a 500.
+    cluster: await orError(deps.cluster().connections()),
+    live_topics: deps.gateway.hub.stats().length,
+    dead_letters: await orError(deps.deadLetters.count()),
+    ...report.details,
+  };
+  // A machine reads the status code: `down` must not look healthy to a balancer or a healthcheck.
+  return json(report.status === 'down' ? 503 : 200, body);
+}
+
+async function orError<T>(value: Promise<T>): Promise<T | { error: string }> {
+  try {
+    return await value;
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+/** Ready to take clients: not draining, and nothing this process depends on (store, Kafka) is down. */
+async function readiness(deps: HttpApiDeps): Promise<Reply> {
+  const report = await deps.health();
+  const reasons = [...(deps.draining() ? ['draining: shutting down'] : []), ...(report.status === 'down' ? report.reasons : [])];
+  return json(reasons.length > 0 ? 503 : 200, { status: reasons.length > 0 ? 'not_ready' : 'ready', reasons });
+}
+
+async function topics(deps: HttpApiDeps): Promise<Reply> {
   const live = new Map(deps.gateway.hub.stats().map((s) => [s.topic, s.subscribers]));
   const all = await deps.gateway.store.topics();
   all.sort((a, b) => a.topic.localeCompare(b.topic));
-  return {
+  return json(200, {
     count: all.length,
     topics: all.map((t) => ({ topic: t.topic, head_seq: t.headSeq, epoch: t.epoch, last_update: t.updatedAt, subscribers: live.get(t.topic) ?? 0 })),
-  };
+  });
 }
 
-async function publish(deps: HttpApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function publish(deps: HttpApiDeps, req: IncomingMessage): Promise<Reply> {
   requireRole(deps, req, ['publisher']);
-  if (!deps.publisher) return sendJson(res, 503, { error: 'This process can not publish: it has no projector and no KAFKA_BROKERS' });
+  if (!deps.publisher) throw new ClientError('SERVICE_UNAVAILABLE', { reason: 'this process can not publish: it has no projector and no KAFKA_BROKERS' });
   const body = await readBody(req);
   let parsed: unknown;
   try {
@@ -107,7 +205,7 @@ async function publish(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespo
   if (events.length > MAX_EVENTS_PER_REQUEST) throw new ClientError('PAYLOAD_TOO_LARGE', { limit: MAX_EVENTS_PER_REQUEST, unit: 'events' });
   const results = await deps.publisher.publish(events, 'http');
   const rejected = results.filter((r) => r.status === 'dead_lettered').length;
-  sendJson(res, rejected === results.length && results.length > 0 ? 422 : 200, { accepted: results.length - rejected, dead_lettered: rejected, results });
+  return json(rejected === results.length && results.length > 0 ? 422 : 200, { accepted: results.length - rejected, dead_lettered: rejected, results });
 }
 
 function requireRole(deps: HttpApiDeps, req: IncomingMessage, roles: string[]): Principal {
@@ -116,43 +214,93 @@ function requireRole(deps: HttpApiDeps, req: IncomingMessage, roles: string[]): 
   return principal;
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new ClientError('PAYLOAD_TOO_LARGE', { limit: MAX_BODY_BYTES });
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * The body, up to MAX_BODY_BYTES. Listeners rather than `for await`: leaving that loop destroys the
+ * request, and with it the socket the 413 must still be written to.
+ */
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
+      req.off('data', onData);
+      req.resume(); // discard the rest; the reply closes the connection
+      reject(new ClientError('PAYLOAD_TOO_LARGE', { limit: MAX_BODY_BYTES, unit: 'bytes' }));
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
 }
 
-async function serveStatic(pathname: string, res: ServerResponse): Promise<void> {
+async function serveStatic(pathname: string): Promise<Reply> {
   const name = pathname === '/' ? 'index.html' : pathname.slice(1);
-  if (!/^[\w.-]+$/.test(name) || !MIME[extname(name)]) return sendJson(res, 404, { error: 'Not found' });
+  const type = /^[\w.-]+$/.test(name) ? MIME[extname(name)] : undefined;
+  if (!type) throw new ClientError('NOT_FOUND', { path: pathname });
   try {
-    const body = await readFile(new URL(name, PUBLIC_DIR));
-    res.writeHead(200, { 'content-type': MIME[extname(name)], 'cache-control': 'no-cache' }).end(body);
+    return { status: 200, bytes: await readFile(new URL(name, PUBLIC_DIR)), contentType: type };
   } catch {
-    sendJson(res, 404, { error: 'Not found' });
+    throw new ClientError('NOT_FOUND', { path: pathname });
   }
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+// --- responses -------------------------------------------------------------------------------------
+
+function failure(log: Logger, req: IncomingMessage, err: unknown): Reply {
+  if (err instanceof ClientError) return json(statusOf(err.code), errorEnvelope(err.code, err.details, null, err.message));
+  log.error({ err, method: req.method, url: req.url }, 'http handler failed');
+  return json(500, errorEnvelope('INTERNAL_ERROR'));
 }
 
-function statusOf(code: string): number {
+/** Serialises first, then writes headers and body once: a body that can not be serialised becomes a 500, never half a response. */
+function write(log: Logger, req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+  let status = reply.status;
+  let headers: Record<string, string>;
+  let body: Buffer | string;
+  if ('bytes' in reply) {
+    headers = { 'content-type': reply.contentType, 'cache-control': 'no-cache' };
+    body = reply.bytes;
+  } else {
+    headers = { 'content-type': 'application/json', ...reply.headers };
+    try {
+      body = JSON.stringify(reply.json);
+    } catch (err) {
+      log.error({ err, method: req.method, url: req.url }, 'http response not serialisable');
+      status = 500;
+      body = JSON.stringify(errorEnvelope('INTERNAL_ERROR'));
+    }
+  }
+  // A request whose body was cut short (413) must not leave unread bytes on a kept-alive connection.
+  if (!req.complete) headers.connection = 'close';
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, headers).end(body);
+}
+
+function statusOf(code: ErrorCode): number {
   switch (code) {
     case 'AUTH_REQUIRED':
     case 'AUTH_INVALID':
+    case 'TOKEN_EXPIRED':
       return 401;
     case 'FORBIDDEN':
       return 403;
+    case 'NOT_FOUND':
+      return 404;
+    case 'METHOD_NOT_ALLOWED':
+      return 405;
     case 'PAYLOAD_TOO_LARGE':
       return 413;
     case 'RATE_LIMIT_EXCEEDED':
       return 429;
+    case 'INTERNAL_ERROR':
+      return 500;
+    case 'SERVICE_UNAVAILABLE':
+      return 503;
     default:
       return 400;
   }

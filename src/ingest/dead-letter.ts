@@ -1,3 +1,5 @@
+import { pruneNesting } from '../domain/json.js';
+
 /** An upstream event that could not be applied, kept with the reason so nothing is lost silently. */
 export interface DeadLetter {
   /** When it was dead-lettered (ISO-8601 UTC). */
@@ -7,6 +9,14 @@ export interface DeadLetter {
   source: string;
   /** The raw event as received (parsed JSON when it parsed, else the raw text). */
   event: unknown;
+}
+
+/**
+ * A dead letter for `raw`, now. The event is kept as received, except nesting beyond MAX_JSON_DEPTH
+ * (then its reason says so): a letter must stay serialisable for the store, the DLQ and the HTTP API.
+ */
+export function deadLetter(raw: unknown, reason: string, source: string): DeadLetter {
+  return { at: new Date().toISOString(), reason, source, event: pruneNesting(raw) };
 }
 
 export interface DeadLetterStore {

@@ -2,7 +2,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ApplyOutcome, Projector } from '../projector/projector.js';
 import type { HistoryEntry, SourcePosition } from '../store/topic-store.js';
-import type { DeadLetterStore } from './dead-letter.js';
+import { deadLetter, type DeadLetterStore } from './dead-letter.js';
 import { validateEvent } from './validate.js';
 
 export type IngestOutcome =
@@ -42,7 +42,7 @@ export class Ingest {
   }
 
   private async deadLetter(raw: unknown, reason: string, source: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
-    await this.deadLetters.add({ at: new Date().toISOString(), reason, source, event: raw });
+    await this.deadLetters.add(deadLetter(raw, reason, source));
     // Consume the offset only after the letter is kept: a crash in between re-delivers, never loses.
     if (position) await this.projector.skip(position);
     this.log.warn({ reason, source, event_id: eventIdOf(raw) }, 'event dead-lettered');

@@ -1,5 +1,5 @@
 import type { DomainEvent } from '../domain/events.js';
-import type { DeadLetterStore } from './dead-letter.js';
+import { deadLetter, type DeadLetterStore } from './dead-letter.js';
 import type { Ingest, IngestOutcome } from './ingest.js';
 import type { EventProducer } from './kafka/event-producer.js';
 import { validateEvent } from './validate.js';
@@ -36,7 +36,7 @@ export function kafkaPublisher(producer: EventProducer, deadLetters: DeadLetterS
           valid.push(validation.event);
           outcomes.push({ status: 'queued', event_id: validation.event.event_id });
         } else {
-          await deadLetters.add({ at: new Date().toISOString(), reason: validation.reason, source: origin, event: raw });
+          await deadLetters.add(deadLetter(raw, validation.reason, origin));
           outcomes.push({ status: 'dead_lettered', reason: validation.reason });
         }
       }

@@ -12,6 +12,10 @@ export const ERROR_CODES = {
   SERVER_SHUTTING_DOWN: 'Server shutting down, reconnect elsewhere',
   CONNECTION_ERROR: 'Connection error',
   INTERNAL_ERROR: 'Internal server error',
+  // HTTP API only (route and method problems, a role this process does not run).
+  NOT_FOUND: 'Not found',
+  METHOD_NOT_ALLOWED: 'Method not allowed',
+  SERVICE_UNAVAILABLE: 'Service unavailable',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

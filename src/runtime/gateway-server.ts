@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import type { JwtKeys } from '../gateway/auth.js';
 import { Admission } from '../flow/admission.js';
 import { Gateway } from '../gateway/gateway.js';
-import { createHttpHandler } from '../gateway/http-api.js';
+import { createHttpHandler, type HealthReport } from '../gateway/http-api.js';
 import type { Publisher } from '../ingest/publisher.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -23,12 +23,15 @@ export interface GatewayServer {
   ioDeflate: SocketIoServer;
   /** `http://host:port` actually bound (PORT=0 picks a free port). */
   url: string;
+  /** Starts the shutdown: /readyz answers 503 from now on, and every client is told to reconnect elsewhere. */
+  drain(): void;
   close(): Promise<void>;
 }
 
 /** HTTP + Socket.IO on one port, serving from the given backends. */
-export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; metrics: Metrics; health?: () => Promise<Record<string, unknown>> }): Promise<GatewayServer> {
+export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; metrics: Metrics; health: () => Promise<HealthReport> }): Promise<GatewayServer> {
   const { config, keys, backends, log } = opts;
+  let draining = false;
   const admission = new Admission(
     { attemptsPerIpPerMinute: config.WS_CONNECT_RATE_PER_IP, attemptsPerUserPerMinute: config.WS_CONNECT_RATE_PER_USER, connectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER },
     backends.redis,
@@ -39,7 +42,8 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       gateway,
       deadLetters: backends.deadLetters,
       log,
-      health: opts.health ?? (() => backends.health()),
+      health: opts.health,
+      draining: () => draining,
       // Socket.IO must attach after the HTTP handler, so the handler reaches the cluster view lazily.
       cluster: () => cluster,
       ...(opts.publisher ? { publisher: opts.publisher } : {}),
@@ -82,15 +86,20 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
   const address = http.address() as AddressInfo;
   const url = `http://${config.HOST}:${address.port}`;
   log.info({ url }, 'gateway listening');
+  const drain = () => {
+    draining = true;
+    gateway.drain();
+  };
   return {
     gateway,
     http,
     io,
     ioDeflate: deflated.io,
     url,
+    drain,
     async close() {
       // Tell every client to reconnect elsewhere before the sockets go away.
-      gateway.drain();
+      drain();
       await websocket.close();
       gateway.close();
       for (const engine of engines) await new Promise<void>((resolve) => engine.io.close(() => resolve()));

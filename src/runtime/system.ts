@@ -17,6 +17,7 @@ import { Projector } from '../projector/projector.js';
 import { MarketSimulator } from '../simulator/simulator.js';
 import { createBackends, type Backends } from './backends.js';
 import { startGatewayServer, type GatewayServer } from './gateway-server.js';
+import type { HealthReport } from '../gateway/http-api.js';
 
 export interface Roles {
   /** Fold events into the store (from Kafka when KAFKA_BROKERS is set, else from this process's publisher). */
@@ -103,10 +104,7 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
         log,
         metrics,
         ...(system.publisher ? { publisher: system.publisher } : {}),
-        health: async () => {
-          const fields = { ...(await backends.health()), ...(system.consumer ? { projector_lag: system.consumer.lag() } : {}), kafka: kafkaHealth() };
-          return { ...fields, ...healthStatus(fields, alerts) };
-        },
+        health: async () => healthReport({ ...(await backends.health()), ...(system.consumer ? { projector_lag: system.consumer.lag() } : {}), kafka: kafkaHealth() }, alerts),
       });
       const server = system.server;
       closers.unshift(() => server.close());
@@ -128,11 +126,8 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
   }
 }
 
-/**
- * ok | degraded (alerts active) | down (a backend reports `status: 'down'`), with the reasons and the
- * active alerts; overrides the API's default `status: 'ok'`.
- */
-function healthStatus(fields: Record<string, unknown>, alerts: AlertMonitor): Record<string, unknown> {
+/** ok | degraded (alerts active) | down (a backend reports `status: 'down'`), with the reasons; the active alerts go into the details. */
+function healthReport(fields: Record<string, unknown>, alerts: AlertMonitor): HealthReport {
   const alerting = alerts.health();
   const down = Object.entries(fields)
     .filter(([, v]) => v !== null && typeof v === 'object' && 'status' in v && v.status === 'down')
@@ -140,7 +135,7 @@ function healthStatus(fields: Record<string, unknown>, alerts: AlertMonitor): Re
       const why = (v as { detail?: unknown; error?: unknown }).detail ?? (v as { error?: unknown }).error;
       return `${name} is down${typeof why === 'string' ? ` (${why})` : ''}`;
     });
-  return { status: down.length > 0 ? 'down' : alerting.status, reasons: [...down, ...alerting.reasons], alerts: alerting.alerts };
+  return { status: down.length > 0 ? 'down' : alerting.status, reasons: [...down, ...alerting.reasons], details: { ...fields, alerts: alerting.alerts } };
 }
 
 type KafkaHealth = { status: 'off' } | { status: 'up' | 'down'; detail?: string; producer: KafkaClientStatus; consumer?: KafkaClientStatus };

@@ -31,10 +31,17 @@ interface Health {
   kafka: { status: string; detail?: string; producer?: ClientStatus; consumer?: ClientStatus };
 }
 
+/** The health body, checking the HTTP status machines read: 503 exactly when `down`. */
 async function health(system: TestSystem): Promise<Health> {
   const res = await fetch(`${system.server.url}/api/v1/ws/health`);
-  expect(res.status).toBe(200);
-  return (await res.json()) as Health;
+  const body = (await res.json()) as Health;
+  expect(res.status).toBe(body.status === 'down' ? 503 : 200);
+  return body;
+}
+
+async function readiness(system: TestSystem): Promise<{ http: number; status: string; reasons: string[] }> {
+  const res = await fetch(`${system.server.url}/readyz`);
+  return { http: res.status, ...((await res.json()) as { status: string; reasons: string[] }) };
 }
 
 let redis: Redis;
@@ -80,6 +87,7 @@ describe.sequential('health reports real backend connectivity', () => {
     expect(body.kafka.consumer).toMatchObject({ status: 'up', detail: `member of group ${RUN}-projector` });
     expect(Number.isNaN(Date.parse(body.kafka.consumer?.since ?? ''))).toBe(false);
     expect(body.reasons.filter((r) => r.includes('down'))).toEqual([]);
+    expect(await readiness(s)).toEqual({ http: 200, status: 'ready', reasons: [] });
   });
 
   it('a stopped consumer turns kafka and the overall status down, with the reason', async () => {
@@ -93,5 +101,24 @@ describe.sequential('health reports real backend connectivity', () => {
     expect(body.status).toBe('down');
     expect(body.reasons.some((r) => r.startsWith('kafka is down') && r.includes('consumer'))).toBe(true);
     expect(body.redis?.status).toBe('up');
+    // Not ready while Kafka is unreachable, but alive: a restart is not what fixes a broker.
+    const ready = await readiness(s);
+    expect(ready).toMatchObject({ http: 503, status: 'not_ready' });
+    expect(ready.reasons.some((r) => r.startsWith('kafka is down'))).toBe(true);
+    expect((await fetch(`${s.server.url}/livez`)).status).toBe(200);
+  });
+
+  it('Redis unreachable: health 503 down with the reason, readyz 503', async () => {
+    // Its command connection cut after a successful start: every Redis call of the backends fails from then on.
+    const unreachable = await startTestSystem({ REDIS_URL, REDIS_PREFIX: `${RUN}-down` });
+    try {
+      unreachable.backends.redis?.client.disconnect();
+      const body = await health(unreachable);
+      expect(body.status).toBe('down');
+      expect(body.reasons.some((r) => r.startsWith('redis is down'))).toBe(true);
+      expect((await readiness(unreachable)).http).toBe(503);
+    } finally {
+      await unreachable.close();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { pruneNesting } from '../../domain/json.js';
 import type { DeadLetter, DeadLetterStore } from '../../ingest/dead-letter.js';
 import { redisKeys, type RedisKeyLayout } from './scripts.js';
 
@@ -72,13 +73,22 @@ function safeText(value: unknown): string {
   }
 }
 
+/**
+ * Whatever an entry holds (written by an older version, by hand, or corrupt) reads back as a letter
+ * that can be serialised again: unparseable text is kept as text, nesting is cut at MAX_JSON_DEPTH.
+ */
 function deserialize(raw: string): DeadLetter {
-  const value: unknown = JSON.parse(raw);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return { at: '', reason: 'unreadable dead-letter entry', source: '', event: raw };
+  }
   const d = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
   return {
     at: typeof d.at === 'string' ? d.at : '',
     reason: typeof d.reason === 'string' ? d.reason : '',
     source: typeof d.source === 'string' ? d.source : '',
-    event: d.event,
+    event: pruneNesting(d.event),
   };
 }
