@@ -79,6 +79,8 @@ const envSchema = z.object({
   JWT_ALGORITHM: z.enum(['HS256', 'RS256', 'ES256']).optional(),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
+  /** Seconds a connection may outlive its token's `exp` before it is closed with TOKEN_EXPIRED (time to send `refresh`). */
+  JWT_EXPIRY_GRACE: int(5),
 
   REDIS_URL: optionalString,
   /** Namespace of every Redis key and channel, so several deployments (or test runs) can share a Redis. */

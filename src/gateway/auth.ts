@@ -8,6 +8,8 @@ import { ClientError } from '../protocol/errors.js';
 export interface Principal {
   sub: string;
   roles: string[];
+  /** The token's expiry, in seconds since the epoch (always present: `exp` is required). */
+  exp: number;
 }
 
 type Algorithm = 'HS256' | 'RS256' | 'ES256';
@@ -64,7 +66,17 @@ export function verifyToken(keys: JwtKeys, token: string | undefined): Principal
   if (typeof claims.sub !== 'string' || claims.sub === '') throw new ClientError('AUTH_INVALID', { reason: 'sub claim required' });
   const role: unknown = claims.role ?? claims.roles;
   const roles = Array.isArray(role) ? role.filter((r): r is string => typeof r === 'string') : typeof role === 'string' ? [role] : [];
-  return { sub: claims.sub, roles };
+  return { sub: claims.sub, roles, exp: claims.exp };
+}
+
+/**
+ * A fresh token sent on an open connection: valid by the same rules as at connect, and for the same
+ * user (a connection never changes hands). Its claims replace the old ones, expiry included.
+ */
+export function verifyRefresh(keys: JwtKeys, current: Principal, token: string): Principal {
+  const next = verifyToken(keys, token);
+  if (next.sub !== current.sub) throw new ClientError('AUTH_INVALID', { reason: 'token subject does not match the connection' });
+  return next;
 }
 
 export interface TokenRequest {

@@ -7,9 +7,10 @@ import type { Admission } from '../flow/admission.js';
 import { ClientError } from '../protocol/errors.js';
 import type { ErrorEnvelope } from '../protocol/messages.js';
 import type { LiveFeed, TopicStore } from '../store/topic-store.js';
-import { verifyToken, type JwtKeys, type Principal } from './auth.js';
+import { verifyRefresh, verifyToken, type JwtKeys, type Principal } from './auth.js';
 import { controlEnvelope, errorEnvelope } from './envelope.js';
 import { Hub } from './hub.js';
+import { ExpiryWheel } from './expiry-wheel.js';
 import { Session, type ClientLink } from './session.js';
 
 export type TransportName = 'socketio' | 'websocket';
@@ -18,6 +19,10 @@ export type TransportName = 'socketio' | 'websocket';
 const FLOW_CHECK_MS = 50;
 /** A queue this many times over the limit is cut even for market data only: memory must stay bounded. */
 const HARD_QUEUE_FACTOR = 4;
+/** How often token expiries are swept (they have one-second resolution). */
+const EXPIRY_CHECK_MS = 250;
+
+const nowSecond = (): number => Math.floor(Date.now() / 1000);
 
 /** A connection that passed admission: who it is, and how to free its slot. */
 export interface Admitted {
@@ -37,6 +42,8 @@ interface OpenSession {
   /** Client labels (device type, version) this connection was counted under. */
   client: ClientLabels;
   release: () => void;
+  /** Second at which the connection is closed with TOKEN_EXPIRED: its token's exp plus the grace period. */
+  expiresAt: number;
 }
 
 /**
@@ -48,15 +55,19 @@ export class Gateway {
   private readonly sessions = new Map<Session, OpenSession>();
   private readonly heartbeatTimer: NodeJS.Timeout;
   private readonly flowTimer: NodeJS.Timeout;
+  /** Every session's token expiry, swept by one interval (no timer per connection). */
+  private readonly expiries = new ExpiryWheel<Session>(nowSecond());
+  private readonly expiryTimer: NodeJS.Timeout;
   /** Shared by every session (a per-session closure would cost each idle connection memory). */
   private readonly countSent = (stream: Stream, type: string): void => this.metrics.messageSent(stream, type);
+  private readonly renew = (session: Session, token: string): Principal => this.refreshToken(session, token);
 
   constructor(
     readonly store: TopicStore,
     live: LiveFeed,
     private readonly keys: JwtKeys,
     private readonly log: Logger,
-    private readonly limits: { maxConnections: number; heartbeatIntervalS: number; rateLimits: RateLimits; maxQueueSize: number; batchFlushMs: number },
+    private readonly limits: { maxConnections: number; heartbeatIntervalS: number; rateLimits: RateLimits; maxQueueSize: number; batchFlushMs: number; tokenGraceS: number },
     private readonly metrics: Metrics,
     private readonly admission: Admission,
   ) {
@@ -66,6 +77,8 @@ export class Gateway {
     this.heartbeatTimer.unref();
     this.flowTimer = setInterval(() => this.checkFlow(), FLOW_CHECK_MS);
     this.flowTimer.unref();
+    this.expiryTimer = setInterval(() => this.expireTokens(), EXPIRY_CHECK_MS);
+    this.expiryTimer.unref();
   }
 
   authenticate(token: string | undefined): Principal {
@@ -105,9 +118,11 @@ export class Gateway {
   openSession(principal: Principal, stream: Stream, link: ClientLink, info: ConnectionInfo, release: () => void): Session {
     const metrics = this.metrics;
     const limit = this.limits.rateLimits[stream];
-    const session = new Session(this.hub, principal, stream, link, this.log, { burst: limit.burst, perMinute: limit.per_minute }, this.countSent, this.limits.batchFlushMs);
+    const session = new Session(this.hub, principal, stream, link, this.log, { burst: limit.burst, perMinute: limit.per_minute }, this.countSent, this.limits.batchFlushMs, this.renew);
     const client = metrics.connectionOpened(stream, info.transport, info.headers);
-    this.sessions.set(session, { session, info, openedAt: Date.now(), client, release });
+    const expiresAt = principal.exp + this.limits.tokenGraceS;
+    this.sessions.set(session, { session, info, openedAt: Date.now(), client, release, expiresAt });
+    this.expiries.schedule(session, expiresAt);
     this.log.debug({ conn: link.id, user: principal.sub, stream, transport: info.transport }, 'connected');
     return session;
   }
@@ -115,10 +130,32 @@ export class Gateway {
   closeSession(session: Session, reason: string): void {
     const open = this.sessions.get(session);
     if (!open || !this.sessions.delete(session)) return;
+    this.expiries.cancel(session, open.expiresAt);
     this.metrics.connectionClosed(session.stream, open.info.transport, reason, open.client);
     open.release();
     session.close();
     this.log.debug({ reason, user: session.principal.sub, stream: session.stream }, 'disconnected');
+  }
+
+  /** A `refresh` on an open connection: the new token must be valid and for the same user; it moves the expiry. */
+  private refreshToken(session: Session, token: string): Principal {
+    const principal = verifyRefresh(this.keys, session.principal, token);
+    const open = this.sessions.get(session);
+    if (open) {
+      this.expiries.cancel(session, open.expiresAt);
+      open.expiresAt = principal.exp + this.limits.tokenGraceS;
+      this.expiries.schedule(session, open.expiresAt);
+    }
+    return principal;
+  }
+
+  /** Closes every connection whose token (plus grace) has expired without a refresh. */
+  expireTokens(): void {
+    for (const session of this.expiries.takeDue(nowSecond())) {
+      this.log.info({ conn: session.client.id, user: session.principal.sub, stream: session.stream }, 'token expired: connection closed');
+      session.client.close('TOKEN_EXPIRED', { expired_at: new Date(session.principal.exp * 1000).toISOString() });
+      this.closeSession(session, 'token_expired');
+    }
   }
 
   /** Turns anything thrown while handling a client message into the documented error envelope. */
@@ -200,6 +237,7 @@ export class Gateway {
   close(): void {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.flowTimer);
+    clearInterval(this.expiryTimer);
     for (const session of [...this.sessions.keys()]) this.closeSession(session, 'server shutdown');
     this.hub.close();
     void this.admission.close();

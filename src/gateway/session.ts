@@ -77,10 +77,12 @@ export class Session implements RoomMember {
   private background = false;
   /** This connection's token bucket for client messages. */
   private readonly bucket: Bucket;
+  /** Replaced by a `refresh` (same user, later expiry). */
+  private current: Principal;
 
   constructor(
     private readonly hub: Hub,
-    readonly principal: Principal,
+    principal: Principal,
     readonly stream: Stream,
     private readonly link: ClientLink,
     /** The gateway's logger: a child logger per connection would cost each idle connection ~1 KB. */
@@ -91,8 +93,15 @@ export class Session implements RoomMember {
     private readonly onSend: (stream: Stream, type: string) => void,
     /** Longest a batched entry waits for its batch to fill. */
     private readonly batchFlushMs: number,
+    /** Verifies a refreshed token for this session and reschedules its expiry; throws AUTH_INVALID (shared by all sessions). */
+    private readonly renew: (session: Session, token: string) => Principal,
   ) {
+    this.current = principal;
     this.bucket = newBucket(rateLimit, Date.now());
+  }
+
+  get principal(): Principal {
+    return this.current;
   }
 
   /** Handles one client message; resolves with the acknowledgement, throws ClientError on refusal. */
@@ -118,6 +127,9 @@ export class Session implements RoomMember {
       case 'background_mode':
         await this.setBackground(message.enabled);
         return controlEnvelope('ack', { action: 'background_mode', enabled: message.enabled }, { correlationId });
+      case 'refresh':
+        this.current = this.renew(this, message.token);
+        return controlEnvelope('ack', { action: 'refresh', expires_at: new Date(this.current.exp * 1000).toISOString() }, { correlationId });
     }
   }
 

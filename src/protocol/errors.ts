@@ -2,6 +2,7 @@
 export const ERROR_CODES = {
   AUTH_REQUIRED: 'Authentication required',
   AUTH_INVALID: 'Invalid or expired token',
+  TOKEN_EXPIRED: 'Token expired: send a fresh one with refresh before exp, or reconnect with a new one',
   FORBIDDEN: 'Not allowed to access this topic',
   INVALID_MESSAGE: 'Invalid message',
   INVALID_TOPIC: 'Invalid topic',

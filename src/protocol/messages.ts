@@ -64,5 +64,12 @@ export interface BackgroundModeMessage {
   correlation_id?: string;
 }
 
-export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage | BackgroundModeMessage;
+/** A fresh JWT for the same user, sent before the connection's token expires, so the connection lives on. */
+export interface RefreshMessage {
+  type: 'refresh';
+  token: string;
+  correlation_id?: string;
+}
+
+export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage | BackgroundModeMessage | RefreshMessage;
 export type ClientMessageType = ClientMessage['type'];

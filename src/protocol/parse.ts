@@ -14,6 +14,7 @@ const validators = compileSchemaDir(new URL('../../schemas/client/', import.meta
   unsubscribe: ID('unsubscribe'),
   ping: ID('ping'),
   background_mode: ID('background_mode'),
+  refresh: ID('refresh'),
 } satisfies Record<ClientMessageType, string>);
 
 function invalid(reason: string): ClientError {

@@ -13,7 +13,7 @@ import type { ClientLink, Session } from '../../gateway/session.js';
 import type { Broadcast, Room } from '../../gateway/hub.js';
 
 /** Client message kinds; anything else gets INVALID_MESSAGE. */
-const KINDS = new Set(['subscribe', 'unsubscribe', 'ping', 'background_mode']);
+const KINDS = new Set(['subscribe', 'unsubscribe', 'ping', 'background_mode', 'refresh']);
 
 /**
  * Socket.IO transport: one namespace per stream, one Socket.IO room per (topic, filter). Live entries

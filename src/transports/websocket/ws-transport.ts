@@ -20,6 +20,7 @@ const PATH = /^\/api\/v1\/ws\/([a-z]+)\/([^/]+)$/;
 export const CLOSE_CODES: Partial<Record<ErrorCode, number>> & { default: number } = {
   AUTH_REQUIRED: 4401,
   AUTH_INVALID: 4401,
+  TOKEN_EXPIRED: 4401,
   FORBIDDEN: 4403,
   INVALID_TOPIC: 4404,
   TOO_MANY_CONNECTIONS: 4429,
