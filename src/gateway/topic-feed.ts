@@ -23,8 +23,11 @@ export class TopicFeed {
   private readonly outlets = new Set<Outlet>();
   private readonly inbox: HistoryEntry[] = [];
   private draining = false;
+  private closed = false;
   private initialised = false;
   private waiters: { seq: number; resolve: () => void }[] = [];
+  /** Head when the feed started: entries up to it were never handed out by this feed. */
+  private startHead = 0;
   private readonly unsubscribe: Unsubscribe;
 
   constructor(
@@ -43,6 +46,7 @@ export class TopicFeed {
     const read = await this.store.readAfter(this.topic, Number.MAX_SAFE_INTEGER, 0);
     this.epoch = read.epoch;
     this.head = read.headSeq;
+    this.startHead = read.headSeq;
     this.initialised = true;
     this.drain();
   }
@@ -85,6 +89,7 @@ export class TopicFeed {
   }
 
   close(): void {
+    this.closed = true;
     this.unsubscribe();
     this.outlets.clear();
   }
@@ -106,6 +111,10 @@ export class TopicFeed {
       if (this.epoch === '') this.epoch = entry.epoch;
       if (entry.seq <= this.head) {
         this.inbox.shift();
+        if (this.rewrites(entry)) {
+          this.renewEpoch(entry);
+          return;
+        }
         continue;
       }
       if (entry.seq === this.head + 1) {
@@ -119,6 +128,50 @@ export class TopicFeed {
         this.drain();
       });
       return;
+    }
+  }
+
+  /**
+   * Whether `entry` names a seq this feed already handed out with other content: the store's history
+   * was rewritten under the same epoch (Redis restored from an older snapshot and new events committed
+   * before anything noticed). A rebuilt identical entry is just a duplicate. A seq handed out but no
+   * longer in the ring cannot be compared, so it counts as rewritten: a needless re-sync is safe, two
+   * different entries under one (epoch, seq) are not.
+   */
+  private rewrites(entry: HistoryEntry): boolean {
+    if (entry.seq <= this.startHead) return false;
+    const first = this.ring[0];
+    const held = first ? this.ring[entry.seq - first.seq] : undefined;
+    if (!held || held.seq !== entry.seq) return true;
+    return held.event_id !== entry.event_id || held.type !== entry.type || JSON.stringify(held.payload) !== JSON.stringify(entry.payload);
+  }
+
+  /**
+   * Gives the topic a new epoch in the store (once, however many gateways notice) and starts over from
+   * the store's head: every member re-syncs, and every client holding the old epoch will on resume.
+   */
+  private renewEpoch(entry: HistoryEntry): void {
+    this.log.error({ topic: this.topic, epoch: this.epoch, seq: entry.seq, head: this.head }, 'history rewritten under a served epoch; renewing the epoch');
+    this.draining = true;
+    void this.restart(entry.epoch).finally(() => {
+      this.draining = false;
+      this.drain();
+    });
+  }
+
+  private async restart(epoch: string): Promise<void> {
+    while (!this.closed) {
+      try {
+        const renewed = await this.store.renewEpoch(this.topic, epoch);
+        const read = await this.store.readAfter(this.topic, Number.MAX_SAFE_INTEGER, 0);
+        // What the inbox holds is older than the store's head now: a later gap fill covers the rest.
+        this.inbox.length = 0;
+        this.resetTo(read.epoch || renewed, read.headSeq);
+        return;
+      } catch (err) {
+        this.log.error({ err, topic: this.topic }, 'renewing the epoch failed; retrying');
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
   }
 
@@ -157,6 +210,7 @@ export class TopicFeed {
   private resetTo(epoch: string, head = 0): void {
     this.epoch = epoch;
     this.head = head;
+    this.startHead = head;
     this.ring.length = 0;
     for (const outlet of this.outlets) outlet.reset();
   }

@@ -1,7 +1,7 @@
 import type { DomainEvent } from '../domain/events.js';
 import type { JsonObject } from '../domain/json.js';
 import type { Logger } from '../observability/logger.js';
-import type { CommitResult, SourcePosition, TopicStore } from '../store/topic-store.js';
+import { HeadMismatch, type CommitResult, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
 import { project, topicsFor } from './project.js';
 
 export type ApplyOutcome = CommitResult | { applied: false; reason: 'rejected'; detail: string };
@@ -9,10 +9,12 @@ export type ApplyOutcome = CommitResult | { applied: false; reason: 'rejected'; 
 /**
  * Folds events into topics through the pure reducers and commits the result to the store.
  * Applies are serialised: the projector is the single writer of its topics, which is what lets it
- * keep their states in memory instead of reading them back before every event.
+ * keep their states in memory instead of reading them back before every event. Every commit states the
+ * heads those cached states belong to, so a store that came back older (or was written by someone
+ * else) refuses it rather than numbering the wrong content; the projector then re-reads and retries.
  */
 export class Projector {
-  private readonly states = new Map<string, JsonObject>();
+  private readonly heads = new Map<string, TopicHead>();
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -37,25 +39,60 @@ export class Projector {
 
   /** Forget cached states (e.g. after a Kafka rebalance another projector may have written them). */
   invalidate(): void {
-    this.states.clear();
+    this.heads.clear();
   }
 
   private async applyNow(event: DomainEvent, source?: SourcePosition): Promise<ApplyOutcome> {
+    try {
+      return await this.project(event, source);
+    } catch (err) {
+      if (!(err instanceof HeadMismatch)) throw err;
+      await this.realign(err);
+      return this.project(event, source); // a second mismatch means a concurrent writer: let it surface
+    }
+  }
+
+  private async project(event: DomainEvent, source: SourcePosition | undefined): Promise<ApplyOutcome> {
     const topics = topicsFor(event);
-    const missing = topics.filter((t) => !this.states.has(t));
-    if (missing.length > 0) for (const [topic, state] of await this.store.states(missing)) this.states.set(topic, state);
+    const missing = topics.filter((t) => !this.heads.has(t));
+    if (missing.length > 0) for (const [topic, head] of await this.store.states(missing)) this.heads.set(topic, head);
     const current = new Map<string, JsonObject>();
+    const expectedHeads = new Map<string, number>();
     for (const topic of topics) {
-      const state = this.states.get(topic);
-      if (state) current.set(topic, state);
+      const head = this.heads.get(topic);
+      if (head) current.set(topic, head.state);
+      expectedHeads.set(topic, head?.seq ?? 0);
     }
     const { changes, rejected } = project(event, current);
     if (rejected !== undefined) {
       this.log.warn({ event_id: event.event_id, type: event.type, reason: rejected }, 'event rejected by projector');
       return { applied: false, reason: 'rejected', detail: rejected };
     }
-    const result = await this.store.commit({ eventId: event.event_id, eventTs: event.ts, ...(source ? { source } : {}), changes });
-    if (result.applied) for (const change of changes) this.states.set(change.topic, change.state);
+    const result = await this.store.commit({ eventId: event.event_id, eventTs: event.ts, ...(source ? { source } : {}), changes, expectedHeads });
+    if (result.applied) {
+      changes.forEach((change, i) => {
+        const entry = result.entries[i];
+        if (entry) this.heads.set(change.topic, { epoch: entry.epoch, seq: entry.seq, state: change.state });
+      });
+    }
     return result;
+  }
+
+  /**
+   * The store's head of a topic is not where this projector left it. Behind it: entries this projector
+   * committed are gone (Redis restored from an older snapshot, writes lost in a failover). Whatever
+   * source replays them (Kafka) was already re-seeked by the offset check; seqs that would now be
+   * handed to other content are made unambiguous by a new epoch, so clients holding the old numbering
+   * re-sync instead of resuming into different entries. Either way the cached state is dropped.
+   */
+  private async realign(mismatch: HeadMismatch): Promise<void> {
+    const cached = this.heads.get(mismatch.topic);
+    this.heads.delete(mismatch.topic);
+    if (mismatch.stored < mismatch.expected && cached) {
+      const epoch = await this.store.renewEpoch(mismatch.topic, cached.epoch);
+      this.log.error({ topic: mismatch.topic, expected: mismatch.expected, stored: mismatch.stored, old_epoch: cached.epoch, epoch }, 'store lost committed entries of a topic; new epoch so clients re-sync');
+    } else {
+      this.log.warn({ topic: mismatch.topic, expected: mismatch.expected, stored: mismatch.stored }, 'topic head moved under the projector; re-read');
+    }
   }
 }

@@ -1,15 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { JsonObject } from '../domain/json.js';
-import type {
-  CommitInput,
-  CommitResult,
-  HistoryEntry,
-  HistoryRead,
-  LiveFeed,
-  Snapshot,
-  TopicInfo,
-  TopicStore,
-  Unsubscribe,
+import {
+  HeadMismatch,
+  SourceOffsetMismatch,
+  type CommitInput,
+  type CommitResult,
+  type HistoryEntry,
+  type HistoryRead,
+  type LiveFeed,
+  type Snapshot,
+  type TopicHead,
+  type TopicInfo,
+  type TopicStore,
+  type Unsubscribe,
 } from './topic-store.js';
 
 interface TopicRecord {
@@ -42,6 +45,16 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
   }
 
   commitSync(input: CommitInput): CommitResult {
+    // Expectations first, before any write (the same order as commit.lua).
+    if (input.source && input.source.after !== undefined) {
+      const stored = this.offsets.get(input.source.stream);
+      const expected = input.source.after === null ? undefined : BigInt(input.source.after);
+      if (stored !== expected) throw new SourceOffsetMismatch(input.source.stream, input.source.after, stored?.toString() ?? null);
+    }
+    for (const [topic, expected] of input.expectedHeads ?? []) {
+      const head = this.topicsByName.get(topic)?.headSeq ?? 0;
+      if (head !== expected) throw new HeadMismatch(topic, expected, head);
+    }
     if (input.source) {
       const applied = this.offsets.get(input.source.stream);
       if (applied !== undefined && BigInt(input.source.offset) <= applied) return { applied: false, reason: 'already_applied_offset' };
@@ -81,11 +94,11 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     return { topic, epoch: record.epoch, seq: record.headSeq, ts: record.updatedAt, state: record.state };
   }
 
-  async states(topics: string[]): Promise<Map<string, JsonObject>> {
-    const out = new Map<string, JsonObject>();
+  async states(topics: string[]): Promise<Map<string, TopicHead>> {
+    const out = new Map<string, TopicHead>();
     for (const topic of topics) {
       const record = this.topicsByName.get(topic);
-      if (record) out.set(topic, record.state);
+      if (record) out.set(topic, { epoch: record.epoch, seq: record.headSeq, state: record.state });
     }
     return out;
   }
@@ -112,6 +125,13 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     this.topicsByName.delete(topic);
   }
 
+  async renewEpoch(topic: string, epoch: string): Promise<string> {
+    const record = this.topicsByName.get(topic);
+    if (!record) return '';
+    if (record.epoch === epoch) record.epoch = newEpoch();
+    return record.epoch;
+  }
+
   subscribe(topic: string, onEntry: (entry: HistoryEntry) => void): Unsubscribe {
     let set = this.listeners.get(topic);
     if (!set) this.listeners.set(topic, (set = new Set()));
@@ -129,7 +149,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
   private record(topic: string): TopicRecord {
     let record = this.topicsByName.get(topic);
     if (!record) {
-      record = { epoch: randomUUID().slice(0, 8), headSeq: 0, history: [], state: {}, updatedAt: new Date().toISOString() };
+      record = { epoch: newEpoch(), headSeq: 0, history: [], state: {}, updatedAt: new Date().toISOString() };
       this.topicsByName.set(topic, record);
     }
     return record;
@@ -143,4 +163,8 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
       if (oldest !== undefined) this.seenEvents.delete(oldest);
     }
   }
+}
+
+function newEpoch(): string {
+  return randomUUID().slice(0, 8);
 }

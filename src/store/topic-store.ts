@@ -49,6 +49,19 @@ export interface SourcePosition {
   /** e.g. `bondx.market/3` */
   stream: string;
   offset: string;
+  /**
+   * The last offset the caller knows to be applied on this stream (`null`: none yet). When given, the
+   * commit is refused with {@link SourceOffsetMismatch} if the store holds another: the store came back
+   * older (restored snapshot, lost writes, failover) or someone else consumed the stream meanwhile.
+   */
+  after?: string | null;
+}
+
+/** What a projector caches per topic: the state to fold onto and the head seq it belongs to. */
+export interface TopicHead {
+  epoch: string;
+  seq: number;
+  state: JsonObject;
 }
 
 export interface CommitInput {
@@ -56,6 +69,39 @@ export interface CommitInput {
   eventTs: string;
   source?: SourcePosition;
   changes: TopicChange[];
+  /**
+   * Head seq the caller expects per changed topic (0: the topic does not exist yet). A topic whose head
+   * differs refuses the whole commit with {@link HeadMismatch}: the state the change was folded onto is
+   * not the store's, so committing it would hand a seq to the wrong content.
+   */
+  expectedHeads?: ReadonlyMap<string, number>;
+}
+
+/**
+ * The store's record of a source stream is not the one the committer expected. Nothing was written.
+ * Thrown, not returned, so that no caller can mistake it for a harmless duplicate.
+ */
+export class SourceOffsetMismatch extends Error {
+  constructor(
+    readonly stream: string,
+    readonly expected: string | null,
+    readonly stored: string | null,
+  ) {
+    super(`source ${stream}: store holds offset ${stored ?? 'none'}, committer expected ${expected ?? 'none'}`);
+    this.name = 'SourceOffsetMismatch';
+  }
+}
+
+/** A changed topic's head is not the one the committer expected. Nothing was written. */
+export class HeadMismatch extends Error {
+  constructor(
+    readonly topic: string,
+    readonly expected: number,
+    readonly stored: number,
+  ) {
+    super(`topic ${topic}: store head is ${stored}, committer expected ${expected}`);
+    this.name = 'HeadMismatch';
+  }
 }
 
 export type CommitResult =
@@ -69,19 +115,26 @@ export type Unsubscribe = () => void;
  * Contract (tested against every implementation in test/contract):
  * - seq starts at 1 and grows by exactly 1 per entry per topic, no gaps;
  * - a commit is atomic across all its changes and idempotent by eventId and by source position;
+ * - a commit given expectations (source `after`, `expectedHeads`) writes nothing unless all hold;
  * - history is bounded (oldest trimmed), snapshots always reflect the head seq.
  */
 export interface TopicStore {
   commit(input: CommitInput): Promise<CommitResult>;
   snapshot(topic: string): Promise<Snapshot | null>;
-  /** Current states, for the projector to reduce onto (missing topics are absent from the map). */
-  states(topics: string[]): Promise<Map<string, JsonObject>>;
+  /** Current heads and states, for the projector to reduce onto (missing topics are absent from the map). */
+  states(topics: string[]): Promise<Map<string, TopicHead>>;
   readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead>;
   topics(): Promise<TopicInfo[]>;
   /** Last source offset applied for a source stream (e.g. Kafka partition), to resume consumption. */
   sourceOffset(stream: string): Promise<string | null>;
   /** Drop a topic's history and snapshot and start a new epoch (admin / replay). */
   reset(topic: string): Promise<void>;
+  /**
+   * Gives the topic a new epoch, keeping its seq, state and history, if its epoch is still `epoch`
+   * (so concurrent callers renew once). For a history that was rewritten under its old epoch: clients
+   * holding the old epoch re-sync. Resolves with the topic's epoch afterwards ('' if it does not exist).
+   */
+  renewEpoch(topic: string, epoch: string): Promise<string>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 import { MemoryTopicStore } from '../../src/store/memory-store.js';
 import { topicStoreContract } from './topic-store.contract.js';
 
-topicStoreContract('MemoryTopicStore', async ({ maxLen }) => {
-  const store = new MemoryTopicStore(maxLen);
+topicStoreContract('MemoryTopicStore', async ({ maxLen, dedupWindow }) => {
+  const store = new MemoryTopicStore(maxLen, dedupWindow);
   return { store, feed: store, dispose: () => store.close() };
 });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/domain/json.js';
 import type { TopicChange } from '../../src/projector/change.js';
-import type { CommitInput, CommitResult, HistoryEntry, LiveFeed, TopicStore } from '../../src/store/topic-store.js';
+import { HeadMismatch, SourceOffsetMismatch, type CommitInput, type CommitResult, type HistoryEntry, type LiveFeed, type SourcePosition, type TopicStore } from '../../src/store/topic-store.js';
 
 /** One store under test, fresh and empty (its own namespace). */
 export interface StoreUnderTest {
@@ -16,6 +16,8 @@ export interface StoreUnderTest {
 export interface StoreFactoryOptions {
   /** History entries kept per topic. */
   maxLen: number;
+  /** Event ids remembered for de-duplication. */
+  dedupWindow: number;
 }
 
 export type StoreFactory = (options: StoreFactoryOptions) => Promise<StoreUnderTest>;
@@ -27,7 +29,7 @@ function change(topic: string, n: number, extra: JsonObject = {}): TopicChange {
   return { topic, type: 'delta', payload: { kind: 'l1', n, ...extra }, state: { last: n, ...extra } };
 }
 
-function event(changes: TopicChange[], source?: { stream: string; offset: string }, eventId = uid()): CommitInput {
+function event(changes: TopicChange[], source?: SourcePosition, eventId = uid()): CommitInput {
   return { eventId, eventTs: '2024-05-01T12:00:00.000Z', changes, ...(source ? { source } : {}) };
 }
 
@@ -48,8 +50,8 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000)
 export function topicStoreContract(name: string, factory: StoreFactory): void {
   describe(`TopicStore contract: ${name}`, () => {
     const open: StoreUnderTest[] = [];
-    const make = async (maxLen = 1000): Promise<StoreUnderTest> => {
-      const sut = await factory({ maxLen });
+    const make = async (maxLen = 1000, dedupWindow = 100_000): Promise<StoreUnderTest> => {
+      const sut = await factory({ maxLen, dedupWindow });
       open.push(sut);
       return sut;
     };
@@ -144,6 +146,69 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       expect((await store.snapshot('d'))?.seq).toBe(1);
     });
 
+    it('remembers exactly the newest dedupWindow event ids, even when they arrive within one millisecond', async () => {
+      const { store } = await make(1000, 10);
+      // Names sort opposite to arrival, so a window ordered by name (ties in a clock score) keeps the oldest.
+      const burst = uid('burst');
+      const ids = Array.from({ length: 25 }, (_, i) => `${burst}-${String.fromCharCode(122 - i)}`);
+      // Issued together: on Redis they are pipelined in order and mostly share one millisecond.
+      for (const result of await Promise.all(ids.map((id) => store.commit(event([], undefined, id))))) applied(result);
+      // Newest first: a duplicate is not re-remembered, so probing does not move the window.
+      for (const id of ids.slice(15).reverse()) expect(await store.commit(event([], undefined, id))).toEqual({ applied: false, reason: 'duplicate_event' });
+      expect((await store.commit(event([], undefined, ids[14]))).applied).toBe(true);
+    });
+
+    it('refuses a commit whose expected source offset is not the stored one, writing nothing', async () => {
+      const { store } = await make();
+      const stream = 'exp/0';
+      applied(await store.commit(event([change('o', 1)], { stream, offset: '5', after: null })));
+      applied(await store.commit(event([change('o', 2)], { stream, offset: '6', after: '5' })));
+      // Committers that believe the store is further (it came back older), not as far, or empty.
+      for (const after of ['9', '4', null]) {
+        const input = event([change('o', 3)], { stream, offset: '10', after });
+        await expect(store.commit(input)).rejects.toEqual(new SourceOffsetMismatch(stream, after, '6'));
+        expect((await store.snapshot('o'))?.seq).toBe(2);
+        expect(await store.sourceOffset(stream)).toBe('6');
+      }
+      // The refused event id was not consumed either.
+      const input = event([change('o', 3)], { stream, offset: '10', after: '9' });
+      await expect(store.commit(input)).rejects.toBeInstanceOf(SourceOffsetMismatch);
+      expect(applied(await store.commit({ ...input, source: { stream, offset: '7', after: '6' } }))[0]?.seq).toBe(3);
+      await expect(store.commit(event([change('o', 4)], { stream: 'fresh/0', offset: '1', after: '0' }))).rejects.toEqual(new SourceOffsetMismatch('fresh/0', '0', null));
+    });
+
+    it('refuses a commit whose expected topic head is not the stored one, writing nothing', async () => {
+      const { store } = await make();
+      applied(await store.commit(event([change('h1', 1)])));
+      applied(await store.commit(event([change('h1', 2)])));
+      const input = { ...event([change('h1', 3), change('h2', 1)]), expectedHeads: new Map([['h1', 2], ['h2', 5]]) };
+      await expect(store.commit(input)).rejects.toEqual(new HeadMismatch('h2', 5, 0));
+      expect((await store.snapshot('h1'))?.seq).toBe(2);
+      expect(await store.snapshot('h2')).toBeNull();
+      await expect(store.commit({ ...input, expectedHeads: new Map([['h1', 7], ['h2', 0]]) })).rejects.toMatchObject({ topic: 'h1', expected: 7, stored: 2 });
+      const entries = applied(await store.commit({ ...input, expectedHeads: new Map([['h1', 2], ['h2', 0]]) }));
+      expect(entries.map((e) => [e.topic, e.seq])).toEqual([['h1', 3], ['h2', 1]]);
+    });
+
+    it('renewEpoch gives a topic a new epoch once, keeping seq, state and history', async () => {
+      const { store } = await make();
+      expect(await store.renewEpoch('none', 'x')).toBe('');
+      const [first] = applied(await store.commit(event([change('re', 1)])));
+      applied(await store.commit(event([change('re', 2)])));
+      const old = first?.epoch as string;
+      const renewed = await store.renewEpoch('re', old);
+      expect(renewed).not.toBe(old);
+      expect(renewed).not.toBe('');
+      // A second caller that saw the old epoch changes nothing more.
+      expect(await store.renewEpoch('re', old)).toBe(renewed);
+      const read = await store.readAfter('re', 0, 10);
+      expect({ epoch: read.epoch, head: read.headSeq, seqs: read.entries.map((e) => e.seq) }).toEqual({ epoch: renewed, head: 2, seqs: [1, 2] });
+      expect(await store.snapshot('re')).toMatchObject({ epoch: renewed, seq: 2, state: { last: 2 } });
+      expect((await store.topics()).find((t) => t.topic === 're')).toMatchObject({ epoch: renewed, headSeq: 2 });
+      const [next] = applied(await store.commit(event([change('re', 3)])));
+      expect(next).toMatchObject({ epoch: renewed, seq: 3 });
+    });
+
     it('snapshot reflects the head seq and latest state; states() maps present topics only', async () => {
       const { store } = await make();
       expect(await store.snapshot('s')).toBeNull();
@@ -153,7 +218,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       expect(snap).toEqual({ topic: 's', epoch: last?.epoch, seq: 7, ts: last?.ts, state: { last: 7, px: 100 + 7 / 8 } });
       const states = await store.states(['s', 'missing']);
       expect([...states.keys()]).toEqual(['s']);
-      expect(states.get('s')).toEqual({ last: 7, px: 100 + 7 / 8 });
+      expect(states.get('s')).toEqual({ epoch: last?.epoch, seq: 7, state: { last: 7, px: 100 + 7 / 8 } });
       expect((await store.states([])).size).toBe(0);
     });
 

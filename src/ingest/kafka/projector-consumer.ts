@@ -2,15 +2,23 @@ import type { Consumer, Kafka } from 'kafkajs';
 import type { Config } from '../../config/config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Projector } from '../../projector/projector.js';
-import type { TopicStore } from '../../store/topic-store.js';
+import { SourceOffsetMismatch, type TopicStore } from '../../store/topic-store.js';
 import type { Ingest } from '../ingest.js';
 import { ConnectionState, type KafkaClientStatus } from './connection-state.js';
 import { FAMILIES, kafkaTopic, sourceStream } from './routing.js';
+
+/** Kafka's "earliest offset" for a seek: the store holds nothing of a partition any more. */
+const EARLIEST = '-2';
 
 /**
  * Feeds Kafka's event topics through the ingest path into the projector. Effectively once: the
  * partition/offset applied is stored atomically with each projection, the consumer resumes from that
  * stored offset on every assignment, and a redelivered offset changes nothing.
+ *
+ * Every commit also names the offset this consumer last applied on the partition. If the store holds
+ * another (Redis came back from an older snapshot, lost writes in a failover), it refuses the commit
+ * and the consumer re-seeks to the store's offset + 1: the events the store lost are projected again,
+ * deterministically, onto the states the store kept, so they get back the same seqs and content.
  */
 export class ProjectorConsumer {
   private readonly consumer: Consumer;
@@ -76,7 +84,13 @@ export class ProjectorConsumer {
           const done = this.applied.get(stream);
           if (done === undefined || offset > done) {
             const text = message.value?.toString('utf8') ?? '';
-            await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset });
+            try {
+              await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset, after: done?.toString() ?? null });
+            } catch (err) {
+              if (!(err instanceof SourceOffsetMismatch)) throw err;
+              this.realign(batch.topic, batch.partition, err);
+              break; // the rest of this batch comes again from the new position
+            }
             this.applied.set(stream, offset);
           }
           resolveOffset(message.offset);
@@ -96,6 +110,15 @@ export class ProjectorConsumer {
 
   async stop(): Promise<void> {
     await this.consumer.disconnect();
+  }
+
+  /** The store is not where this consumer left the partition: continue from where the store is. */
+  private realign(topic: string, partition: number, mismatch: SourceOffsetMismatch): void {
+    this.log.error({ stream: mismatch.stream, expected: mismatch.expected, stored: mismatch.stored }, 'store is not at the offset this projector applied (restored or failed over?); re-seeking to the stored offset');
+    this.projector.invalidate();
+    if (mismatch.stored === null) this.applied.delete(mismatch.stream);
+    else this.applied.set(mismatch.stream, BigInt(mismatch.stored));
+    this.consumer.seek({ topic, partition, offset: mismatch.stored === null ? EARLIEST : (BigInt(mismatch.stored) + 1n).toString() });
   }
 
   private async onAssignment(assignment: Record<string, number[]>): Promise<void> {

@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { JsonObject, JsonValue } from '../../domain/json.js';
-import type {
-  CommitInput,
-  CommitResult,
-  HistoryEntry,
-  HistoryRead,
-  Snapshot,
-  TopicInfo,
-  TopicStore,
+import {
+  HeadMismatch,
+  SourceOffsetMismatch,
+  type CommitInput,
+  type CommitResult,
+  type HistoryEntry,
+  type HistoryRead,
+  type Snapshot,
+  type TopicHead,
+  type TopicInfo,
+  type TopicStore,
 } from '../topic-store.js';
 import { redisKeys, redisScripts, type RedisKeyLayout, type RedisScripts } from './scripts.js';
 
@@ -57,7 +60,6 @@ export class RedisTopicStore implements TopicStore {
       eventId: input.eventId,
       eventTs: input.eventTs,
       ts,
-      nowMs: now,
       candidateEpoch: newEpoch(),
       source: input.source,
       maxLen: this.maxLen,
@@ -67,8 +69,11 @@ export class RedisTopicStore implements TopicStore {
         type: change.type,
         payloadJson: JSON.stringify(change.payload),
         stateJson: JSON.stringify(change.state),
+        expectedHead: input.expectedHeads?.get(change.topic),
       })),
     });
+    if (result.status === 'offset_mismatch') throw new SourceOffsetMismatch(input.source?.stream ?? '', input.source?.after ?? null, result.stored);
+    if (result.status === 'head_mismatch') throw new HeadMismatch(result.topic, input.expectedHeads?.get(result.topic) ?? -1, result.stored);
     if (result.status !== 'ok') return { applied: false, reason: result.status };
     const entries = input.changes.map((change, i): HistoryEntry => {
       const assigned = result.assigned[i] as { epoch: string; seq: number };
@@ -92,15 +97,15 @@ export class RedisTopicStore implements TopicStore {
     return { topic, epoch: meta.epoch, seq: Number(meta.seq), ts: meta.updated_at ?? '', state: parseObject(meta.state ?? '{}', topic) };
   }
 
-  async states(topics: string[]): Promise<Map<string, JsonObject>> {
-    const out = new Map<string, JsonObject>();
+  async states(topics: string[]): Promise<Map<string, TopicHead>> {
+    const out = new Map<string, TopicHead>();
     if (topics.length === 0) return out;
     const tx = this.redis.multi();
-    for (const topic of topics) tx.hget(this.keys.meta(topic), 'state');
+    for (const topic of topics) tx.hmget(this.keys.meta(topic), 'epoch', 'seq', 'state');
     const replies = execReplies(await tx.exec());
     topics.forEach((topic, i) => {
-      const state = replies[i];
-      if (typeof state === 'string') out.set(topic, parseObject(state, topic));
+      const [epoch, seq, state] = (replies[i] as (string | null)[] | undefined) ?? [];
+      if (typeof epoch === 'string' && typeof state === 'string') out.set(topic, { epoch, seq: Number(seq ?? 0), state: parseObject(state, topic) });
     });
     return out;
   }
@@ -139,6 +144,10 @@ export class RedisTopicStore implements TopicStore {
 
   async reset(topic: string): Promise<void> {
     await this.scripts.reset(topic);
+  }
+
+  renewEpoch(topic: string, epoch: string): Promise<string> {
+    return this.scripts.renewEpoch(topic, epoch, newEpoch());
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@ export interface RedisKeyLayout {
   readonly topics: string;
   /** hash: source stream (e.g. `bondx.market/3`) -> last applied offset. */
   readonly offsets: string;
-  /** sorted set: event_id -> commit time (ms); the newest `dedupWindow` ids. */
+  /** sorted set: event_id -> arrival order (a counter); the newest `dedupWindow` ids. */
   readonly dedup: string;
   /** list: dead letters, newest first (JSON). */
   readonly deadLetters: string;
@@ -49,6 +49,7 @@ export function redisKeys(prefix = 'bx'): RedisKeyLayout {
 const SCRIPTS = {
   commit: 'bxCommit',
   reset: 'bxReset',
+  renewEpoch: 'bxRenewEpoch',
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 
@@ -68,7 +69,7 @@ export function scriptSource(name: ScriptName): string {
   if (!sources) {
     const dir = scriptDir();
     const load = (file: string) => readFileSync(`${dir}${file}.lua`, 'utf8');
-    sources = { commit: load('commit'), reset: load('reset') };
+    sources = { commit: load('commit'), reset: load('reset'), renewEpoch: load('renew-epoch') };
   }
   return sources[name];
 }
@@ -82,6 +83,8 @@ export interface CommitScriptChange {
   type: 'delta' | 'alert';
   payloadJson: string;
   stateJson: string;
+  /** Head seq the committer expects (0 = topic absent); undefined: no expectation. */
+  expectedHead?: number;
 }
 
 export interface CommitScriptInput {
@@ -89,8 +92,6 @@ export interface CommitScriptInput {
   eventTs: string;
   /** Commit time, ISO-8601. */
   ts: string;
-  /** Commit time in ms, orders the dedup window. */
-  nowMs: number;
   /** Epoch given to topics created by this commit. */
   candidateEpoch: string;
   source?: SourcePosition;
@@ -101,12 +102,16 @@ export interface CommitScriptInput {
 
 export type CommitScriptResult =
   | { status: 'ok'; assigned: { epoch: string; seq: number }[] }
-  | { status: 'duplicate_event' | 'already_applied_offset' };
+  | { status: 'duplicate_event' | 'already_applied_offset' }
+  | { status: 'offset_mismatch'; stored: string | null }
+  | { status: 'head_mismatch'; topic: string; stored: number };
 
 export interface RedisScripts {
   commit(input: CommitScriptInput): Promise<CommitScriptResult>;
   /** Resolves true when the topic existed. */
   reset(topic: string): Promise<boolean>;
+  /** Sets `candidate` as the topic's epoch if it is still `epoch`; resolves with the epoch now ('' = no topic). */
+  renewEpoch(topic: string, epoch: string, candidate: string): Promise<string>;
 }
 
 type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
@@ -127,6 +132,7 @@ function scriptCall(client: Redis, name: ScriptName): ScriptCall {
 export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts {
   const commitCall = scriptCall(client, 'commit');
   const resetCall = scriptCall(client, 'reset');
+  const renewEpochCall = scriptCall(client, 'renewEpoch');
   return {
     async commit(input) {
       const keyArgs: string[] = [keys.topics, keys.offsets, keys.dedup];
@@ -134,7 +140,7 @@ export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts 
         input.eventId,
         input.eventTs,
         input.ts,
-        input.nowMs,
+        expectedOffsetArg(input.source),
         input.candidateEpoch,
         input.source?.stream ?? '',
         input.source?.offset ?? '',
@@ -144,7 +150,7 @@ export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts 
       ];
       for (const change of input.changes) {
         keyArgs.push(keys.meta(change.topic), keys.history(change.topic));
-        argv.push(change.topic, keys.live(change.topic), change.type, change.payloadJson, change.stateJson);
+        argv.push(change.topic, keys.live(change.topic), change.type, change.payloadJson, change.stateJson, change.expectedHead ?? -1);
       }
       const reply = await commitCall(keyArgs.length, ...keyArgs, ...argv);
       return parseCommitReply(reply, input.changes.length);
@@ -153,7 +159,18 @@ export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts 
       const reply = await resetCall(3, keys.topics, keys.meta(topic), keys.history(topic), topic);
       return reply === 1;
     },
+    async renewEpoch(topic, epoch, candidate) {
+      const reply = await renewEpochCall(2, keys.topics, keys.meta(topic), topic, epoch, candidate);
+      if (typeof reply !== 'string') throw new Error(`bxRenewEpoch: unexpected reply ${JSON.stringify(reply)}`);
+      return reply;
+    },
   };
+}
+
+/** commit.lua's ARGV[4]: '' = no expectation, '-' = no offset stored yet, else the offset. */
+function expectedOffsetArg(source: SourcePosition | undefined): string {
+  if (source?.after === undefined) return '';
+  return source.after ?? '-';
 }
 
 /** Checks the shape of a parsed entry as published by commit.lua. */
@@ -183,6 +200,8 @@ function parseCommitReply(reply: unknown, changes: number): CommitScriptResult {
   if (!Array.isArray(reply) || reply.length === 0) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
   const status: unknown = reply[0];
   if (status === 'duplicate_event' || status === 'already_applied_offset') return { status };
+  if (status === 'offset_mismatch' && typeof reply[1] === 'string') return { status, stored: reply[1] === '' ? null : reply[1] };
+  if (status === 'head_mismatch' && typeof reply[1] === 'string' && typeof reply[2] === 'number') return { status, topic: reply[1], stored: reply[2] };
   if (status !== 'ok' || reply.length !== 1 + 2 * changes) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
   const assigned: { epoch: string; seq: number }[] = [];
   for (let i = 1; i < reply.length; i += 2) {

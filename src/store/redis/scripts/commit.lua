@@ -3,20 +3,28 @@
 
   KEYS[1]  <p>:topics    hash   topic -> "<headSeq>|<epoch>|<updated_at>" (registry for listing)
   KEYS[2]  <p>:offsets   hash   source stream -> last applied offset (decimal string)
-  KEYS[3]  <p>:dedup     zset   event_id -> commit time (ms); the newest `dedupWindow` ids are kept
+  KEYS[3]  <p>:dedup     zset   event_id -> arrival order (1, 2, 3, …); the newest `dedupWindow` ids are kept
   then, for change i = 1..n:
   KEYS[2+2i]  <p>:{<topic>}:meta  hash    epoch, seq (head), updated_at, state (snapshot JSON)
   KEYS[3+2i]  <p>:{<topic>}:h     stream  id <seq>-0, fields: type ts event_ts event_id payload
 
   ARGV[1] event_id      ARGV[2] event_ts       ARGV[3] ts (commit time, ISO-8601)
-  ARGV[4] now (ms, dedup ordering)             ARGV[5] candidate epoch for topics created now
+  ARGV[4] offset the committer expects stored for the source ('' = no expectation, '-' = none stored)
+  ARGV[5] candidate epoch for topics created now
   ARGV[6] source stream ('' = none)            ARGV[7] source offset (decimal string)
   ARGV[8] history max length (XADD MAXLEN ~)   ARGV[9] dedup window (number of event ids)
   ARGV[10] n (number of changes)
-  then, for change i (a = 6+5i): ARGV[a] topic, ARGV[a+1] live channel, ARGV[a+2] type,
-                                 ARGV[a+3] payload JSON, ARGV[a+4] state JSON
+  then, for change i (a = 5+6i): ARGV[a] topic, ARGV[a+1] live channel, ARGV[a+2] type,
+                                 ARGV[a+3] payload JSON, ARGV[a+4] state JSON,
+                                 ARGV[a+5] expected head seq (-1 = no expectation)
 
-  Returns {'already_applied_offset'} | {'duplicate_event'} | {'ok', epoch1, seq1, epoch2, seq2, ...}.
+  Returns {'offset_mismatch', stored|''} | {'head_mismatch', topic, stored_seq} | {'already_applied_offset'}
+        | {'duplicate_event'} | {'ok', epoch1, seq1, epoch2, seq2, ...}.
+
+  The two mismatches guard history against a store that came back older than its writer believes
+  (restored RDB snapshot, AOF everysec after a crash, async replica promoted): without them the writer
+  would hand seqs the store already lost to other content under the same epoch. Nothing is written
+  then; the writer re-reads and re-seeks.
 
   Everything that can fail is checked before the first write: Redis does not roll a script back. (XADD
   could still fail if a topic's meta vanished while its stream stayed, which only eviction can cause:
@@ -30,12 +38,12 @@
 ]]
 
 local event_id, event_ts, ts = ARGV[1], ARGV[2], ARGV[3]
-local now, candidate_epoch = tonumber(ARGV[4]), ARGV[5]
+local src_after, candidate_epoch = ARGV[4], ARGV[5]
 local src_stream, src_offset = ARGV[6], ARGV[7]
 local max_len, dedup_window, n = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
-if #KEYS ~= 3 + 2 * n or #ARGV ~= 10 + 5 * n then
-  return redis.error_reply('ERR bxCommit: expected ' .. (3 + 2 * n) .. ' keys and ' .. (10 + 5 * n) .. ' args')
+if #KEYS ~= 3 + 2 * n or #ARGV ~= 10 + 6 * n then
+  return redis.error_reply('ERR bxCommit: expected ' .. (3 + 2 * n) .. ' keys and ' .. (10 + 6 * n) .. ' args')
 end
 
 -- Offsets are compared as unsigned decimal strings: Lua numbers are doubles and Kafka offsets are int64.
@@ -50,33 +58,56 @@ local function offset_le(a, b)
   return a <= b
 end
 
--- 1. Idempotency by source position. The offset is stored even when the event id turns out to be a
---    duplicate, so consumption resumes after it.
+-- 1. The store must be where the committer believes it is: same source offset, same topic heads.
+local applied = false
 if src_stream ~= '' then
   if not string.match(src_offset, '^%d+$') then
     return redis.error_reply('ERR bxCommit: source offset must be a decimal string')
   end
-  local applied = redis.call('HGET', KEYS[2], src_stream)
+  applied = redis.call('HGET', KEYS[2], src_stream)
+  if src_after ~= '' then
+    local expected_none = src_after == '-'
+    if (applied == false) ~= expected_none or (applied and strip_zeros(applied) ~= strip_zeros(src_after)) then
+      return { 'offset_mismatch', applied or '' }
+    end
+  end
+end
+for i = 1, n do
+  local expected = tonumber(ARGV[10 + 6 * i])
+  if expected >= 0 then
+    local head = tonumber(redis.call('HGET', KEYS[2 + 2 * i], 'seq') or '0')
+    if head ~= expected then
+      return { 'head_mismatch', ARGV[5 + 6 * i], head }
+    end
+  end
+end
+
+-- 2. Idempotency by source position. The offset is stored even when the event id turns out to be a
+--    duplicate, so consumption resumes after it.
+if src_stream ~= '' then
   if applied and offset_le(src_offset, applied) then
     return { 'already_applied_offset' }
   end
   redis.call('HSET', KEYS[2], src_stream, src_offset)
 end
 
--- 2. Idempotency by event id, over a bounded window of the most recent ids.
-if redis.call('ZADD', KEYS[3], 'NX', now, event_id) == 0 then
+-- 3. Idempotency by event id, over a bounded window of the most recent ids. Scores are arrival order
+--    (a counter, not a clock: ids committed within one millisecond would tie and be evicted by name).
+if redis.call('ZSCORE', KEYS[3], event_id) then
   return { 'duplicate_event' }
 end
+local newest = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+redis.call('ZADD', KEYS[3], (tonumber(newest[2]) or 0) + 1, event_id)
 local remembered = redis.call('ZCARD', KEYS[3])
 if remembered > dedup_window then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, remembered - dedup_window - 1)
 end
 
--- 3. Append one history entry per change, update the snapshot, publish the entry.
+-- 4. Append one history entry per change, update the snapshot, publish the entry.
 local result = { 'ok' }
 for i = 1, n do
   local meta, hist = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  local a = 6 + 5 * i
+  local a = 5 + 6 * i
   local topic, channel, entry_type, payload, state = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
 
   local epoch = redis.call('HGET', meta, 'epoch')

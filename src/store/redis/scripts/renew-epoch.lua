@@ -1,0 +1,19 @@
+--[[
+  renew-epoch: give a topic a new epoch if it still has the one the caller saw (compare-and-set, so
+  several gateways noticing the same rewritten history renew it once). Seq, state and history stay:
+  only clients holding the old epoch are told to re-sync. Called through scripts.ts (bxRenewEpoch).
+
+  KEYS[1] <p>:topics   KEYS[2] <p>:{<topic>}:meta
+  ARGV[1] topic   ARGV[2] epoch the caller saw   ARGV[3] candidate new epoch
+  Returns the topic's epoch afterwards ('' when the topic does not exist).
+  (Redis Cluster: KEYS[1] lives in another slot than the topic's keys; see commit.lua.)
+]]
+
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then return '' end
+if epoch ~= ARGV[2] then return epoch end
+redis.call('HSET', KEYS[2], 'epoch', ARGV[3])
+local seq = redis.call('HGET', KEYS[2], 'seq') or '0'
+local updated = redis.call('HGET', KEYS[2], 'updated_at') or ''
+redis.call('HSET', KEYS[1], ARGV[1], seq .. '|' .. ARGV[3] .. '|' .. updated)
+return ARGV[3]
