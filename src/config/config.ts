@@ -7,7 +7,9 @@ import { z } from 'zod';
 
 /** An empty variable (`PORT=`) means "not set": without this, `Number('')` would silently make it 0. */
 const unsetIfEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
-const int = (def: number, min = 0) => z.preprocess(unsetIfEmpty, z.coerce.number().int().min(min).default(def));
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.preprocess(unsetIfEmpty, z.coerce.number().int().min(min).max(max).default(def));
+/** A TCP port to listen on; 0 lets the OS pick a free one (tests). Checked here, not at listen time. */
+const port = (def: number) => int(def, 0, 65_535);
 const bool = (def: boolean) =>
   z.preprocess(
     unsetIfEmpty,
@@ -51,8 +53,8 @@ export type RateLimits = z.infer<typeof rateLimitsSchema>;
 
 const envSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
-  PORT: int(8000),
-  PROMETHEUS_PORT: int(8001),
+  PORT: port(8000),
+  PROMETHEUS_PORT: port(8001),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', 'TRACE', 'DEBUG', 'INFO', 'WARN', 'WARNING', 'ERROR', 'FATAL', 'SILENT']).default('info'),
 
   WS_MAX_CONNECTIONS: int(1000, 1),
@@ -107,6 +109,8 @@ const envSchema = z.object({
   ALERT_EVAL_INTERVAL_MS: int(5000, 10),
   /** Window the alert rates (failure, drop, error rates, p95 latency) are computed over (ms). */
   ALERT_WINDOW_MS: int(60_000, 10),
+  /** Fewest observations (connection attempts, messages, deliveries) in a window before a rate or the p95 can alert. */
+  ALERT_MIN_SAMPLES: int(20, 1),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RateLimits } from '../config/config.js';
 import type { Stream } from '../domain/topics.js';
 import type { Logger } from '../observability/logger.js';
-import type { ClientLabels, Metrics } from '../observability/metrics.js';
+import type { ClientLabels, Metrics, TransportName } from '../observability/metrics.js';
 import type { Admission } from '../flow/admission.js';
 import { ClientError } from '../protocol/errors.js';
 import type { ErrorEnvelope } from '../protocol/messages.js';
@@ -13,7 +13,7 @@ import { Hub } from './hub.js';
 import { ExpiryWheel } from './expiry-wheel.js';
 import { Session, type ClientLink } from './session.js';
 
-export type TransportName = 'socketio' | 'websocket';
+export type { TransportName };
 
 /** How often outbound queues are checked for backpressure. */
 const FLOW_CHECK_MS = 50;

@@ -42,10 +42,11 @@ export interface Alert {
 
 /**
  * Alerts breached over `window` (oldest sample first): rates are the counter increase between the
- * first and the last sample; a rate with nothing to divide by (no traffic) never breaches. A value
- * breaches when strictly above its threshold, so a threshold of 0 means "any at all".
+ * first and the last sample. A rate (and the p95) is only judged on at least `minSamples` observations
+ * in the window (attempts, messages, deliveries): one refusal among four attempts is noise, not 25%.
+ * A value breaches when strictly above its threshold, so a threshold of 0 means "any at all".
  */
-export function evaluate(thresholds: AlertThresholds, window: readonly AlertSample[]): Alert[] {
+export function evaluate(thresholds: AlertThresholds, window: readonly AlertSample[], minSamples: number): Alert[] {
   const last = window[window.length - 1];
   if (!last) return [];
   const alerts: Alert[] = [];
@@ -57,7 +58,7 @@ export function evaluate(thresholds: AlertThresholds, window: readonly AlertSamp
   const d = (key: 'connectionAttempts' | 'connectionRefusals' | 'messagesSent' | 'messagesDropped' | 'messagesReceived' | 'errors') => Math.max(0, last[key] - first[key]);
 
   const ratio = (name: AlertName, part: number, whole: number, threshold: number, what: string) => {
-    if (whole <= 0) return;
+    if (whole <= 0 || whole < minSamples) return;
     const value = part / whole;
     if (value > threshold) alerts.push({ name, value: round(value), threshold, message: `${what} ${pct(value)} > ${pct(threshold)} (${part}/${whole})` });
   };
@@ -65,7 +66,8 @@ export function evaluate(thresholds: AlertThresholds, window: readonly AlertSamp
   ratio('message_drop_rate', d('messagesDropped'), d('messagesSent') + d('messagesDropped'), thresholds.max_message_drop_rate, 'message drop rate');
   ratio('error_rate', d('errors'), Math.max(d('messagesReceived'), d('errors')), thresholds.max_error_rate, 'error rate');
 
-  const p95 = quantile(0.95, bucketDelta(first.latencyBuckets, last.latencyBuckets));
+  const deliveries = bucketDelta(first.latencyBuckets, last.latencyBuckets);
+  const p95 = (deliveries[deliveries.length - 1]?.count ?? 0) >= minSamples ? quantile(0.95, deliveries) : undefined;
   if (p95 !== undefined && p95 * 1000 > thresholds.max_p95_latency_ms) {
     const ms = round(p95 * 1000);
     alerts.push({ name: 'p95_latency', value: ms, threshold: thresholds.max_p95_latency_ms, message: `p95 delivery latency ${ms} ms > ${thresholds.max_p95_latency_ms} ms` });
@@ -125,6 +127,8 @@ export interface AlertMonitorOptions {
   intervalMs: number;
   /** Rates are computed over (at least) this much time. */
   windowMs: number;
+  /** Fewest observations in the window a rate or the p95 is judged on. */
+  minSamples: number;
   /** Names this process in published alerts (several gateways publish to the same topic). */
   instance?: string;
 }
@@ -164,7 +168,7 @@ export class AlertMonitor {
     this.samples.push(await this.opts.metrics.sample(now));
     // Keep one sample at or before the window's start, so rates always span the whole window.
     while (this.samples.length > 2 && (this.samples[1] as AlertSample).at <= now - this.opts.windowMs) this.samples.shift();
-    const breached = new Map(evaluate(this.opts.thresholds, this.samples).map((a) => [a.name, a]));
+    const breached = new Map(evaluate(this.opts.thresholds, this.samples, this.opts.minSamples).map((a) => [a.name, a]));
     for (const [name, alert] of breached) {
       const current = this.active.get(name);
       if (current) {
@@ -212,7 +216,7 @@ export class AlertMonitor {
   private async publish(alert: ActiveAlert, state: 'raised' | 'cleared', at: string, active: ActiveAlert[]): Promise<void> {
     const { store } = this.opts;
     // The topic's state lists every process's active alerts: keep the others', replace ours.
-    const previous = (await store.states([SYSTEM_ALERTS_TOPIC])).get(SYSTEM_ALERTS_TOPIC);
+    const previous = (await store.states([SYSTEM_ALERTS_TOPIC])).get(SYSTEM_ALERTS_TOPIC)?.state;
     const others = Array.isArray(previous?.active) ? previous.active.filter((a) => !(a && typeof a === 'object' && !Array.isArray(a) && a.instance === this.instance)) : [];
     const ours: JsonObject[] = active.map((a) => ({ name: a.name, value: a.value, threshold: a.threshold, message: a.message, since: a.since, instance: this.instance }));
     await store.commit({

@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { STREAMS } from '../domain/topics.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
+import { ERROR_CODES } from '../protocol/errors.js';
 import type { AlertSample } from './alerts.js';
 
 /**
@@ -13,6 +15,14 @@ import type { AlertSample } from './alerts.js';
 export const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 /** Projector apply time (validate -> project -> commit) per event. */
 export const APPLY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+/** The transports connections are labelled with. */
+export const TRANSPORTS = ['socketio', 'websocket'] as const;
+export type TransportName = (typeof TRANSPORTS)[number];
+
+/** Why envelopes were not delivered: skipped by conflation, or lost with a slow consumer's disconnect. */
+export const DROP_REASONS = ['conflated', 'slow_consumer_disconnect'] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
 
 /** Client message types counted as themselves; anything else a client sends is counted as `invalid`. */
 const CLIENT_MESSAGE_TYPES = new Set(['subscribe', 'unsubscribe', 'ping', 'background_mode']);
@@ -102,6 +112,8 @@ export class Metrics {
     this.rateLimited = new Counter({ name: 'bondx_rate_limit_violations_total', help: 'Client messages refused by the rate limiter', labelNames: ['stream'], registers });
     this.alertsActive = new Gauge({ name: 'bondx_alerts_active', help: 'Alerts currently raised by this process (1 = active)', labelNames: ['name'], registers });
 
+    this.zeroKnownSeries();
+
     const metrics = this;
     new Gauge({
       name: 'bondx_projector_lag_messages',
@@ -120,6 +132,23 @@ export class Metrics {
         metrics.collectQueueSizes();
       },
     });
+  }
+
+  /**
+   * Every known label combination of the labelled counters starts at 0: a series that appears only on
+   * its first increment leaves rate and ratio panels (and Prometheus' `rate()`) with "No data".
+   */
+  private zeroKnownSeries(): void {
+    const codes = Object.keys(ERROR_CODES);
+    for (const stream of STREAMS) {
+      this.rateLimited.inc({ stream }, 0);
+      for (const reason of DROP_REASONS) this.dropped.inc({ stream, reason }, 0);
+      for (const code of codes) this.errors.inc({ stream, code }, 0);
+      for (const transport of TRANSPORTS) {
+        this.authFailures.inc({ stream, transport }, 0);
+        for (const code of codes) this.refusals.inc({ stream, transport, code }, 0);
+      }
+    }
   }
 
   // --- connections -------------------------------------------------------------------------------
@@ -172,7 +201,7 @@ export class Metrics {
     this.received.inc({ stream, type: CLIENT_MESSAGE_TYPES.has(type) ? type : 'invalid' });
   }
 
-  messagesDropped(stream: string, reason: string, count = 1): void {
+  messagesDropped(stream: string, reason: DropReason, count = 1): void {
     if (count > 0) this.dropped.inc({ stream, reason }, count);
   }
 

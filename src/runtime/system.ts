@@ -57,7 +57,7 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
   const backends = await createBackends(config, log);
   const closers: (() => Promise<void>)[] = [() => backends.close()];
   const metrics = new Metrics();
-  const alerts = new AlertMonitor({ metrics, thresholds: config.alertThresholds, store: backends.store, log, intervalMs: config.ALERT_EVAL_INTERVAL_MS, windowMs: config.ALERT_WINDOW_MS });
+  const alerts = new AlertMonitor({ metrics, thresholds: config.alertThresholds, store: backends.store, log, intervalMs: config.ALERT_EVAL_INTERVAL_MS, windowMs: config.ALERT_WINDOW_MS, minSamples: config.ALERT_MIN_SAMPLES });
   let metricsServer: MetricsServer;
   try {
     metricsServer = await startMetricsServer(metrics, { host: config.HOST, port: config.PROMETHEUS_PORT, log });

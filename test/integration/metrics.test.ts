@@ -1,6 +1,8 @@
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SYSTEM_ALERTS_TOPIC } from '../../src/domain/topics.js';
+import { STREAMS, SYSTEM_ALERTS_TOPIC } from '../../src/domain/topics.js';
+import { DROP_REASONS, TRANSPORTS } from '../../src/observability/metrics.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
 import type { Envelope } from '../../src/protocol/messages.js';
 import { connect, quote, Recorder, request, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
 
@@ -105,6 +107,26 @@ describe('/metrics', () => {
     expect((await fetch(system.metricsUrl.replace('/metrics', '/nope'))).status).toBe(404);
   });
 
+  it('labelled counters have a 0 series for every known label value before their first increment', async () => {
+    const fresh = await startTestSystem({ ALERT_EVAL_INTERVAL_MS: '60000' });
+    systems.push(fresh);
+    const s = await scrape(fresh);
+    const zero = (name: string, labels: Record<string, string>) => {
+      const found = s.series.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+      expect(found, `${name} ${JSON.stringify(labels)}`).toHaveLength(1);
+      expect(found[0]?.value).toBe(0);
+    };
+    for (const stream of STREAMS) {
+      zero('bondx_rate_limit_violations_total', { stream });
+      for (const reason of DROP_REASONS) zero('bondx_messages_dropped_total', { stream, reason });
+      for (const code of Object.keys(ERROR_CODES)) zero('bondx_errors_total', { stream, code });
+      for (const transport of TRANSPORTS) {
+        zero('bondx_auth_failures_total', { stream, transport });
+        for (const code of Object.keys(ERROR_CODES)) zero('bondx_connection_refusals_total', { stream, transport, code });
+      }
+    }
+  });
+
   it('counts connections, refusals, messages, errors, ingest and latency by the exact amounts', async () => {
     const before = await scrape(system);
 
@@ -204,6 +226,7 @@ describe('alerts', () => {
       ALERT_THRESHOLDS_JSON: JSON.stringify({ max_error_rate: 0, max_connection_failure_rate: 1 }),
       ALERT_EVAL_INTERVAL_MS: '100',
       ALERT_WINDOW_MS: '1000',
+      ALERT_MIN_SAMPLES: '1',
     });
     systems.push(system);
   });
@@ -266,5 +289,30 @@ describe('alerts', () => {
     const reply = await request(trader, 'subscribe', { type: 'subscribe', topic: SYSTEM_ALERTS_TOPIC });
     expect(reply.type).toBe('error');
     expect((reply.payload as { code: string }).code).toBe('FORBIDDEN');
+  });
+});
+
+describe('alerts need enough samples (ALERT_MIN_SAMPLES)', () => {
+  /** Three accepted connections and one refused (25%) on a system with the default failure-rate threshold (5%). */
+  async function oneRefusalInFour(env: Record<string, string>): Promise<TestSystem> {
+    const system = await startTestSystem({ ALERT_EVAL_INTERVAL_MS: '50', ALERT_WINDOW_MS: '5000', ...env });
+    systems.push(system);
+    for (let i = 0; i < 3; i++) sockets.push(await connect(system.server.url, '/market', system.token(`ok-${i}`)));
+    await expect(connect(system.server.url, '/market', 'not-a-jwt')).rejects.toMatchObject({ data: { code: 'AUTH_INVALID' } });
+    // Several evaluations after the refusal, all inside the window.
+    const ticks = Date.now() + 400;
+    await waitFor(() => Date.now() > ticks, 2000, 'evaluations');
+    return system;
+  }
+
+  it('one refused connection out of four leaves health ok under the default minimum', async () => {
+    const body = await health(await oneRefusalInFour({}));
+    expect(body).toMatchObject({ status: 'ok', reasons: [], alerts: [] });
+  });
+
+  it('the same four attempts alert when the minimum allows it (control)', async () => {
+    const body = await health(await oneRefusalInFour({ ALERT_MIN_SAMPLES: '4' }));
+    expect(body.status).toBe('degraded');
+    expect(body.reasons).toEqual(['connection failure rate 25% > 5% (1/4)']);
   });
 });

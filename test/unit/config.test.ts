@@ -36,6 +36,7 @@ describe('loadConfig: defaults', () => {
       KAFKA_PARTITIONS: 6,
       SIMULATOR: true,
       SIMULATOR_RATE: 50,
+      ALERT_MIN_SAMPLES: 20,
     });
     expect(c.REDIS_URL).toBeUndefined();
     expect(c.KAFKA_BROKERS).toBeUndefined();
@@ -102,6 +103,9 @@ describe('loadConfig: every bad value is named, with what was given', () => {
     ['PORT', 'abc', /^PORT: .*number.*\(got "abc"\)$/],
     ['PORT', '1.5', /^PORT: .*int.*\(got "1\.5"\)$/],
     ['PORT', '-1', /^PORT: .*>=0.*\(got "-1"\)$/],
+    ['PORT', '99999', /^PORT: .*<=65535.*\(got "99999"\)$/],
+    ['PROMETHEUS_PORT', '65536', /^PROMETHEUS_PORT: .*<=65535.*\(got "65536"\)$/],
+    ['ALERT_MIN_SAMPLES', '0', /^ALERT_MIN_SAMPLES: .*>=1.*\(got "0"\)$/],
     ['WS_MAX_CONNECTIONS', '0', /^WS_MAX_CONNECTIONS: .*>=1.*\(got "0"\)$/],
     ['KAFKA_SESSION_TIMEOUT_MS', '100', /^KAFKA_SESSION_TIMEOUT_MS: .*>=6000.*\(got "100"\)$/],
     ['LOG_LEVEL', 'loud', /^LOG_LEVEL: .*"info".*\(got "loud"\)$/],
