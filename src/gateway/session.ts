@@ -3,7 +3,6 @@ import { parseTopic, SYSTEM_ALERTS_TOPIC, streamServes, type Stream } from '../d
 import type { Logger } from '../observability/logger.js';
 import { ClientError, type ErrorCode } from '../protocol/errors.js';
 import type { ClientMessage, Envelope, SubscribeMessage } from '../protocol/messages.js';
-import { parseClientMessage } from '../protocol/parse.js';
 import type { HistoryEntry, Snapshot } from '../store/topic-store.js';
 import { hasRole, type Principal } from './auth.js';
 import { batchEnvelope, controlEnvelope, entryEnvelope, snapshotEnvelope } from './envelope.js';
@@ -30,11 +29,8 @@ export interface ClientLink {
 
 interface Subscription {
   topic: string;
-  /** Bumped on every (re)subscribe/unsubscribe; a catch-up that sees a newer value stops. */
-  generation: number;
   room?: Room;
   feed?: TopicFeed;
-  release: () => void;
   request: SubscribeMessage;
   /** Market data may be conflated (skipped, then replaced by a fresh state); everything else never drops. */
   conflatable: boolean;
@@ -71,7 +67,6 @@ const FEED_WAIT_MS = 2000;
 export class Session implements RoomMember {
   /** Created on the first subscribe: an idle connection should cost as little as possible. */
   private subs: Map<string, Subscription> | undefined;
-  private generation = 0;
   private closed = false;
   /** Mobile background mode: alerts and the user's own topics stay live, market data is suspended. */
   private background = false;
@@ -104,12 +99,7 @@ export class Session implements RoomMember {
     return this.current;
   }
 
-  /** Handles one client message; resolves with the acknowledgement, throws ClientError on refusal. */
-  async handle(kind: string, data: unknown): Promise<Envelope> {
-    const message = parseClientMessage(kind, data);
-    return this.dispatch(message);
-  }
-
+  /** Handles one parsed client message; resolves with the acknowledgement, throws ClientError on refusal. */
   async dispatch(message: ClientMessage): Promise<Envelope> {
     const correlationId = message.correlation_id ?? null;
     if (!take(this.bucket, this.rateLimit, Date.now())) {
@@ -249,16 +239,20 @@ export class Session implements RoomMember {
     const filter = deliveryFilter(parsed.kind, request.subtopics);
     const topic = request.topic;
     this.unsubscribe(topic);
+    // Held until this subscribe ends, even if an unsubscribe supersedes it meanwhile: the hub must not
+    // drop the feed (and its rooms) while this call still awaits or uses them.
     const release = this.hub.hold(topic);
-    const sub: Subscription = { topic, generation: ++this.generation, release, request, conflatable: parsed.kind === 'prices' };
+    const sub: Subscription = { topic, request, conflatable: parsed.kind === 'prices' };
     (this.subs ??= new Map()).set(topic, sub);
+    const superseded = () => controlEnvelope('ack', { action: 'subscribe', topic, superseded: true }, { topic, correlationId: request.correlation_id ?? null });
     try {
       const feed = await this.hub.feed(topic);
+      if (!this.isCurrent(sub)) return superseded();
       sub.feed = feed;
       const batching: Batching = (request.batch_size ?? 1) > 1 ? { size: request.batch_size as number, flushMs: this.batchFlushMs } : NO_BATCHING;
       const room = this.hub.room(this.link.transport, topic, filter, batching, this.link.broadcast);
       const result = await this.catchUp(sub, feed, room, { resync: forceResync });
-      if (result === 'superseded') return controlEnvelope('ack', { action: 'subscribe', topic, superseded: true }, { topic, correlationId: request.correlation_id ?? null });
+      if (result === 'superseded') return superseded();
       // In background mode market data is suspended right after its snapshot.
       if (this.background && sub.conflatable) this.pauseSubscription(sub);
       return controlEnvelope('ack', { action: 'subscribe', topic, ...result }, { topic, seq: feed.head, correlationId: request.correlation_id ?? null });
@@ -274,12 +268,10 @@ export class Session implements RoomMember {
     const sub = this.subscriptions.get(topic);
     if (!sub) return;
     this.subs?.delete(topic);
-    sub.generation = -1;
     if (sub.room) {
       sub.room.members.delete(this);
       this.link.leaveRoom(sub.room);
     }
-    sub.release();
     sub.pauseHold?.();
     sub.pauseHold = undefined;
     this.hub.release(topic);
@@ -315,7 +307,7 @@ export class Session implements RoomMember {
 
     // Resume: page through history until the feed's ring covers the rest.
     while (cursor !== undefined && !resync) {
-      if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
+      if (!this.isCurrent(sub)) return 'superseded';
       const recent = feed.recentAfter(cursor);
       if (recent) {
         this.sendEntries(recent, room);
@@ -323,7 +315,7 @@ export class Session implements RoomMember {
         return { resumed_from: request.resume_from_seq ?? 0, resync: false, epoch: feed.epoch };
       }
       const read = await feed.historyAfter(cursor, CATCH_UP_PAGE);
-      if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
+      if (!this.isCurrent(sub)) return 'superseded';
       const first = read.entries[0];
       if (read.epoch !== feed.epoch || (first !== undefined && first.seq !== cursor + 1) || (first === undefined && read.headSeq > cursor)) {
         resync = true;
@@ -345,10 +337,10 @@ export class Session implements RoomMember {
       if (attempt >= SNAPSHOT_ATTEMPTS) throw new Error(`${sub.topic}: snapshot and live feed did not line up after ${attempt} attempts`);
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, SNAPSHOT_RETRY_MS));
       const snapshot = (await feed.snapshot()) ?? emptySnapshot(sub.topic, feed.epoch);
-      if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
+      if (!this.isCurrent(sub)) return 'superseded';
       if (snapshot.epoch !== feed.epoch && snapshot.seq > 0) continue;
       if (snapshot.seq > feed.head && !(await feed.waitFor(snapshot.seq, FEED_WAIT_MS))) continue;
-      if (sub.generation !== this.generationOf(sub.topic)) return 'superseded';
+      if (!this.isCurrent(sub)) return 'superseded';
       const recent = feed.recentAfter(snapshot.seq);
       if (!recent) continue; // the feed moved past its ring while we read: take a newer snapshot
       const conflated = mode.conflatedAfter !== undefined && snapshot.seq > mode.conflatedAfter ? { from: mode.conflatedAfter + 1, to: snapshot.seq } : undefined;
@@ -378,8 +370,9 @@ export class Session implements RoomMember {
     this.link.joinRoom(room);
   }
 
-  private generationOf(topic: string): number {
-    return this.subscriptions.get(topic)?.generation ?? -1;
+  /** False once the subscription was unsubscribed or replaced: its catch-up must stop. */
+  private isCurrent(sub: Subscription): boolean {
+    return this.subscriptions.get(sub.topic) === sub;
   }
 }
 

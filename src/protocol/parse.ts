@@ -17,12 +17,20 @@ const validators = compileSchemaDir(new URL('../../schemas/client/', import.meta
   refresh: ID('refresh'),
 } satisfies Record<ClientMessageType, string>);
 
+/**
+ * Deepest nesting a client message may have. The schemas need 3 levels (`subtopics.levels`); the bound
+ * keeps everything that later walks the value (serialisation for the size check, validation, logging)
+ * shallow, so no message can exhaust the stack.
+ */
+export const MAX_MESSAGE_DEPTH = 16;
+
 function invalid(reason: string): ClientError {
   return new ClientError('INVALID_MESSAGE', { reason });
 }
 
-function isKind(kind: string): kind is ClientMessageType {
-  return Object.hasOwn(validators, kind);
+function knownKind(kind: string): ClientMessageType {
+  if (!Object.hasOwn(validators, kind)) throw invalid(`unknown message type '${kind}'`);
+  return kind as ClientMessageType;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -37,9 +45,41 @@ function parseJson(text: string): unknown {
   }
 }
 
-export function parseClientMessage(kind: string, data: unknown): ClientMessage {
-  if (!isKind(kind)) throw invalid(`unknown message type '${kind}'`);
-  const body = typeof data === 'string' ? parseJson(data) : (data ?? {}); // `emit('ping')` carries no data
+function checkSize(bytes: number, maxBytes: number): void {
+  if (bytes > maxBytes) throw new ClientError('PAYLOAD_TOO_LARGE', { bytes, max_bytes: maxBytes });
+}
+
+/** Refuses values nested deeper than MAX_MESSAGE_DEPTH, and binary data, with an explicit stack (no recursion). */
+function checkShape(value: unknown): void {
+  const pending: [unknown, number][] = [[value, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [v, depth] = next;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > MAX_MESSAGE_DEPTH) throw invalid(`nested deeper than ${MAX_MESSAGE_DEPTH} levels`);
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) throw invalid('binary data is not supported; send JSON');
+    for (const child of Object.values(v)) pending.push([child, depth + 1]);
+  }
+}
+
+/**
+ * An untrusted client value, bounded before anything walks it: JSON text (a WebSocket frame, or a
+ * Socket.IO client that emits strings) is measured, then parsed; a value Socket.IO already decoded is
+ * checked for depth first, because measuring it means serialising it. Over `maxBytes` (UTF-8 bytes of
+ * its JSON) it is PAYLOAD_TOO_LARGE, too deep or binary INVALID_MESSAGE, the same on both transports.
+ */
+function decodeBounded(data: unknown, maxBytes: number): unknown {
+  if (typeof data === 'string') {
+    checkSize(Buffer.byteLength(data, 'utf8'), maxBytes);
+    const value = parseJson(data);
+    checkShape(value);
+    return value;
+  }
+  checkShape(data);
+  checkSize(Buffer.byteLength(JSON.stringify(data) ?? '', 'utf8'), maxBytes);
+  return data;
+}
+
+function validateMessage(kind: ClientMessageType, body: unknown): ClientMessage {
   if (!isObject(body)) throw invalid('message must be a JSON object');
   if (body['type'] !== undefined && body['type'] !== kind) throw invalid(`type '${String(body['type'])}' does not match event '${kind}'`);
   const message = { ...body, type: kind };
@@ -49,14 +89,20 @@ export function parseClientMessage(kind: string, data: unknown): ClientMessage {
   return message as ClientMessage;
 }
 
-/** Parses one plain-WebSocket text frame (`{"type":"subscribe",...}`), refusing frames over maxBytes. */
+/** Parses one Socket.IO client message: `emit(kind, data)`, data an object, a JSON string, or nothing. */
+export function parseClientMessage(kind: string, data: unknown, maxBytes: number): ClientMessage {
+  const known = knownKind(kind);
+  // `emit('ping')` carries no data.
+  return validateMessage(known, data === undefined || data === null ? {} : decodeBounded(data, maxBytes));
+}
+
+/** Parses one plain-WebSocket text frame (`{"type":"subscribe",...}`). */
 export function parseClientFrame(text: string, maxBytes: number): ClientMessage {
-  const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > maxBytes) throw new ClientError('PAYLOAD_TOO_LARGE', { bytes, max_bytes: maxBytes });
-  const body = parseJson(text);
+  const body = decodeBounded(text, maxBytes);
   if (!isObject(body)) throw invalid('message must be a JSON object');
-  if (typeof body['type'] !== 'string') throw invalid("/: must have required property 'type'");
-  return parseClientMessage(body['type'], body);
+  const kind = body['type'];
+  if (typeof kind !== 'string') throw invalid("/: must have required property 'type'");
+  return validateMessage(knownKind(kind), body);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClientError, type ErrorCode } from '../../src/protocol/errors.js';
-import { parseClientFrame, parseClientMessage } from '../../src/protocol/parse.js';
+import { MAX_MESSAGE_DEPTH, parseClientFrame, parseClientMessage } from '../../src/protocol/parse.js';
 
 /** The ClientError `fn` throws (fails the test if it throws nothing or something else). */
 function clientError(fn: () => unknown): { code: ErrorCode; details: Record<string, unknown> } {
@@ -46,7 +46,7 @@ describe('parseClientMessage', () => {
     ['ping', { correlation_id: 'c3' }, { type: 'ping', correlation_id: 'c3' }],
     ['background_mode', { enabled: true }, { type: 'background_mode', enabled: true }],
   ])('parses %s %j', (kind, data, message) => {
-    expect(parseClientMessage(kind, data)).toEqual(message);
+    expect(parseClientMessage(kind, data, 1024)).toEqual(message);
   });
 
   it.each<[string, string, unknown, string]>([
@@ -68,7 +68,7 @@ describe('parseClientMessage', () => {
     ['background_mode without enabled', 'background_mode', {}, "/: must have required property 'enabled'"],
     ['enabled as string', 'background_mode', { enabled: 'yes' }, '/enabled: must be boolean'],
   ])('rejects %s with INVALID_MESSAGE', (_name, kind, data, reason) => {
-    expect(clientError(() => parseClientMessage(kind, data))).toEqual({ code: 'INVALID_MESSAGE', details: { reason } });
+    expect(clientError(() => parseClientMessage(kind, data, 1024))).toEqual({ code: 'INVALID_MESSAGE', details: { reason } });
   });
 });
 
@@ -99,5 +99,48 @@ describe('parseClientFrame', () => {
     ['schema failure', '{"type":"subscribe","topic":"t","batch_size":"10"}', '/batch_size: must be integer'],
   ])('rejects %s with INVALID_MESSAGE', (_name, text, reason) => {
     expect(clientError(() => parseClientFrame(text, 1024))).toEqual({ code: 'INVALID_MESSAGE', details: { reason } });
+  });
+});
+
+/** `[[[…]]]` nested `depth` levels, built without recursion. */
+function nested(depth: number): unknown {
+  let value: unknown = [];
+  for (let i = 1; i < depth; i++) value = [value];
+  return value;
+}
+
+describe('bounds shared by both transports', () => {
+  const tooDeep = { code: 'INVALID_MESSAGE', details: { reason: `nested deeper than ${MAX_MESSAGE_DEPTH} levels` } };
+
+  it('refuses values nested beyond MAX_MESSAGE_DEPTH, however deep, without overflowing the stack', () => {
+    for (const depth of [MAX_MESSAGE_DEPTH, 10_000, 200_000]) {
+      const value = { topic: 'prices.IN0020230085', padding: nested(depth) };
+      expect(clientError(() => parseClientMessage('subscribe', value, 1 << 30))).toEqual(tooDeep);
+    }
+    const text = `{"type":"subscribe","topic":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+    expect(clientError(() => parseClientFrame(text, 1 << 20))).toEqual(tooDeep);
+    expect(clientError(() => parseClientMessage('subscribe', text, 1 << 20))).toEqual(tooDeep);
+  });
+
+  it('lets schema-shaped nesting through to validation', () => {
+    // MAX_MESSAGE_DEPTH - 1 levels under the message object: deep, but within the bound.
+    expect(clientError(() => parseClientMessage('subscribe', { topic: nested(MAX_MESSAGE_DEPTH - 1) }, 1024))).toEqual({
+      code: 'INVALID_MESSAGE',
+      details: { reason: '/topic: must be string' },
+    });
+  });
+
+  it('measures decoded values by their JSON size, the same as text', () => {
+    const value = { topic: 'prices.IN0020230085', correlation_id: 'é'.repeat(100) };
+    const bytes = Buffer.byteLength(JSON.stringify(value));
+    expect(clientError(() => parseClientMessage('subscribe', value, bytes - 1))).toEqual({ code: 'PAYLOAD_TOO_LARGE', details: { bytes, max_bytes: bytes - 1 } });
+    expect(clientError(() => parseClientMessage('subscribe', JSON.stringify(value), bytes - 1))).toEqual({ code: 'PAYLOAD_TOO_LARGE', details: { bytes, max_bytes: bytes - 1 } });
+  });
+
+  it('refuses binary attachments (Socket.IO decodes them into Buffers)', () => {
+    expect(clientError(() => parseClientMessage('subscribe', { topic: Buffer.from('prices.X') }, 1024))).toEqual({
+      code: 'INVALID_MESSAGE',
+      details: { reason: 'binary data is not supported; send JSON' },
+    });
   });
 });

@@ -4,16 +4,13 @@ import { Server, type Namespace, type ServerOptions, type Socket } from 'socket.
 import { STREAMS, type Stream } from '../../domain/topics.js';
 import { ClientError, type ErrorCode } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/messages.js';
-import { peekMessage } from '../../protocol/parse.js';
+import { parseClientMessage, peekMessage } from '../../protocol/parse.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
 import { tokenFromRequest } from '../../gateway/auth.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { ClientLink, Session } from '../../gateway/session.js';
 import type { Broadcast, Room } from '../../gateway/hub.js';
-
-/** Client message kinds; anything else gets INVALID_MESSAGE. */
-const KINDS = new Set(['subscribe', 'unsubscribe', 'ping', 'background_mode', 'refresh']);
 
 /**
  * Socket.IO transport: one namespace per stream, one Socket.IO room per (topic, filter). Live entries
@@ -190,10 +187,7 @@ class SocketIoClient implements ClientLink {
     const correlationId = peekMessage(data).correlationId ?? randomUUID();
     let reply: Envelope;
     try {
-      if (!KINDS.has(kind)) throw new ClientError('INVALID_MESSAGE', { reason: `unknown message type ${kind}`, allowed: [...KINDS] });
-      const size = typeof data === 'string' ? Buffer.byteLength(data) : Buffer.byteLength(JSON.stringify(data) ?? '');
-      if (size > maxMessageBytes) throw new ClientError('PAYLOAD_TOO_LARGE', { size, limit: maxMessageBytes });
-      reply = await this.session.handle(kind, data);
+      reply = await this.session.dispatch(parseClientMessage(kind, data, maxMessageBytes));
     } catch (err) {
       reply = gateway.errorReply(this.session, err, correlationId);
     }
