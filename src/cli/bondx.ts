@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
-import { issueToken, jwtKeysFromConfig } from '../gateway/auth.js';
+import { isRole, issueToken, jwtKeysFromConfig, ROLES, type JwtKeys } from '../gateway/auth.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createBackends } from '../runtime/backends.js';
 import { demoBanner, startSystem, type Roles } from '../runtime/system.js';
+import { DEV_KEY_FILE, devSecret, readDevSecret } from './dev-key.js';
 
 /** `bondx <role|tool>`: every role reads the same environment configuration (see README). */
 
@@ -41,6 +42,25 @@ function onShutdown(log: Logger, close: () => Promise<void>): void {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/** With no JWT key configured, the development key (created on first use) instead of one only this process knows. */
+function keysFor(cfg: Config, log: Logger): { keys: JwtKeys; devKey: boolean } {
+  const configured = jwtKeysFromConfig(cfg);
+  if (!configured.generated) return { keys: configured, devKey: false };
+  const secret = devSecret();
+  if (!secret) {
+    log.warn({ file: DEV_KEY_FILE }, 'no JWT key configured and the development key can not be written: tokens are valid for this process only');
+    return { keys: configured, devKey: false };
+  }
+  log.warn({ file: DEV_KEY_FILE }, 'no JWT key configured: using the development key (set JWT_SECRET or a key pair in production)');
+  return { keys: { ...jwtKeysFromConfig({ ...cfg, JWT_SECRET: secret }), generated: true }, devKey: true };
+}
+
+/** Refuses a command: one line on stderr, exit code 2 (as for a bad configuration). */
+function refuse(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(2);
+}
+
 const positiveInt = (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
@@ -53,13 +73,14 @@ const program = new Command().name('bondx').description('BondX Stream: real-time
 async function run(roles: Roles): Promise<void> {
   const cfg = config();
   const log = createLogger(cfg.LOG_LEVEL);
-  const system = await startSystem(cfg, log, roles).catch((err: unknown) => {
+  const { keys, devKey } = keysFor(cfg, log);
+  const system = await startSystem(cfg, log, roles, keys).catch((err: unknown) => {
     log.fatal({ err }, 'start-up failed');
     process.stderr.write(`bondx: ${(err as Error).message}\n`);
     process.exit(1);
   });
   onShutdown(log, () => system.close());
-  process.stdout.write(demoBanner(system));
+  process.stdout.write(demoBanner(system, devKey ? DEV_KEY_FILE : undefined));
 }
 
 program
@@ -73,10 +94,7 @@ program
   .description('consume events from Kafka (KAFKA_BROKERS) and project them into Redis (REDIS_URL)')
   .action(() => {
     const cfg = config();
-    if (!cfg.KAFKA_BROKERS || !cfg.REDIS_URL) {
-      process.stderr.write('bondx projector needs KAFKA_BROKERS and REDIS_URL\n');
-      process.exit(2);
-    }
+    if (!cfg.KAFKA_BROKERS || !cfg.REDIS_URL) refuse('bondx projector needs KAFKA_BROKERS and REDIS_URL');
     return run({ projector: true, gateway: false, simulator: false });
   });
 
@@ -84,10 +102,7 @@ program
   .command('gateway')
   .description('serve clients (HTTP + Socket.IO) from Redis (REDIS_URL)')
   .action(() => {
-    if (!config().REDIS_URL) {
-      process.stderr.write('bondx gateway needs REDIS_URL (a gateway alone has nothing to serve in memory)\n');
-      process.exit(2);
-    }
+    if (!config().REDIS_URL) refuse('bondx gateway needs REDIS_URL (a gateway alone has nothing to serve in memory)');
     return run({ projector: false, gateway: true, simulator: false });
   });
 
@@ -114,6 +129,9 @@ program
   .option('--limit <n>', 'how many', positiveInt, 20)
   .action(async (opts: { limit: number }) => {
     const cfg = config();
+    // Without Redis the letters live in the memory of the process that received them: an empty
+    // in-memory store here would claim there are none.
+    if (!cfg.REDIS_URL) refuse('bondx dead-letters reads the Redis dead-letter store: set REDIS_URL. A server without REDIS_URL (npm start) keeps them in its memory: GET /api/v1/dead-letters with an operator token.');
     const backends = await createBackends(cfg, createLogger('silent'));
     process.stdout.write(`${JSON.stringify({ count: await backends.deadLetters.count(), dead_letters: await backends.deadLetters.list(opts.limit) }, null, 2)}\n`);
     await backends.close();
@@ -123,13 +141,17 @@ program
   .command('token')
   .description('issue a JWT from the configured key (JWT_SECRET, or JWT_PRIVATE_KEY + JWT_PUBLIC_KEY)')
   .requiredOption('--sub <user>', 'subject: the user id')
-  .option('--role <role>', 'role claim, e.g. publisher or operator')
+  .option('--role <role>', `role claim: ${ROLES.join(' or ')}`)
   .option('--ttl <seconds>', 'lifetime in seconds', positiveInt, 3600)
   .action((opts: { sub: string; role?: string; ttl: number }) => {
-    const keys = jwtKeysFromConfig(config());
+    if (opts.role !== undefined && !isRole(opts.role)) refuse(`Unknown role '${opts.role}': roles are ${ROLES.join(', ')}.`);
+    const cfg = config();
+    let keys = jwtKeysFromConfig(cfg);
     if (keys.generated) {
-      process.stderr.write('No JWT key configured: set JWT_SECRET (HS256) or JWT_PRIVATE_KEY + JWT_PUBLIC_KEY (RS256/ES256).\n');
-      process.exit(2);
+      const secret = readDevSecret();
+      if (!secret) refuse(`No JWT key configured: set JWT_SECRET (HS256) or JWT_PRIVATE_KEY + JWT_PUBLIC_KEY (RS256/ES256), or run npm start once to create the development key (${DEV_KEY_FILE}).`);
+      keys = jwtKeysFromConfig({ ...cfg, JWT_SECRET: secret });
+      process.stderr.write(`Signed with the development key ${DEV_KEY_FILE}: valid against a server started without a configured key.\n`);
     }
     process.stdout.write(`${issueToken(keys, { sub: opts.sub, ttl: opts.ttl, ...(opts.role ? { role: opts.role } : {}) })}\n`);
   });

@@ -4,7 +4,15 @@ import jwt from 'jsonwebtoken';
 import type { Config } from '../config/config.js';
 import { ClientError } from '../protocol/errors.js';
 
-/** The authenticated caller. `sub` is the user id; roles grant extra rights (`publisher`, `operator`). */
+/** Roles a token may carry: `publisher` may POST events; `operator` reads system.alerts and dead letters, disconnects users. */
+export const ROLES = ['publisher', 'operator'] as const;
+export type Role = (typeof ROLES)[number];
+
+export function isRole(value: string): value is Role {
+  return (ROLES as readonly string[]).includes(value);
+}
+
+/** The authenticated caller. `sub` is the user id; roles grant extra rights (see ROLES). */
 export interface Principal {
   sub: string;
   roles: string[];
@@ -81,6 +89,7 @@ export function verifyRefresh(keys: JwtKeys, current: Principal, token: string):
 
 export interface TokenRequest {
   sub: string;
+  /** Any string (tests issue odd ones); `bondx token` only issues ROLES. */
   role?: string;
   /** Lifetime in seconds. */
   ttl: number;
@@ -105,6 +114,6 @@ export function tokenFromRequest(headers: IncomingHttpHeaders, url: string | und
   return query ?? undefined;
 }
 
-export function hasRole(principal: Principal, role: string): boolean {
+export function hasRole(principal: Principal, role: Role): boolean {
   return principal.roles.includes(role);
 }

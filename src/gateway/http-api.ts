@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import { ClientError, type ErrorCode } from '../protocol/errors.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import type { Publisher } from '../ingest/publisher.js';
-import { hasRole, tokenFromRequest, type Principal } from './auth.js';
+import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
 import { errorEnvelope } from './envelope.js';
 import type { ClusterView } from '../transports/socketio/socketio-transport.js';
 import type { Gateway } from './gateway.js';
@@ -208,7 +208,7 @@ async function publish(deps: HttpApiDeps, req: IncomingMessage): Promise<Reply> 
   return json(rejected === results.length && results.length > 0 ? 422 : 200, { accepted: results.length - rejected, dead_lettered: rejected, results });
 }
 
-function requireRole(deps: HttpApiDeps, req: IncomingMessage, roles: string[]): Principal {
+function requireRole(deps: HttpApiDeps, req: IncomingMessage, roles: Role[]): Principal {
   const principal = deps.gateway.authenticate(tokenFromRequest(req.headers, req.url));
   if (!roles.some((role) => hasRole(principal, role))) throw new ClientError('FORBIDDEN', { reason: `role ${roles.join(' or ')} required` });
   return principal;

@@ -154,19 +154,30 @@ async function closeAll(closers: (() => Promise<void>)[]): Promise<void> {
   for (const close of closers.splice(0)) await close().catch(() => undefined);
 }
 
-/** What embedded mode prints so a newcomer can open the dashboard straight away. */
-export function demoBanner(system: System): string {
+/**
+ * What embedded mode prints so a newcomer can open the dashboard and reach the operator features
+ * straight away. `keySource`: where tokens can be signed from (`bondx token`), when not configured.
+ */
+export function demoBanner(system: System, keySource: string | undefined): string {
   if (!system.server) return '';
-  const token = issueToken(system.keys, { sub: 'demo-trader', role: 'publisher', ttl: 12 * 3600 });
+  const ttl = 12 * 3600;
+  const trader = issueToken(system.keys, { sub: 'demo-trader', role: 'publisher', ttl });
+  const operator = issueToken(system.keys, { sub: 'demo-operator', role: 'operator', ttl });
   const base = system.server.url.replace('127.0.0.1', 'localhost');
+  const key = keySource
+    ? `  Development JWT key: ${keySource} (npm run bondx -- token --sub alice --role operator signs with it)`
+    : system.keys.generated
+      ? '  (JWT key generated for this run; set JWT_SECRET to keep tokens valid across restarts)'
+      : '';
   return [
     '',
     'BondX Stream is running.',
-    `  Dashboard:   ${base}/?token=${token}`,
-    `  Health:      ${base}/api/v1/ws/health`,
-    `  Demo token (sub=demo-trader, role=publisher, 12h):`,
-    `    ${token}`,
-    system.keys.generated ? '  (JWT key generated for this run; set JWT_SECRET to keep tokens valid across restarts)' : '',
+    `  Dashboard:   ${base}/?token=${trader}`,
+    `  Health:      ${base}/api/v1/ws/health   (machines: ${base}/livez, ${base}/readyz)`,
+    `  Demo tokens (12h):`,
+    `    publisher (sub=demo-trader):   ${trader}`,
+    `    operator  (sub=demo-operator): ${operator}`,
+    key,
     '',
   ].join('\n');
 }

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { runBondx } from '../support/cli.js';
 
 /** The problems loadConfig reports for `env` (fails the test when it accepts it). */
 function problems(env: Record<string, string>): string[] {
@@ -157,22 +157,18 @@ describe('loadConfig: every bad value is named, with what was given', () => {
 
 describe('bondx with a bad environment', () => {
   it('`bondx all` exits with code 2 and prints the problems, without starting', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: 'abc', LOG_LEVEL: 'loud' };
     // Nothing to connect to even if it did start: a bad environment must stop it before any backend.
-    delete env.REDIS_URL;
-    delete env.KAFKA_BROKERS;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bondx.ts', 'all'], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    clearTimeout(timer);
-    expect(code).toBe(2);
-    expect(stderr).toContain('Invalid configuration');
-    expect(stderr).toMatch(/PORT: .*\(got "abc"\)/);
-    expect(stderr).toMatch(/LOG_LEVEL: .*\(got "loud"\)/);
-    expect(stdout).not.toContain('BondX Stream is running');
+    const run = runBondx(['all'], { PORT: 'abc', LOG_LEVEL: 'loud' }, ['REDIS_URL', 'KAFKA_BROKERS']);
+    expect(await run.exited()).toBe(2);
+    expect(run.stderr()).toContain('Invalid configuration');
+    expect(run.stderr()).toMatch(/PORT: .*\(got "abc"\)/);
+    expect(run.stderr()).toMatch(/LOG_LEVEL: .*\(got "loud"\)/);
+    expect(run.stdout()).not.toContain('BondX Stream is running');
+  }, 20_000);
+
+  it('`PORT=99999 bondx all` is refused at start-up, naming the range', async () => {
+    const run = runBondx(['all'], { PORT: '99999' }, ['REDIS_URL', 'KAFKA_BROKERS']);
+    expect(await run.exited()).toBe(2);
+    expect(run.stderr()).toMatch(/PORT: .*<=65535.*\(got "99999"\)/);
   }, 20_000);
 });
