@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { AlertThresholds } from '../config/config.js';
 import type { JsonObject } from '../domain/json.js';
 import { SYSTEM_ALERTS_TOPIC } from '../domain/topics.js';
-import type { TopicStore } from '../store/topic-store.js';
+import { HeadMismatch, type TopicStore } from '../store/topic-store.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
@@ -107,6 +107,9 @@ const round = (n: number) => Math.round(n * 10_000) / 10_000;
 const pct = (n: number) => `${round(n * 100)}%`;
 
 // --- monitor ---------------------------------------------------------------------------------------
+
+/** Commits of one alert change refused because other processes committed first, before giving up. */
+const MAX_PUBLISH_ATTEMPTS = 50;
 
 export interface ActiveAlert extends Alert {
   since: string;
@@ -213,23 +216,37 @@ export class AlertMonitor {
       .catch((err: unknown) => log.error({ err, alert: alert.name }, 'publishing alert to system.alerts failed'));
   }
 
+  /**
+   * Several processes publish to system.alerts, each owning only its own entries of the state's
+   * `active` list. The commit names the head seq its state was built on, so the store refuses it
+   * (HeadMismatch) when another process committed in between; it is then rebuilt on the newer state.
+   * Without that, two processes reading the same state would each drop the other's alerts.
+   */
   private async publish(alert: ActiveAlert, state: 'raised' | 'cleared', at: string, active: ActiveAlert[]): Promise<void> {
     const { store } = this.opts;
-    // The topic's state lists every process's active alerts: keep the others', replace ours.
-    const previous = (await store.states([SYSTEM_ALERTS_TOPIC])).get(SYSTEM_ALERTS_TOPIC)?.state;
-    const others = Array.isArray(previous?.active) ? previous.active.filter((a) => !(a && typeof a === 'object' && !Array.isArray(a) && a.instance === this.instance)) : [];
     const ours: JsonObject[] = active.map((a) => ({ name: a.name, value: a.value, threshold: a.threshold, message: a.message, since: a.since, instance: this.instance }));
-    await store.commit({
-      eventId: `alert-${randomUUID()}`,
-      eventTs: at,
-      changes: [
-        {
-          topic: SYSTEM_ALERTS_TOPIC,
-          type: 'alert',
-          payload: { kind: 'system_alert', name: alert.name, state, value: alert.value, threshold: alert.threshold, message: alert.message, since: alert.since, instance: this.instance, at },
-          state: { active: [...others, ...ours], updated_at: at },
-        },
-      ],
-    });
+    for (let attempt = 1; ; attempt++) {
+      const head = (await store.states([SYSTEM_ALERTS_TOPIC])).get(SYSTEM_ALERTS_TOPIC);
+      const others = Array.isArray(head?.state.active) ? head.state.active.filter((a) => !(a && typeof a === 'object' && !Array.isArray(a) && a.instance === this.instance)) : [];
+      try {
+        await store.commit({
+          eventId: `alert-${randomUUID()}`,
+          eventTs: at,
+          expectedHeads: new Map([[SYSTEM_ALERTS_TOPIC, head?.seq ?? 0]]),
+          changes: [
+            {
+              topic: SYSTEM_ALERTS_TOPIC,
+              type: 'alert',
+              payload: { kind: 'system_alert', name: alert.name, state, value: alert.value, threshold: alert.threshold, message: alert.message, since: alert.since, instance: this.instance, at },
+              state: { active: [...others, ...ours], updated_at: at },
+            },
+          ],
+        });
+        return;
+      } catch (err) {
+        // Each refusal means another process's commit got in: with a handful of writers this ends fast.
+        if (!(err instanceof HeadMismatch) || attempt >= MAX_PUBLISH_ATTEMPTS) throw err;
+      }
+    }
   }
 }
