@@ -38,7 +38,11 @@ export class TopicFeed {
     private readonly ringSize = 2048,
   ) {
     // Listen before reading the head, so nothing committed in between is missed.
-    this.unsubscribe = live.subscribe(topic, (entry) => this.receive(entry));
+    this.unsubscribe = live.subscribe(
+      topic,
+      (entry) => this.receive(entry),
+      () => void this.catchUp(),
+    );
     this.ready = this.init();
   }
 
@@ -92,6 +96,27 @@ export class TopicFeed {
     this.closed = true;
     this.unsubscribe();
     this.outlets.clear();
+  }
+
+  /**
+   * The live feed was cut and listens again: whatever was committed meanwhile is in history. A later
+   * entry would reveal the gap too, but a quiet topic might not have one for a long time.
+   */
+  private async catchUp(): Promise<void> {
+    try {
+      const read = await this.store.readAfter(this.topic, Number.MAX_SAFE_INTEGER, 0);
+      if (this.closed || !this.initialised) return;
+      if (read.epoch !== this.epoch && read.epoch !== '') {
+        this.log.warn({ topic: this.topic, epoch: this.epoch, now: read.epoch }, 'epoch changed while the live feed was cut; members re-sync');
+        this.resetTo(read.epoch, read.headSeq);
+      } else if (read.headSeq > this.head) {
+        // As if the next entry had arrived: the gap before it is filled from history, in order.
+        this.inbox.push(...(await this.store.readAfter(this.topic, read.headSeq - 1, 1)).entries);
+        this.drain();
+      }
+    } catch (err) {
+      this.log.error({ err, topic: this.topic }, 'catching up after the live feed reconnected failed');
+    }
   }
 
   private receive(entry: HistoryEntry): void {

@@ -141,8 +141,11 @@ export interface TopicStore {
 /**
  * Live notification of committed entries, in commit order per topic. Delivery may skip entries
  * (e.g. a pub/sub message lost during reconnect); consumers detect gaps by seq and fill them from history.
+ * A gap at the end (nothing committed after the loss) shows no seq to compare, so a feed that lost its
+ * connection calls `onResumed` once it is listening again: from then on nothing is missed, and what was
+ * committed before is in history.
  */
 export interface LiveFeed {
-  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void): Unsubscribe;
+  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onResumed?: () => void): Unsubscribe;
   close(): Promise<void>;
 }

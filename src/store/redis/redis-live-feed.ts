@@ -9,7 +9,10 @@ export interface RedisLiveFeedOptions {
   onError?: (error: unknown, topic: string) => void;
 }
 
-type Listener = (entry: HistoryEntry) => void;
+interface Listener {
+  onEntry(entry: HistoryEntry): void;
+  onResumed?: () => void;
+}
 
 /**
  * LiveFeed on Redis pub/sub. Uses its own subscriber connection (a connection in subscriber mode
@@ -17,7 +20,9 @@ type Listener = (entry: HistoryEntry) => void;
  * One channel per topic (`<prefix>:live:{<topic>}`, no patterns), so a gateway only receives the
  * topics it has listeners for: SUBSCRIBE on the first listener of a topic, UNSUBSCRIBE after the last.
  * Entries are delivered in arrival order, which is commit order (PUBLISH runs inside the commit script).
- * Messages published while the connection is down are lost: consumers detect the gap by seq.
+ * Messages published while the connection is down are lost: consumers detect the gap by seq, and are
+ * told `onResumed` once the re-established connection listens again (ioredis re-subscribes on ready;
+ * a PING queued behind those SUBSCRIBEs answers once they took effect).
  */
 export class RedisLiveFeed implements LiveFeed {
   readonly keys: RedisKeyLayout;
@@ -27,15 +32,21 @@ export class RedisLiveFeed implements LiveFeed {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly onError: (error: unknown, topic: string) => void;
   private closed = false;
+  /** Whether the connection was ready before: a later `ready` is a reconnect. */
+  private wasReady = false;
 
   constructor(redis: Redis | string, options: RedisLiveFeedOptions = {}) {
     this.keys = redisKeys(options.prefix);
     this.onError = options.onError ?? (() => {});
     this.sub = typeof redis === 'string' ? new Redis(redis) : redis.duplicate();
     this.sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
+    this.sub.on('ready', () => {
+      if (this.wasReady) this.resumed();
+      this.wasReady = true;
+    });
   }
 
-  subscribe(topic: string, onEntry: Listener): Unsubscribe {
+  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onResumed?: () => void): Unsubscribe {
     if (this.closed) return () => {};
     let set = this.listeners.get(topic);
     if (!set) {
@@ -45,9 +56,10 @@ export class RedisLiveFeed implements LiveFeed {
       this.track(this.sub.subscribe(channel), topic);
     }
     const listeners = set;
-    listeners.add(onEntry);
+    const listener: Listener = { onEntry, ...(onResumed ? { onResumed } : {}) };
+    listeners.add(listener);
     return () => {
-      if (!listeners.delete(onEntry) || listeners.size > 0 || this.listeners.get(topic) !== listeners) return;
+      if (!listeners.delete(listener) || listeners.size > 0 || this.listeners.get(topic) !== listeners) return;
       this.listeners.delete(topic);
       const channel = this.keys.live(topic);
       this.topicByChannel.delete(channel);
@@ -89,11 +101,28 @@ export class RedisLiveFeed implements LiveFeed {
     }
     for (const listener of [...listeners]) {
       try {
-        listener(entry);
+        listener.onEntry(entry);
       } catch (error) {
         this.onError(error, topic);
       }
     }
+  }
+
+  private resumed(): void {
+    this.sub.ping().then(
+      () => {
+        for (const [topic, listeners] of this.listeners) {
+          for (const listener of [...listeners]) {
+            try {
+              listener.onResumed?.();
+            } catch (error) {
+              this.onError(error, topic);
+            }
+          }
+        }
+      },
+      (error: unknown) => this.onError(error, '*'),
+    );
   }
 }
 
