@@ -11,7 +11,9 @@ import { loadConfig } from '../../src/config/config.js';
 import type { QuoteEvent } from '../../src/domain/events.js';
 import { issueToken, type JwtKeys } from '../../src/gateway/auth.js';
 import { EventProducer } from '../../src/ingest/kafka/event-producer.js';
+import type { Admin } from 'kafkajs';
 import { createKafka, ensureTopics } from '../../src/ingest/kafka/kafka-client.js';
+import { kafkaTopic } from '../../src/ingest/kafka/routing.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { Envelope } from '../../src/protocol/messages.js';
 import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
@@ -29,13 +31,19 @@ import { serviceUrl } from '../support/services.js';
  *    re-project what was lost, so every (epoch, seq) keeps naming the one event it named before.
  * 2. The gateway's pub/sub connection is killed while events flow: live notifications are lost, and the
  *    gateway's feeds must fill the gaps from history so every client stays contiguous.
+ * 3. As 1, but Kafka no longer holds what Redis lost (records deleted, as retention would): the lost
+ *    entries cannot be rebuilt, so every topic must get a new epoch and clients re-sync; no (epoch, seq)
+ *    may name two events.
  */
 
 const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'the Redis restore e2e test');
 const RUN = `restore-${randomBytes(4).toString('hex')}`;
 const SECRET = 'e2e-secret-with-enough-entropy-0123456789';
-const ISINS = ['IN0020230085', 'IN0020240019', 'IN0020192905'];
-const TOPICS = ISINS.map((isin) => `prices.${isin}`);
+/** The last one has no subscriber: no gateway feed watches it, only the projector can protect it. */
+const ISINS = ['IN0020230085', 'IN0020240019', 'IN0020192905', 'IN0020190032'];
+const ALL_TOPICS = ISINS.map((isin) => `prices.${isin}`);
+const TOPICS = ALL_TOPICS.slice(0, 3);
+const UNWATCHED = ALL_TOPICS[3] as string;
 const PER_PHASE = 60; // events per ISIN per phase
 const keys: JwtKeys = { algorithm: 'HS256', verifyKey: SECRET, signKey: SECRET, generated: false };
 
@@ -117,11 +125,12 @@ let redis: OwnRedis;
 let store: RedisTopicStore;
 let storeClient: Redis;
 let producer: EventProducer;
+let admin: Admin;
 let projector: RoleProcess;
 let gateway: GatewayProcess;
 const followers: Follower[] = [];
 /** Per topic, the event_ids in the order produced: what the history must hold, seq k = k-th id. */
-const upstream = new Map<string, string[]>(TOPICS.map((t) => [t, []]));
+const upstream = new Map<string, string[]>(ALL_TOPICS.map((t) => [t, []]));
 let n = 0;
 
 async function produce(perIsin: number): Promise<void> {
@@ -144,7 +153,7 @@ async function produce(perIsin: number): Promise<void> {
 async function headsReach(target: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const heads = await Promise.all(TOPICS.map(async (t) => (await store.snapshot(t).catch(() => null))?.seq ?? 0));
+    const heads = await Promise.all(ALL_TOPICS.map(async (t) => (await store.snapshot(t).catch(() => null))?.seq ?? 0));
     if (heads.every((h) => h >= target)) return;
     if (Date.now() > deadline) throw new Error(`heads ${heads.join('/')} did not reach ${target}\n${projector.describe(30)}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -162,6 +171,8 @@ beforeAll(async () => {
   await ensureTopics(kafka, config);
   producer = new EventProducer(kafka, RUN);
   await producer.connect();
+  admin = kafka.admin();
+  await admin.connect();
   const common = { REDIS_URL: redis.url, REDIS_PREFIX: RUN, JWT_SECRET: SECRET, SIMULATOR: 'false' };
   projector = await startProjector({ ...common, KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: RUN, KAFKA_GROUP_ID: `${RUN}-projector`, KAFKA_PARTITIONS: '2' });
   gateway = await startGateway({ ...common, KAFKA_BROKERS: '' });
@@ -180,6 +191,7 @@ afterAll(async () => {
   for (const f of followers) f.socket.close();
   await stopAll();
   await producer?.disconnect();
+  await admin?.disconnect();
   storeClient?.disconnect();
   await redis?.dispose();
 }, 30_000);
@@ -188,7 +200,7 @@ describe('Redis restored from an older snapshot mid-stream', () => {
   it('re-projects what the store lost: every (epoch, seq) names one event, equal to the store, clients contiguous', async () => {
     await produce(PER_PHASE);
     await headsReach(PER_PHASE, 30_000);
-    const epochsBefore = await Promise.all(TOPICS.map(async (t) => (await store.snapshot(t))?.epoch));
+    const epochsBefore = await Promise.all(ALL_TOPICS.map(async (t) => (await store.snapshot(t))?.epoch));
     await storeClient.save(); // the older state Redis will come back with
 
     await produce(PER_PHASE);
@@ -200,11 +212,11 @@ describe('Redis restored from an older snapshot mid-stream', () => {
     await produce(PER_PHASE);
     await headsReach(3 * PER_PHASE, 60_000);
 
-    for (const topic of TOPICS) {
+    for (const topic of ALL_TOPICS) {
       // The history is the upstream order again: seq k is the k-th event of the topic, none lost or renumbered.
       const read = await store.readAfter(topic, 0, 10 * PER_PHASE);
       expect(read.entries.map((e) => e.event_id), topic).toEqual(upstream.get(topic));
-      for (const follower of followers) {
+      for (const follower of topic === UNWATCHED ? [] : followers) {
         await expect.poll(() => follower.checker.last.get(topic), { timeout: 10_000 }).toBe(3 * PER_PHASE);
         // What each client was sent under the store's epoch is exactly what the store holds.
         for (const entry of read.entries) {
@@ -214,7 +226,7 @@ describe('Redis restored from an older snapshot mid-stream', () => {
       }
     }
     // Rebuilt identically, so nothing had to be re-synced and the epochs stand.
-    expect(await Promise.all(TOPICS.map(async (t) => (await store.snapshot(t))?.epoch))).toEqual(epochsBefore);
+    expect(await Promise.all(ALL_TOPICS.map(async (t) => (await store.snapshot(t))?.epoch))).toEqual(epochsBefore);
     for (const follower of followers) {
       expect(follower.checker.violations).toEqual([]);
       expect(follower.checker.resyncs).toBe(0);
@@ -245,4 +257,41 @@ describe('Redis restored from an older snapshot mid-stream', () => {
     expect(kills).toBeGreaterThanOrEqual(5);
     expect(gateway.logs().length, gateway.describe(20)).toBeGreaterThan(0);
   }, 60_000);
+
+  it('renews every epoch when Kafka no longer holds what Redis lost: clients re-sync, no (epoch, seq) names two events', async () => {
+    const base = 4 * PER_PHASE;
+    const epochsBefore = await Promise.all(ALL_TOPICS.map(async (t) => (await store.snapshot(t))?.epoch));
+    const resyncsBefore = followers.map((f) => f.checker.resyncs);
+    await storeClient.save();
+    await produce(PER_PHASE);
+    await headsReach(base + PER_PHASE, 30_000);
+    await redis.kill();
+    // What retention would do: the records Redis is about to lose are gone from Kafka too.
+    const market = kafkaTopic(RUN, 'market');
+    const offsets = await admin.fetchTopicOffsets(market);
+    await admin.deleteTopicRecords({ topic: market, partitions: offsets.map((o) => ({ partition: o.partition, offset: o.high })) });
+    await redis.start();
+    await produce(PER_PHASE);
+    await headsReach(base + PER_PHASE, 60_000);
+
+    // Including the topic nobody watched: its old numbering is what a later resume would be served.
+    const epochsAfter = await Promise.all(ALL_TOPICS.map(async (t) => (await store.snapshot(t))?.epoch));
+    epochsAfter.forEach((epoch, i) => expect(epoch, ALL_TOPICS[i]).not.toBe(epochsBefore[i]));
+    for (const topic of TOPICS) {
+      const read = await store.readAfter(topic, 0, 10 * PER_PHASE);
+      for (const follower of followers) {
+        await expect.poll(() => follower.checker.epochs.get(topic), { timeout: 10_000 }).toBe(read.epoch);
+        await expect.poll(() => follower.checker.last.get(topic), { timeout: 10_000 }).toBe(read.headSeq);
+        for (const entry of read.entries) {
+          const sent = follower.named.get(topic)?.get(`${read.epoch}|${entry.seq}`);
+          if (sent !== undefined) expect(sent, `${topic} seq ${entry.seq}`).toBe(entry.event_id);
+        }
+      }
+    }
+    followers.forEach((follower, i) => {
+      expect(follower.checker.violations).toEqual([]);
+      expect(follower.checker.resyncs).toBeGreaterThanOrEqual((resyncsBefore[i] ?? 0) + TOPICS.length);
+    });
+    expect(projector.logs().some((l) => String(l.msg).includes('renewing every topic epoch')), projector.describe(40)).toBe(true);
+  }, 120_000);
 });

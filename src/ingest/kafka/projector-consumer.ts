@@ -33,6 +33,11 @@ export class ProjectorConsumer {
    * (valid ones are still refused by the store's offset check).
    */
   private resumed: Promise<void> = Promise.resolve();
+  /**
+   * After a re-seek to the store's position, per `topic/partition`: the offset that must come next for
+   * the lost events to be re-projected. If Kafka no longer has it (retention), they cannot be.
+   */
+  private readonly rewound = new Map<string, bigint>();
   /** Connectivity for health, from the consumer's instrumentation events. */
   private readonly state = new ConnectionState('not started');
 
@@ -81,6 +86,11 @@ export class ProjectorConsumer {
         for (const message of batch.messages) {
           if (!isRunning() || isStale()) break;
           const offset = BigInt(message.offset);
+          const want = this.rewound.get(stream);
+          if (want !== undefined) {
+            this.rewound.delete(stream);
+            if (offset > want) await this.unrecoverable(stream, want, offset);
+          }
           const done = this.applied.get(stream);
           if (done === undefined || offset > done) {
             const text = message.value?.toString('utf8') ?? '';
@@ -118,13 +128,28 @@ export class ProjectorConsumer {
     this.projector.invalidate();
     if (mismatch.stored === null) this.applied.delete(mismatch.stream);
     else this.applied.set(mismatch.stream, BigInt(mismatch.stored));
-    this.consumer.seek({ topic, partition, offset: mismatch.stored === null ? EARLIEST : (BigInt(mismatch.stored) + 1n).toString() });
+    const next = mismatch.stored === null ? 0n : BigInt(mismatch.stored) + 1n;
+    this.rewound.set(mismatch.stream, next);
+    this.consumer.seek({ topic, partition, offset: mismatch.stored === null ? EARLIEST : next.toString() });
+  }
+
+  /**
+   * Kafka no longer holds events the store lost (retention passed them): projecting on would number
+   * later events with seqs that clients were already sent for the lost ones. Which topics those events
+   * touched is unknown, so every topic gets a new epoch and its clients re-sync: a needless re-sync
+   * costs a snapshot, two different entries under one (epoch, seq) would cost the record.
+   */
+  private async unrecoverable(stream: string, want: bigint, got: bigint): Promise<void> {
+    this.log.error({ stream, missing_from: want.toString(), resumed_at: got.toString() }, 'events the store lost are gone from Kafka too; renewing every topic epoch');
+    this.projector.invalidate();
+    for (const topic of await this.store.topics()) await this.store.renewEpoch(topic.topic, topic.epoch);
   }
 
   private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
     // Another projector may have written these topics while we did not own them.
     this.projector.invalidate();
     this.applied.clear();
+    this.rewound.clear();
     this.lagByPartition.clear();
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const partition of partitions) {
