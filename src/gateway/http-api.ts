@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../observability/logger.js';
 import { ClientError, type ErrorCode } from '../protocol/errors.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
@@ -281,7 +282,33 @@ function write(log: Logger, req: IncomingMessage, res: ServerResponse, reply: Re
   res.writeHead(status, headers).end(body);
 }
 
-function statusOf(code: ErrorCode): number {
+/**
+ * Requests that never reach the router: unparseable HTTP (llhttp's `clientError`) and CONNECT (which
+ * Node hands over as a raw socket). Both get the error envelope like every other refusal, then the
+ * connection closes: left to Node, the first is a bare 400 and the second a dropped connection.
+ */
+export function answerUnroutable(kind: 'malformed' | 'connect', err: (Error & { code?: string }) | undefined, socket: Duplex): void {
+  // Bytes after a request that asked to close: that request's reply (maybe still pending) ends the connection.
+  if (err?.code === 'HPE_CLOSED_CONNECTION') return;
+  if (!socket.writable || err?.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code]: [number, string, ErrorCode] =
+    kind === 'connect'
+      ? [405, 'Method Not Allowed', 'METHOD_NOT_ALLOWED']
+      : err?.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'PAYLOAD_TOO_LARGE']
+        : err?.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'INVALID_MESSAGE']
+          : [400, 'Bad Request', 'INVALID_MESSAGE'];
+  const details = kind === 'connect' ? { method: 'CONNECT' } : { reason: `malformed HTTP request (${err?.code ?? 'parse error'})` };
+  const body = JSON.stringify(errorEnvelope(code, details));
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/** The HTTP status of each error code the API answers with. */
+export function statusOf(code: ErrorCode): number {
   switch (code) {
     case 'AUTH_REQUIRED':
     case 'AUTH_INVALID':

@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import type { JwtKeys } from '../gateway/auth.js';
 import { Admission } from '../flow/admission.js';
 import { Gateway } from '../gateway/gateway.js';
-import { createHttpHandler, type HealthReport } from '../gateway/http-api.js';
+import { answerUnroutable, createHttpHandler, type HealthReport } from '../gateway/http-api.js';
 import type { Publisher } from '../ingest/publisher.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -49,6 +49,8 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       ...(opts.publisher ? { publisher: opts.publisher } : {}),
     }),
   );
+  http.on('clientError', (err: Error & { code?: string }, socket) => answerUnroutable('malformed', err, socket));
+  http.on('connect', (_req, socket) => answerUnroutable('connect', undefined, socket));
   // Two Socket.IO engines: plain (default path) and deflate (opt-in compression, e.g. mobile apps).
   const adapterClients: Redis[] = [];
   const engines = [false, true].map((deflate) => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connect as tcpConnect } from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/domain/json.js';
@@ -165,6 +166,26 @@ describe('routes and methods (defect 12)', () => {
     const res = await call(memory, path, { method });
     expect(res.status).toBe(404);
     expect((await errorOf(res)).code).toBe('NOT_FOUND');
+  });
+
+  it.each([
+    ['CONNECT', 'CONNECT 127.0.0.1:6379 HTTP/1.1\r\nHost: x\r\n\r\n', 405, 'METHOD_NOT_ALLOWED'],
+    ['not HTTP', 'HELLO\r\n\r\n', 400, 'INVALID_MESSAGE'],
+    ['unknown method', 'BREW /livez HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'INVALID_MESSAGE'],
+  ])('%s gets the error envelope, then the connection closes', async (_name, bytes, status, code) => {
+    const { port } = new URL(memory.server.url);
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = tcpConnect(Number(port), '127.0.0.1');
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+      socket.write(bytes);
+    });
+    const [head, body] = text.split('\r\n\r\n');
+    expect(head).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+    expect(head).toContain('content-type: application/json');
+    expect(JSON.parse(body as string)).toMatchObject({ type: 'error', code });
   });
 
   it('HEAD is answered like GET, without a body', async () => {
