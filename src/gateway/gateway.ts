@@ -208,6 +208,16 @@ export class Gateway {
     }
   }
 
+  /** An operator's disconnect: closes every connection of `user` on this gateway, either transport; returns how many. */
+  disconnectUser(user: string): number {
+    const doomed = [...this.sessions.keys()].filter((session) => session.principal.sub === user);
+    for (const session of doomed) {
+      session.client.close('DISCONNECTED_BY_OPERATOR');
+      this.closeSession(session, 'operator_disconnect');
+    }
+    return doomed.length;
+  }
+
   /** Graceful shutdown: every client is told to reconnect elsewhere, then closed. */
   drain(): void {
     for (const { session } of this.sessions.values()) session.client.close('SERVER_SHUTTING_DOWN', { reconnect: true });

@@ -11,7 +11,7 @@ import { answerUnroutable, createHttpHandler, type HealthReport } from '../gatew
 import type { Publisher } from '../ingest/publisher.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { attachSocketIo, type ClusterView, type SocketIoEngine } from '../transports/socketio/socketio-transport.js';
+import { attachSocketIo, clusterView, enginePathPrefix } from '../transports/socketio/socketio-transport.js';
 import { attachWebSocket } from '../transports/websocket/ws-transport.js';
 import type { Backends } from './backends.js';
 
@@ -66,20 +66,15 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       ...(adapterRedis ? { adapter: createAdapter(adapterRedis, { streamName: name, channelPrefix: name, onlyPlaintext: true }) } : {}),
     });
   });
-  const [plain, deflated] = engines as [SocketIoEngine, SocketIoEngine];
-  const io = plain.io;
-  const cluster: ClusterView = {
-    disconnectUser: async (userId) => (await plain.cluster.disconnectUser(userId)) + (await deflated.cluster.disconnectUser(userId)),
-    async connections() {
-      const [a, b] = await Promise.all([plain.cluster.connections(), deflated.cluster.connections()]);
-      return { gateways: Math.max(a.gateways, b.gateways), total: a.total + b.total };
-    },
-  };
+  const [io, deflated] = engines as [SocketIoServer, SocketIoServer];
+  // One engine's adapter is channel enough: each gateway answers for all its sessions, every transport.
+  const cluster = clusterView(io, gateway, false);
 
   const websocket = attachWebSocket(http, gateway, log, {
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
     heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL,
     connectionTimeoutS: config.WS_CONNECTION_TIMEOUT,
+    otherUpgradePaths: engines.map(enginePathPrefix),
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -96,7 +91,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     gateway,
     http,
     io,
-    ioDeflate: deflated.io,
+    ioDeflate: deflated,
     url,
     drain,
     async close() {
@@ -104,7 +99,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       drain();
       await websocket.close();
       gateway.close();
-      for (const engine of engines) await new Promise<void>((resolve) => engine.io.close(() => resolve()));
+      for (const engine of engines) await new Promise<void>((resolve) => engine.close(() => resolve()));
       for (const client of adapterClients) client.disconnect();
     },
   };

@@ -31,28 +31,22 @@ export interface SocketIoOptions {
   deflate: boolean;
 }
 
-/** Where Socket.IO clients that want compression connect (`io(url, { path: DEFLATE_PATH })`). */
+/** Where Socket.IO clients connect by default, and those that want compression (`io(url, { path: DEFLATE_PATH })`). */
+const SOCKET_IO_PATH = '/socket.io';
 export const DEFLATE_PATH = '/socket.io-deflate';
 
 /** What crosses gateway nodes: answered through the adapter, so it covers the whole cluster. */
 export interface ClusterView {
-  /** Disconnects every socket of a user on every gateway; resolves with how many there were. */
+  /** Closes every connection of a user, both transports, on every gateway; resolves with how many there were. */
   disconnectUser(userId: string): Promise<number>;
-  /** Socket.IO connections per gateway node, cluster-wide. */
+  /** Connections (both transports) summed over the gateway nodes that answered. */
   connections(): Promise<{ gateways: number; total: number }>;
 }
 
-const userRoom = (userId: string) => `user:${userId}`;
-
-export interface SocketIoEngine {
-  io: Server;
-  cluster: ClusterView;
-}
-
-export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: SocketIoOptions): SocketIoEngine {
+export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: SocketIoOptions): Server {
   const io = new Server(httpServer, {
     ...(opts.adapter ? { adapter: opts.adapter } : {}),
-    path: opts.deflate ? DEFLATE_PATH : '/socket.io',
+    path: opts.deflate ? DEFLATE_PATH : SOCKET_IO_PATH,
     // Frames beyond this are cut by engine.io; below it, oversize messages get PAYLOAD_TOO_LARGE from us.
     maxHttpBufferSize: Math.max(opts.maxMessageBytes * 4, 1 << 20),
     pingInterval: opts.pingIntervalMs,
@@ -65,30 +59,44 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: S
     cors: { origin: true },
   });
   const flavour = opts.deflate ? 'sioz' : 'sio';
-  const namespaces = STREAMS.map((stream) => attachNamespace(io.of(`/${stream}`), stream, `${flavour}:/${stream}`, gateway, opts.maxMessageBytes));
-  const localCount = () => namespaces.reduce((n, nsp) => n + nsp.sockets.size, 0);
-  io.on('bondx:connections', (reply: (count: number) => void) => reply(localCount()));
-  const cluster: ClusterView = {
+  for (const stream of STREAMS) attachNamespace(io.of(`/${stream}`), stream, `${flavour}:/${stream}`, gateway, opts.maxMessageBytes);
+  return io;
+}
+
+/** The prefix engine.io answers upgrades and polling on (it matches the raw URL against it). */
+export function enginePathPrefix(io: Server): string {
+  return `${io.path()}/`;
+}
+
+/**
+ * The cluster through one engine's adapter: a server-side emit reaches the same engine on every
+ * gateway of the Redis, and each answers for all of its own sessions (Socket.IO on either engine and
+ * plain WebSocket alike, through the Gateway's registry). `crossNode` is false without a real adapter
+ * (one gateway): the in-memory one never answers a server-side emit.
+ */
+export function clusterView(io: Server, gateway: Gateway, crossNode: boolean): ClusterView {
+  io.on('bondx:connections', (reply: (count: number) => void) => reply(gateway.connectionCounts().total));
+  io.on('bondx:disconnect-user', (userId: unknown, reply: (count: number) => void) => reply(typeof userId === 'string' ? gateway.disconnectUser(userId) : 0));
+  /** What the other gateways answered; after the adapter's timeout, those that did. */
+  const others = (event: string, ...args: string[]): Promise<number[]> =>
+    crossNode
+      ? new Promise((resolve) => io.serverSideEmit(event, ...args, (_err: Error | null, replies: unknown[]) => resolve(replies.filter((n): n is number => typeof n === 'number'))))
+      : Promise.resolve([]);
+  const sum = (counts: number[]) => counts.reduce((a, b) => a + b, 0);
+  return {
     async disconnectUser(userId) {
-      let count = 0;
-      for (const nsp of namespaces) {
-        count += (await nsp.in(userRoom(userId)).fetchSockets()).length;
-        nsp.in(userRoom(userId)).disconnectSockets(true);
-      }
-      return count;
+      const here = gateway.disconnectUser(userId);
+      return here + sum(await others('bondx:disconnect-user', userId));
     },
     async connections() {
-      // The in-memory adapter (single gateway) never answers a server-side emit: ask only through a real one.
-      const others: unknown[] = opts.adapter ? await io.serverSideEmitWithAck('bondx:connections').catch(() => []) : [];
-      const counts = [localCount(), ...others.filter((n): n is number => typeof n === 'number')];
-      return { gateways: counts.length, total: counts.reduce((a, b) => a + b, 0) };
+      const counts = [gateway.connectionCounts().total, ...(await others('bondx:connections'))];
+      return { gateways: counts.length, total: sum(counts) };
     },
   };
-  return { io, cluster };
 }
 
 /** `transport` names this engine and namespace in room names, e.g. `sio:/market` or `sioz:/market`. */
-function attachNamespace(nsp: Namespace, stream: Stream, transport: string, gateway: Gateway, maxMessageBytes: number): Namespace {
+function attachNamespace(nsp: Namespace, stream: Stream, transport: string, gateway: Gateway, maxMessageBytes: number): void {
   const broadcast = (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope);
 
   nsp.use((socket, next) => {
@@ -109,10 +117,7 @@ function attachNamespace(nsp: Namespace, stream: Stream, transport: string, gate
     const client = new SocketIoClient(socket, context);
     socket.onAny((kind: unknown, data: unknown, ...rest: unknown[]) => client.receive(kind, data, rest));
     socket.on('disconnect', (reason) => gateway.closeSession(client.session, reason));
-    // Lets an operator disconnect a user on every gateway (through the adapter).
-    void socket.join(userRoom(client.session.principal.sub));
   });
-  return nsp;
 }
 
 /** What every connection of a namespace shares (one object per namespace, not per socket). */

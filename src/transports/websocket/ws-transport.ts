@@ -1,42 +1,38 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { defaultTopics, isStream, parseTopic, type Stream } from '../../domain/topics.js';
+import type { Principal } from '../../gateway/auth.js';
 import { tokenFromRequest } from '../../gateway/auth.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { Room } from '../../gateway/hub.js';
 import type { ClientLink, Session } from '../../gateway/session.js';
 import type { Logger } from '../../observability/logger.js';
-import { ClientError, type ErrorCode } from '../../protocol/errors.js';
+import { ClientError, CLOSE_CODES, HTTP_STATUS } from '../../protocol/errors.js';
 import type { Envelope, SubscribeMessage } from '../../protocol/messages.js';
 import { parseClientFrame, peekMessage } from '../../protocol/parse.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
 
-const PATH = /^\/api\/v1\/ws\/([a-z]+)\/([^/]+)$/;
-
-/** Close codes (4000-4999 are the application's): the code alone says why a connection ended. */
-export const CLOSE_CODES: Partial<Record<ErrorCode, number>> & { default: number } = {
-  AUTH_REQUIRED: 4401,
-  AUTH_INVALID: 4401,
-  TOKEN_EXPIRED: 4401,
-  FORBIDDEN: 4403,
-  INVALID_TOPIC: 4404,
-  TOO_MANY_CONNECTIONS: 4429,
-  SLOW_CONSUMER: 4008,
-  CONNECTION_ERROR: 4000,
-  SERVER_SHUTTING_DOWN: 1012,
-  default: 1011,
-};
 
 /** How long shutdown waits for clients to complete their close handshake. */
 const CLOSE_GRACE_MS = 1000;
+
+/** Where this API lives; every other upgrade belongs to `otherUpgradePaths` or is refused. */
+const API_PREFIX = '/api/v1/ws/';
+const PATH = new RegExp(`^${API_PREFIX}([a-z]+)/([^/]+)$`);
 
 export interface WebSocketOptions {
   maxMessageBytes: number;
   heartbeatIntervalS: number;
   connectionTimeoutS: number;
+  /**
+   * Path prefixes whose upgrades another listener on the same HTTP server answers (engine.io's, e.g.
+   * `/socket.io/`). An upgrade matching neither these nor the API is answered 404 and closed here:
+   * no listener would answer it otherwise, and the client would wait forever.
+   */
+  otherUpgradePaths: readonly string[];
 }
 
 interface Connection {
@@ -71,27 +67,32 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
   }
 
   httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (!path.startsWith('/api/v1/ws/')) return; // e.g. /socket.io/: engine.io's
+    // engine.io matches its path as a prefix of the raw URL, query string included.
+    const url = req.url ?? '/';
+    if (opts.otherUpgradePaths.some((prefix) => url.startsWith(prefix))) return;
+    if (!url.startsWith(API_PREFIX)) return refuseUpgrade(socket, new URL(url, 'http://localhost').pathname);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      accept(ws, req).catch((err: unknown) => {
-        log.error({ err }, 'websocket accept failed');
-        refuse(ws, err);
-      });
+      // Frames a client sends right after the handshake wait until the session listens for them.
+      ws.pause();
+      accept(ws, req)
+        .catch((err: unknown) => {
+          log.error({ err }, 'websocket accept failed');
+          refuse(ws, err);
+        })
+        .finally(() => ws.resume());
     });
   });
 
   function refuse(ws: WebSocket, err: unknown): void {
     const clientError = err instanceof ClientError ? err : new ClientError('INTERNAL_ERROR');
     ws.send(JSON.stringify(errorEnvelope(clientError.code, clientError.details)));
-    ws.close(CLOSE_CODES[clientError.code] ?? CLOSE_CODES.default, clientError.code);
+    ws.close(CLOSE_CODES[clientError.code], clientError.code);
   }
 
   async function accept(ws: WebSocket, req: IncomingMessage): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = PATH.exec(url.pathname);
     const name = match?.[1] ?? '';
-    const id = decodeURIComponent(match?.[2] ?? '');
     if (!isStream(name)) return refuse(ws, new ClientError('INVALID_TOPIC', { reason: `unknown stream path ${url.pathname}` }));
     const stream: Stream = name;
     let admitted: Admitted;
@@ -102,16 +103,12 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
     }
     const { principal, release } = admitted;
     if (ws.readyState !== ws.OPEN) return release(); // the client left while we checked
-    const topics = defaultTopics(stream, id);
-    const pathError = topics.some((t) => parseTopic(t) === null)
-      ? new ClientError('INVALID_TOPIC', { reason: `invalid id ${id}` })
-      : stream !== 'market' && stream !== 'auction' && id !== principal.sub
-        ? new ClientError('FORBIDDEN', { reason: 'path user_id must match the token subject' })
-        : undefined;
-    if (pathError) {
+    // The id is judged after authentication: without a token every path answers 4401 alike.
+    const topics = pathTopics(stream, match?.[2] ?? '', principal);
+    if (topics instanceof ClientError) {
       release();
-      gateway.refused(stream, 'websocket', pathError.code);
-      return refuse(ws, pathError);
+      gateway.refused(stream, 'websocket', topics.code);
+      return refuse(ws, topics);
     }
 
     const conn: Connection = { ws, lastSeen: Date.now(), compress: stream === 'mobile', pending: 0 };
@@ -205,6 +202,28 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
       wss.close();
     },
   };
+}
+
+/** The topics a path id stands for, or why the caller may not have them. */
+function pathTopics(stream: Stream, rawId: string, principal: Principal): string[] | ClientError {
+  let id: string;
+  try {
+    id = decodeURIComponent(rawId);
+  } catch {
+    return new ClientError('INVALID_TOPIC', { reason: 'malformed percent-encoding in the path id' });
+  }
+  const topics = defaultTopics(stream, id);
+  if (topics.some((t) => parseTopic(t) === null)) return new ClientError('INVALID_TOPIC', { reason: `invalid ${stream} id`, id });
+  if (stream !== 'market' && stream !== 'auction' && id !== principal.sub) return new ClientError('FORBIDDEN', { reason: 'path user_id must match the token subject' });
+  return topics;
+}
+
+/** Answers an upgrade nobody serves with a plain HTTP error, then closes the connection. */
+function refuseUpgrade(socket: Duplex, path: string): void {
+  const status = HTTP_STATUS.NOT_FOUND;
+  const body = JSON.stringify(errorEnvelope('NOT_FOUND', { path, reason: `WebSocket endpoints are under ${API_PREFIX}` }));
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 function rawText(data: RawData): string {
