@@ -34,14 +34,15 @@ export class Ingest {
   private async process(raw: unknown, origin: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
     const validation = validateEvent(raw);
     const source = position ? `${origin}:${position.stream}@${position.offset}` : origin;
-    if (!validation.ok) return this.deadLetter(raw, validation.reason, source, position);
+    if (!validation.ok) return this.reject(raw, validation.reason, source, position);
     const outcome: ApplyOutcome = await this.projector.apply(validation.event, position);
     if (outcome.applied) return { status: 'applied', event_id: validation.event.event_id, entries: outcome.entries.map(summary) };
-    if (outcome.reason === 'rejected') return this.deadLetter(raw, outcome.detail, source, position);
+    if (outcome.reason === 'rejected') return this.reject(raw, outcome.detail, source, position);
     return { status: 'duplicate', event_id: validation.event.event_id };
   }
 
-  private async deadLetter(raw: unknown, reason: string, source: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
+  /** Keeps the event as a dead letter with its reason. */
+  private async reject(raw: unknown, reason: string, source: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
     await this.deadLetters.add(deadLetter(raw, reason, source));
     // Consume the offset only after the letter is kept: a crash in between re-delivers, never loses.
     if (position) await this.projector.skip(position);

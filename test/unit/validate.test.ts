@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_JSON_DEPTH, nestingExceeds } from '../../src/domain/json.js';
+import { deadLetter } from '../../src/ingest/dead-letter.js';
 import { validateEvent } from '../../src/ingest/validate.js';
 
 const ISIN = 'IN0020230085';
@@ -73,5 +75,30 @@ describe('validateEvent', () => {
     ['missing cutoff', without('auction.allotted', 'cutoff_price'), "/: must have required property 'cutoff_price'"],
   ])('rejects %s', (_name, raw, reason) => {
     expect(reasonFor(raw)).toBe(reason);
+  });
+});
+
+describe('nesting bound (MAX_JSON_DEPTH)', () => {
+  /** `depth` arrays nested, built from the inside without recursion. */
+  const nested = (depth: number): unknown => {
+    let value: unknown = [];
+    for (let i = 1; i < depth; i++) value = [value];
+    return value;
+  };
+
+  it('refuses more than 64 levels before the schema, at any depth without overflowing the stack', () => {
+    expect(nestingExceeds(nested(MAX_JSON_DEPTH))).toBe(false);
+    expect(nestingExceeds(nested(MAX_JSON_DEPTH + 1))).toBe(true);
+    expect(reasonFor(nested(100_000))).toBe('nesting deeper than 64 levels');
+    expect(reasonFor({ ...valid['quote'], extra: nested(MAX_JSON_DEPTH) })).toBe('nesting deeper than 64 levels');
+  });
+
+  it('a dead letter keeps the event up to the bound, the rest replaced by a marker, serialisable', () => {
+    const letter = deadLetter({ event_id: 'e-deep', deep: nested(100_000) }, 'nesting deeper than 64 levels', 'http');
+    const text = JSON.stringify(letter.event);
+    expect(text).toContain('"event_id":"e-deep"');
+    expect(text).toContain('[nested too deeply: removed]');
+    expect(nestingExceeds(letter.event)).toBe(false);
+    expect(deadLetter(valid['quote'], 'r', 'http').event).toEqual(valid['quote']);
   });
 });
