@@ -68,7 +68,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
   });
   const [io, deflated] = engines as [SocketIoServer, SocketIoServer];
   // One engine's adapter is channel enough: each gateway answers for all its sessions, every transport.
-  const cluster = clusterView(io, gateway, false);
+  const cluster = clusterView(io, gateway, adapterClients.length > 0);
 
   const websocket = attachWebSocket(http, gateway, log, {
     maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
