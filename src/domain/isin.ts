@@ -1,10 +1,9 @@
+import { ISIN_SHAPE } from './ids.js';
+
 /**
  * ISO 6166 ISINs: 2-letter country code, 9 alphanumeric characters, 1 check digit.
  * The check digit is the Luhn (mod 10) digit over the string with letters expanded to numbers (A=10 … Z=35).
  */
-
-const ISIN_RE = /^[A-Z]{2}[A-Z0-9]{9}[0-9]$/;
-const BODY_RE = /^[A-Z]{2}[A-Z0-9]{9}$/;
 
 /** The Luhn check digit for the first 11 characters (already shape-checked). */
 function checkDigit(body: string): number {
@@ -20,11 +19,12 @@ function checkDigit(body: string): number {
 }
 
 export function isValidIsin(s: string): boolean {
-  return ISIN_RE.test(s) && checkDigit(s.slice(0, 11)) === Number(s[11]);
+  return ISIN_SHAPE.test(s) && checkDigit(s.slice(0, 11)) === Number(s[11]);
 }
 
 /** Completes an 11-character ISIN body with its check digit, e.g. `IN002023008` -> `IN0020230085`. */
 export function withCheckDigit(first11: string): string {
-  if (!BODY_RE.test(first11)) throw new RangeError(`not an ISIN body (2 letters + 9 alphanumerics): ${first11}`);
+  // A body is an ISIN's shape without its final digit.
+  if (!ISIN_SHAPE.test(`${first11}0`)) throw new RangeError(`not an ISIN body (2 letters + 9 alphanumerics): ${first11}`);
   return `${first11}${checkDigit(first11)}`;
 }

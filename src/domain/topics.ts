@@ -1,3 +1,6 @@
+import { TOPIC_ID } from './ids.js';
+import { isValidIsin } from './isin.js';
+
 /**
  * Topic naming, parsing and ownership. A topic is `{domain}.{id}` (plus `.alerts` for risk alerts);
  * each topic belongs to exactly one stream (Socket.IO namespace / WebSocket path).
@@ -17,20 +20,36 @@ export interface ParsedTopic {
   owner?: string;
 }
 
-/** Identifiers are conservative: letters, digits, `_`, `-`, up to 64 chars. No dots (they separate parts). */
-const ID = '[A-Za-z0-9_-]{1,64}';
-const TOPIC_RE = new RegExp(`^(prices|auctions|trading|portfolio|risk|mobile)\\.(${ID})(\\.alerts)?$`);
-
 export const SYSTEM_ALERTS_TOPIC = 'system.alerts';
 
+type Domain = 'prices' | 'auctions' | 'trading' | 'portfolio' | 'risk' | 'mobile';
+
+/**
+ * Whether an id can exist in a domain, by the rules the event schemas apply: prices are keyed by
+ * ISIN (shape and ISO 6166 check digit), everything else by a topic id (user_id, auction_id). A topic
+ * whose id no event could ever carry is refused, not served as an empty snapshot forever.
+ */
+const isTopicId = (id: string): boolean => TOPIC_ID.test(id);
+const VALID_ID: Record<Domain, (id: string) => boolean> = {
+  prices: isValidIsin,
+  auctions: isTopicId,
+  trading: isTopicId,
+  portfolio: isTopicId,
+  risk: isTopicId,
+  mobile: isTopicId,
+};
+
+function isDomain(s: string): s is Domain {
+  return Object.hasOwn(VALID_ID, s);
+}
+
+/** The topic's kind, id and owner; null for a topic that does not or can not exist. */
 export function parseTopic(topic: string): ParsedTopic | null {
   if (topic === SYSTEM_ALERTS_TOPIC) return { topic, kind: 'system_alerts', id: 'system' };
-  const m = TOPIC_RE.exec(topic);
-  if (!m) return null;
-  const domain = m[1] as 'prices' | 'auctions' | 'trading' | 'portfolio' | 'risk' | 'mobile';
-  const id = m[2] as string;
-  const alerts = m[3] !== undefined;
-  if (alerts && domain !== 'risk') return null;
+  // Ids never contain dots (neither pattern allows one): a topic is `domain.id` or `risk.id.alerts`.
+  const [domain = '', id = '', suffix, ...rest] = topic.split('.');
+  const alerts = suffix === 'alerts' && domain === 'risk';
+  if (rest.length > 0 || (suffix !== undefined && !alerts) || !isDomain(domain) || !VALID_ID[domain](id)) return null;
   switch (domain) {
     case 'prices':
     case 'auctions':

@@ -226,7 +226,7 @@ export class Session implements RoomMember {
   /** Checks the topic's syntax, that this stream serves it, and that the caller may read it. */
   authorise(topic: string): ReturnType<typeof parseTopic> & object {
     const parsed = parseTopic(topic);
-    if (!parsed) throw new ClientError('INVALID_TOPIC', { topic, reason: 'unknown topic pattern' });
+    if (!parsed) throw new ClientError('INVALID_TOPIC', { topic, reason: 'unknown topic pattern, or an id that can not exist (ISINs need their ISO 6166 check digit)' });
     if (!streamServes(this.stream, parsed.kind)) throw new ClientError('INVALID_TOPIC', { topic, reason: `not served on /${this.stream}` });
     if (parsed.owner !== undefined && parsed.owner !== this.principal.sub) throw new ClientError('FORBIDDEN', { topic, reason: "another user's topic" });
     if (topic === SYSTEM_ALERTS_TOPIC && !hasRole(this.principal, 'operator')) throw new ClientError('FORBIDDEN', { topic, reason: 'operator role required' });

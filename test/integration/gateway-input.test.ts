@@ -58,6 +58,16 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(await client.request('ping', {})).toMatchObject({ type: 'pong' });
   });
 
+  it('refuses topics whose id can not exist with INVALID_TOPIC; a valid ISIN without data stays subscribable', async () => {
+    const client = await open(transport, 'picky');
+    for (const topic of ['prices.NOTANISIN', 'prices.IN0020230086', 'prices.NOPE']) {
+      expect(await client.request('subscribe', { topic }), topic).toMatchObject({ type: 'error', code: 'INVALID_TOPIC', details: { topic } });
+    }
+    const topic = `prices.${freshIsin()}`;
+    expect(await client.request('subscribe', { topic })).toMatchObject({ type: 'ack', payload: { snapshot_seq: 0 } });
+    expect(client.received.find((e) => e.type === 'snapshot' && e.topic === topic)).toMatchObject({ seq: 0, payload: {} });
+  });
+
   it('answers a message nested 10,000 levels deep with INVALID_MESSAGE and stays usable', async () => {
     // Serialised by hand: client libraries' own encoders recurse and would overflow first.
     const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
@@ -99,6 +109,14 @@ describe('plain WebSocket connections', () => {
       expect(frames.filter((f) => f.type === 'ack').map((f) => (f.payload as { action: string }).action).sort()).toEqual(['subscribe', 'unsubscribe']);
       ws.close();
     }
+  });
+
+  it.each(['/api/v1/ws/market/NOPE', '/api/v1/ws/market/IN0020230086', '/api/v1/ws/auction/a.b'])('refuses the path %s with INVALID_TOPIC (4404)', async (path) => {
+    const { frames, closed } = rawSocket(wsUrl(system, `${path}?token=${system.token('picky')}`));
+    // The first frame says it all (an accepted connection would start with its snapshot).
+    await waitFor(() => frames.length > 0, 3000, 'first frame');
+    expect(frames[0]).toMatchObject({ type: 'error', code: 'INVALID_TOPIC' });
+    expect(await closed).toBe(4404);
   });
 
   it.each([
