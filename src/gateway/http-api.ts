@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../observability/logger.js';
-import { ClientError, type ErrorCode } from '../protocol/errors.js';
+import { ClientError, httpStatusOf, type ErrorCode } from '../protocol/errors.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import type { Publisher } from '../ingest/publisher.js';
 import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
@@ -307,28 +307,5 @@ export function answerUnroutable(kind: 'malformed' | 'connect', err: (Error & { 
   socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
-/** The HTTP status of each error code the API answers with. */
-export function statusOf(code: ErrorCode): number {
-  switch (code) {
-    case 'AUTH_REQUIRED':
-    case 'AUTH_INVALID':
-    case 'TOKEN_EXPIRED':
-      return 401;
-    case 'FORBIDDEN':
-      return 403;
-    case 'NOT_FOUND':
-      return 404;
-    case 'METHOD_NOT_ALLOWED':
-      return 405;
-    case 'PAYLOAD_TOO_LARGE':
-      return 413;
-    case 'RATE_LIMIT_EXCEEDED':
-      return 429;
-    case 'INTERNAL_ERROR':
-      return 500;
-    case 'SERVICE_UNAVAILABLE':
-      return 503;
-    default:
-      return 400;
-  }
-}
+/** The HTTP status of each error code the API answers with (one table for every transport: src/protocol/errors.ts). */
+export const statusOf = httpStatusOf;

@@ -66,6 +66,11 @@ export const HTTP_STATUS = {
   SERVICE_UNAVAILABLE: 503,
 } as const satisfies Partial<Record<ErrorCode, number>>;
 
+/** The HTTP status for a code; a streaming-only one that ever reached the HTTP API would be a plain 400. */
+export function httpStatusOf(code: ErrorCode): number {
+  return (HTTP_STATUS as Partial<Record<ErrorCode, number>>)[code] ?? 400;
+}
+
 /** An error that is reported to a client with a stable code; anything else becomes INTERNAL_ERROR. */
 export class ClientError extends Error {
   constructor(
