@@ -15,7 +15,6 @@ import type { Envelope, SubscribeMessage } from '../../protocol/messages.js';
 import { parseClientFrame, peekMessage } from '../../protocol/parse.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
 
-
 /** How long shutdown waits for clients to complete their close handshake. */
 const CLOSE_GRACE_MS = 1000;
 
