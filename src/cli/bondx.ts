@@ -3,8 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { isRole, issueToken, jwtKeysFromConfig, ROLES, type JwtKeys } from '../gateway/auth.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { createBackends } from '../runtime/backends.js';
-import { demoBanner, startSystem, type Roles } from '../runtime/system.js';
+import { createBackends, demoBanner, startSystem, type Roles } from '../runtime/system.js';
 import { DEV_KEY_FILE, devSecret, readDevSecret } from './dev-key.js';
 
 /** `bondx <role|tool>`: every role reads the same environment configuration (see README). */

@@ -51,6 +51,19 @@ export const rateLimitsSchema = z
 
 export type RateLimits = z.infer<typeof rateLimitsSchema>;
 
+/**
+ * Defaults that modules also need when built without a Config (stores in tests and benchmarks): the
+ * one place their values are written. Every other default is only in the schema below.
+ */
+export const DEFAULTS = {
+  /** History entries kept per topic. */
+  HISTORY_MAX_LEN: 10_000,
+  /** Recent event ids a store remembers to drop a redelivered event. */
+  DEDUP_WINDOW: 100_000,
+  /** Dead letters kept (newest); the total count is kept exactly. */
+  DEAD_LETTERS_MAX_LEN: 10_000,
+} as const;
+
 const envSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   PORT: port(8000),
@@ -95,8 +108,10 @@ const envSchema = z.object({
   /** How long the group waits for a silent projector before giving its partitions to another (ms). */
   KAFKA_SESSION_TIMEOUT_MS: int(10_000, 6000),
 
-  /** History entries kept per topic. */
-  HISTORY_MAX_LEN: int(10_000, 100),
+  HISTORY_MAX_LEN: int(DEFAULTS.HISTORY_MAX_LEN, 100),
+  /** How many recent event ids the store remembers: a redelivery older than that would be applied again. */
+  DEDUP_WINDOW: int(DEFAULTS.DEDUP_WINDOW, 1),
+  DEAD_LETTERS_MAX_LEN: int(DEFAULTS.DEAD_LETTERS_MAX_LEN, 1),
   /** The built-in market simulator in `bondx all` (publishes to Kafka when KAFKA_BROKERS is set). */
   SIMULATOR: bool(true),
   /** Simulator events per second. */

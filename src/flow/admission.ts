@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract, type RateLimiterStoreAbstract } from 'rate-limiter-flexible';
 import { ClientError } from '../protocol/errors.js';
+import { redisKeys, type RedisKeyLayout } from '../store/redis/keys.js';
 
 export interface AdmissionLimits {
   /** Connection attempts per client IP per minute (before authentication, against token guessing). */
@@ -32,13 +33,14 @@ export class Admission {
     private readonly limits: AdmissionLimits,
     redis?: { client: Redis; prefix: string },
   ) {
-    const limiter = (name: string, points: number) =>
-      redis
-        ? new RateLimiterRedis({ storeClient: redis.client, keyPrefix: `${redis.prefix}:rl:${name}`, points, duration: 60 })
+    const shared = redis ? { client: redis.client, keys: redisKeys(redis.prefix) } : undefined;
+    const limiter = (name: 'ip' | 'user', points: number) =>
+      shared
+        ? new RateLimiterRedis({ storeClient: shared.client, keyPrefix: shared.keys.rateLimit(name), points, duration: 60 })
         : new RateLimiterMemory({ keyPrefix: name, points, duration: 60 });
     this.perIp = limiter('ip', limits.attemptsPerIpPerMinute);
     this.perUser = limiter('user', limits.attemptsPerUserPerMinute);
-    this.counts = redis ? new RedisUserConnections(redis.client, redis.prefix) : new MemoryUserConnections();
+    this.counts = shared ? new RedisUserConnections(shared.client, shared.keys) : new MemoryUserConnections();
   }
 
   /** Before authentication. Throws RATE_LIMIT_EXCEEDED when the IP is over its attempt rate. */
@@ -95,9 +97,9 @@ const LIVENESS_MS = 5000;
 const USER_COUNT_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /**
- * Per user a hash `{prefix}:uc:{user}` of gateway id -> open connections. A gateway that dies without
- * cleaning up stops counting once its liveness key `{prefix}:gw:{id}` expires, so a crash never locks
- * users out for long.
+ * Per user a hash (`keys.userConnections`) of gateway id -> open connections. A gateway that dies
+ * without cleaning up stops counting once its liveness key (`keys.gatewayAlive`) expires, so a crash
+ * never locks users out for long.
  */
 class RedisUserConnections implements UserConnectionCounts {
   private readonly id = randomUUID();
@@ -106,29 +108,21 @@ class RedisUserConnections implements UserConnectionCounts {
 
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly keys: RedisKeyLayout,
   ) {
-    const beat = () => void this.redis.set(this.alive(this.id), '1', 'PX', LIVENESS_MS * 3).catch(() => undefined);
+    const beat = () => void this.redis.set(this.keys.gatewayAlive(this.id), '1', 'PX', LIVENESS_MS * 3).catch(() => undefined);
     beat();
     this.timer = setInterval(beat, LIVENESS_MS);
     this.timer.unref();
   }
 
-  private alive(id: string): string {
-    return `${this.prefix}:gw:${id}`;
-  }
-
-  private key(user: string): string {
-    return `${this.prefix}:uc:{${user}}`;
-  }
-
   async open(user: string, limit: number): Promise<(() => void) | null> {
-    const key = this.key(user);
+    const key = this.keys.userConnections(user);
     // Count first, then check: a race between gateways can only over-count, and is undone below.
     await this.publish(user, 1);
     const counts = await this.redis.hgetall(key);
     const gateways = Object.keys(counts);
-    const alive = gateways.length > 0 ? await this.redis.mget(gateways.map((g) => this.alive(g))) : [];
+    const alive = gateways.length > 0 ? await this.redis.mget(gateways.map((g) => this.keys.gatewayAlive(g))) : [];
     const dead = gateways.filter((g, i) => g !== this.id && !alive[i]);
     if (dead.length > 0) void this.redis.hdel(key, ...dead).catch(() => undefined);
     const total = gateways.reduce((sum, g, i) => sum + (g === this.id || alive[i] ? Math.max(0, Number(counts[g])) : 0), 0);
@@ -151,7 +145,7 @@ class RedisUserConnections implements UserConnectionCounts {
    */
   private async publish(user: string, delta: number): Promise<void> {
     const n = (this.local.get(user) ?? 0) + delta;
-    const key = this.key(user);
+    const key = this.keys.userConnections(user);
     if (n > 0) {
       this.local.set(user, n);
       await this.redis.multi().hset(key, this.id, n).pexpire(key, USER_COUNT_TTL_MS).exec();
@@ -163,6 +157,6 @@ class RedisUserConnections implements UserConnectionCounts {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.redis.del(this.alive(this.id)).catch(() => undefined);
+    await this.redis.del(this.keys.gatewayAlive(this.id)).catch(() => undefined);
   }
 }

@@ -2,13 +2,14 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname } from 'node:path';
 import type { Duplex } from 'node:stream';
+import type { ActiveAlert } from '../observability/alerts.js';
+import type { Health } from '../observability/health.js';
 import type { Logger } from '../observability/logger.js';
 import { ClientError, httpStatusOf, type ErrorCode } from '../protocol/errors.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import type { Publisher } from '../ingest/publisher.js';
 import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
 import { errorEnvelope } from './envelope.js';
-import type { ClusterView } from '../transports/socketio/socketio-transport.js';
 import type { Gateway } from './gateway.js';
 
 const PUBLIC_DIR = new URL('../../public/', import.meta.url);
@@ -19,12 +20,20 @@ export const MAX_EVENTS_PER_REQUEST = 1000;
 export const DEAD_LETTERS_LIMIT = { min: 1, max: 1000, default: 100 } as const;
 const MAX_USER_ID_LENGTH = 128;
 
-/** What the running roles report about this process: overall status with its reasons, plus backend details. */
-export interface HealthReport {
-  status: 'ok' | 'degraded' | 'down';
-  reasons: string[];
-  /** Redis/Kafka connectivity, projector lag, active alerts, …: merged into the health body. */
-  details: Record<string, unknown>;
+/** What the running roles report about this process: its checks assessed (observability/health.ts), and the active alerts. */
+export interface HealthReport extends Health {
+  alerts: ActiveAlert[];
+}
+
+/**
+ * Operations across every gateway of the deployment. Declared here, where it is used; the Socket.IO
+ * transport implements it over its adapter (transports depend on the gateway, not back).
+ */
+export interface ClusterView {
+  /** Closes every connection of a user, both transports, on every gateway; resolves with how many there were. */
+  disconnectUser(userId: string): Promise<number>;
+  /** Connections (both transports) summed over the gateway nodes that answered. */
+  connections(): Promise<{ gateways: number; total: number }>;
 }
 
 export interface HttpApiDeps {
@@ -35,9 +44,8 @@ export interface HttpApiDeps {
   log: Logger;
   /** Cross-gateway operations (disconnect a user everywhere, cluster-wide counts). */
   cluster: () => ClusterView;
+  /** Read on every health and readiness request (draining turns /readyz 503 so balancers stop sending clients). */
   health: () => Promise<HealthReport>;
-  /** True once the gateway is shutting down: /readyz turns 503 so balancers stop sending clients. */
-  draining: () => boolean;
 }
 
 /** One response, serialised before anything is written. */
@@ -153,15 +161,15 @@ async function health(deps: HttpApiDeps): Promise<Reply> {
   const body = {
     status: report.status,
     reasons: report.reasons,
+    checks: report.checks,
+    alerts: report.alerts,
     time: new Date().toISOString(),
     uptime_s: Math.round(process.uptime()),
-    draining: deps.draining(),
     connections: deps.gateway.connectionCounts(),
     // Read from the backends the report may just have found down: their failure is part of the answer, not a 500.
     cluster: await orError(deps.cluster().connections()),
     live_topics: deps.gateway.hub.stats().length,
     dead_letters: await orError(deps.deadLetters.count()),
-    ...report.details,
   };
   // A machine reads the status code: `down` must not look healthy to a balancer or a healthcheck.
   return json(report.status === 'down' ? 503 : 200, body);
@@ -177,9 +185,8 @@ async function orError<T>(value: Promise<T>): Promise<T | { error: string }> {
 
 /** Ready to take clients: not draining, and nothing this process depends on (store, Kafka) is down. */
 async function readiness(deps: HttpApiDeps): Promise<Reply> {
-  const report = await deps.health();
-  const reasons = [...(deps.draining() ? ['draining: shutting down'] : []), ...(report.status === 'down' ? report.reasons : [])];
-  return json(reasons.length > 0 ? 503 : 200, { status: reasons.length > 0 ? 'not_ready' : 'ready', reasons });
+  const { ready, readyReasons } = await deps.health();
+  return json(ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', reasons: readyReasons });
 }
 
 async function topics(deps: HttpApiDeps): Promise<Reply> {

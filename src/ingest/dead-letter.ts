@@ -1,4 +1,6 @@
+import { DEFAULTS } from '../config/config.js';
 import { pruneNesting } from '../domain/json.js';
+import type { Metrics } from '../observability/metrics.js';
 
 /** An upstream event that could not be applied, kept with the reason so nothing is lost silently. */
 export interface DeadLetter {
@@ -26,12 +28,13 @@ export interface DeadLetterStore {
   count(): Promise<number>;
 }
 
-/** Embedded-mode dead-letter store: a bounded in-memory list (the total count is kept exactly). */
+/** Embedded-mode dead-letter store: a bounded in-memory list (the total count is kept exactly). Redis: redis-dead-letter.ts. */
 export class MemoryDeadLetterStore implements DeadLetterStore {
   private readonly letters: DeadLetter[] = [];
   private total = 0;
 
-  constructor(private readonly maxLen = 10_000) {}
+  /** `maxLen`: DEAD_LETTERS_MAX_LEN. */
+  constructor(private readonly maxLen: number = DEFAULTS.DEAD_LETTERS_MAX_LEN) {}
 
   async add(letter: DeadLetter): Promise<void> {
     this.total++;
@@ -46,4 +49,16 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   async count(): Promise<number> {
     return this.total;
   }
+}
+
+/** A dead-letter store that counts every letter kept (ingest and the Kafka publisher's pre-validation). */
+export function countingDeadLetters(store: DeadLetterStore, metrics: Metrics): DeadLetterStore {
+  return {
+    add: async (letter) => {
+      await store.add(letter);
+      metrics.deadLettered(letter.source);
+    },
+    list: (limit) => store.list(limit),
+    count: () => store.count(),
+  };
 }

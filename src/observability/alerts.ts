@@ -4,12 +4,12 @@ import type { AlertThresholds } from '../config/config.js';
 import type { JsonObject } from '../domain/json.js';
 import { SYSTEM_ALERTS_TOPIC } from '../domain/topics.js';
 import { HeadMismatch, type TopicStore } from '../store/topic-store.js';
+import type { HealthCheck } from './health.js';
 import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
 
 /**
  * Threshold alerts. `evaluate` is pure: it compares rates over a window of cumulative samples with
- * the configured thresholds (ALERT_THRESHOLDS_JSON). `AlertMonitor` samples a process's Metrics at an
+ * the configured thresholds (ALERT_THRESHOLDS_JSON). `AlertMonitor` samples a process's metrics at an
  * interval, keeps the active alerts, and on every raise/clear logs, flips health to `degraded`, and
  * commits an `alert` entry on `system.alerts` (sequenced and resumable like every topic; operators only).
  */
@@ -115,14 +115,18 @@ export interface ActiveAlert extends Alert {
   since: string;
 }
 
-export interface HealthStatus {
-  status: 'ok' | 'degraded';
-  reasons: string[];
-  alerts: ActiveAlert[];
+/**
+ * What the monitor reads and marks on a process's metrics (observability/metrics.ts implements it).
+ * Declared here, by its consumer, so metrics.ts depends on this module and not back.
+ */
+export interface AlertMetrics {
+  /** Cumulative counters now. */
+  sample(now: number): Promise<AlertSample>;
+  alertActive(name: AlertName, active: boolean): void;
 }
 
 export interface AlertMonitorOptions {
-  metrics: Metrics;
+  metrics: AlertMetrics;
   thresholds: AlertThresholds;
   store: TopicStore;
   log: Logger;
@@ -194,9 +198,10 @@ export class AlertMonitor {
     return [...this.active.values()].map((a) => ({ ...a }));
   }
 
-  health(): HealthStatus {
-    const alerts = this.activeAlerts();
-    return { status: alerts.length > 0 ? 'degraded' : 'ok', reasons: alerts.map((a) => a.message), alerts };
+  /** The `alerts` health check: degraded while any alert is active, with their messages. */
+  check(): HealthCheck {
+    const messages = [...this.active.values()].map((a) => a.message);
+    return messages.length > 0 ? { name: 'alerts', status: 'degraded', detail: messages.join('; ') } : { name: 'alerts', status: 'up' };
   }
 
   /** Resolves once everything raised/cleared so far is committed to system.alerts. */

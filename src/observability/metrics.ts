@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { STREAMS } from '../domain/topics.js';
-import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import { ERROR_CODES } from '../protocol/errors.js';
 import type { AlertSample } from './alerts.js';
 
@@ -296,16 +295,4 @@ function sum(values: { value: number }[]): number {
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** A dead-letter store that counts every letter kept (ingest and the Kafka publisher's pre-validation). */
-export function countingDeadLetters(store: DeadLetterStore, metrics: Metrics): DeadLetterStore {
-  return {
-    add: async (letter) => {
-      await store.add(letter);
-      metrics.deadLettered(letter.source);
-    },
-    list: (limit) => store.list(limit),
-    count: () => store.count(),
-  };
 }

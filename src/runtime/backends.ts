@@ -1,11 +1,14 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
 import { MemoryDeadLetterStore, type DeadLetterStore } from '../ingest/dead-letter.js';
-import type { Logger } from '../observability/logger.js';
+import type { HealthCheck } from '../observability/health.js';
 import { MemoryTopicStore } from '../store/memory-store.js';
 import type { LiveFeed, TopicStore } from '../store/topic-store.js';
 
-/** The storage a role runs on: in memory (embedded mode) or Redis (`REDIS_URL`). */
+/**
+ * The storage a role runs on: in memory (embedded mode, here) or Redis (`REDIS_URL`, redis-backends.ts).
+ * system.ts `createBackends` chooses between them.
+ */
 export interface Backends {
   kind: 'memory' | 'redis';
   store: TopicStore;
@@ -13,23 +16,19 @@ export interface Backends {
   deadLetters: DeadLetterStore;
   /** The command connection, for what else lives in Redis (cross-gateway admission limits). */
   redis?: { client: Redis; prefix: string };
-  /** Connectivity for health. */
-  health(): Promise<Record<string, unknown>>;
+  /** The `redis` health check (`off` in memory). */
+  health(): Promise<HealthCheck>;
   close(): Promise<void>;
 }
 
-export async function createBackends(config: Config, log: Logger): Promise<Backends> {
-  if (config.REDIS_URL) {
-    const { createRedisBackends } = await import('./redis-backends.js');
-    return createRedisBackends(config, log);
-  }
-  const store = new MemoryTopicStore(config.HISTORY_MAX_LEN);
+export function memoryBackends(config: Config): Backends {
+  const store = new MemoryTopicStore(config.HISTORY_MAX_LEN, config.DEDUP_WINDOW);
   return {
     kind: 'memory',
     store,
     live: store,
-    deadLetters: new MemoryDeadLetterStore(),
-    health: async () => ({ store: 'memory' }),
+    deadLetters: new MemoryDeadLetterStore(config.DEAD_LETTERS_MAX_LEN),
+    health: async () => ({ name: 'redis', status: 'off', detail: 'in-memory store' }),
     close: () => store.close(),
   };
 }

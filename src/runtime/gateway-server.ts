@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { attachSocketIo, clusterView, enginePathPrefix } from '../transports/socketio/socketio-transport.js';
 import { attachWebSocket } from '../transports/websocket/ws-transport.js';
+import { redisKeys } from '../store/redis/keys.js';
 import type { Backends } from './backends.js';
 
 export interface GatewayServer {
@@ -25,6 +26,8 @@ export interface GatewayServer {
   url: string;
   /** Starts the shutdown: /readyz answers 503 from now on, and every client is told to reconnect elsewhere. */
   drain(): void;
+  /** True once drain() was called: the `draining` health check. */
+  draining(): boolean;
   close(): Promise<void>;
 }
 
@@ -43,7 +46,6 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       deadLetters: backends.deadLetters,
       log,
       health: opts.health,
-      draining: () => draining,
       // Socket.IO must attach after the HTTP handler, so the handler reaches the cluster view lazily.
       cluster: () => cluster,
       ...(opts.publisher ? { publisher: opts.publisher } : {}),
@@ -54,7 +56,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
   // Two Socket.IO engines: plain (default path) and deflate (opt-in compression, e.g. mobile apps).
   const adapterClients: Redis[] = [];
   const engines = [false, true].map((deflate) => {
-    const name = `${config.REDIS_PREFIX}:${deflate ? 'sioz' : 'sio'}`;
+    const name = redisKeys(config.REDIS_PREFIX).socketIoAdapter(deflate ? 'deflate' : 'plain');
     const adapterRedis = backends.kind === 'redis' && config.REDIS_URL ? new Redis(config.REDIS_URL) : undefined;
     if (adapterRedis) adapterClients.push(adapterRedis);
     return attachSocketIo(http, gateway, {
@@ -94,6 +96,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     ioDeflate: deflated,
     url,
     drain,
+    draining: () => draining,
     async close() {
       // Tell every client to reconnect elsewhere before the sockets go away.
       drain();

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
+import { RedisDeadLetterStore } from '../ingest/redis-dead-letter.js';
 import type { Logger } from '../observability/logger.js';
-import { RedisDeadLetterStore } from '../store/redis/redis-dead-letter.js';
 import { RedisLiveFeed } from '../store/redis/redis-live-feed.js';
 import { RedisTopicStore } from '../store/redis/redis-store.js';
 import type { Backends } from './backends.js';
@@ -17,9 +17,9 @@ export async function createRedisBackends(config: Config, log: Logger): Promise<
     throw new Error(`Cannot connect to Redis at ${url}: ${(err as Error).message}`);
   }
   const prefix = config.REDIS_PREFIX;
-  const store = new RedisTopicStore(redis, { prefix, maxLen: config.HISTORY_MAX_LEN });
+  const store = new RedisTopicStore(redis, { prefix, maxLen: config.HISTORY_MAX_LEN, dedupWindow: config.DEDUP_WINDOW });
   const live = new RedisLiveFeed(redis, { prefix, onError: (err, topic) => log.warn({ err, topic }, 'live feed error') });
-  const deadLetters = new RedisDeadLetterStore(redis, { prefix });
+  const deadLetters = new RedisDeadLetterStore(redis, { prefix, maxLen: config.DEAD_LETTERS_MAX_LEN });
   return {
     kind: 'redis',
     store,
@@ -30,9 +30,9 @@ export async function createRedisBackends(config: Config, log: Logger): Promise<
       const started = performance.now();
       try {
         await redis.ping();
-        return { store: 'redis', redis: { status: 'up', ping_ms: Math.round((performance.now() - started) * 100) / 100 } };
+        return { name: 'redis', status: 'up', detail: `ping ${Math.round((performance.now() - started) * 100) / 100} ms` };
       } catch (err) {
-        return { store: 'redis', redis: { status: 'down', error: (err as Error).message } };
+        return { name: 'redis', status: 'down', detail: (err as Error).message };
       }
     },
     async close() {

@@ -1,8 +1,7 @@
 import type { Config } from '../config/config.js';
 import { issueToken, jwtKeysFromConfig, type JwtKeys } from '../gateway/auth.js';
-import type { DeadLetterStore } from '../ingest/dead-letter.js';
+import { countingDeadLetters, type DeadLetterStore } from '../ingest/dead-letter.js';
 import { Ingest } from '../ingest/ingest.js';
-import type { KafkaClientStatus } from '../ingest/kafka/connection-state.js';
 import { EventProducer } from '../ingest/kafka/event-producer.js';
 import { createKafka, createProducer, ensureTopics } from '../ingest/kafka/kafka-client.js';
 import { KafkaDeadLetterStore } from '../ingest/kafka/kafka-dead-letters.js';
@@ -11,12 +10,15 @@ import { kafkaTopic } from '../ingest/kafka/routing.js';
 import { directPublisher, kafkaPublisher, type Publisher } from '../ingest/publisher.js';
 import { AlertMonitor } from '../observability/alerts.js';
 import type { Logger } from '../observability/logger.js';
-import { countingDeadLetters, Metrics } from '../observability/metrics.js';
+import { assessHealth } from '../observability/health.js';
+import { Metrics } from '../observability/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../observability/metrics-server.js';
 import { Projector } from '../projector/projector.js';
 import { MarketSimulator } from '../simulator/simulator.js';
-import { createBackends, type Backends } from './backends.js';
+import { memoryBackends, type Backends } from './backends.js';
 import { startGatewayServer, type GatewayServer } from './gateway-server.js';
+import { healthChecks, type HealthReadings } from './health.js';
+import { createRedisBackends } from './redis-backends.js';
 import type { HealthReport } from '../gateway/http-api.js';
 
 export interface Roles {
@@ -67,8 +69,8 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
   }
   closers.unshift(() => metricsServer.close());
   const system: System = { config, keys, backends, metrics, metricsServer, alerts, close: () => closeAll(closers) };
-  /** Kafka connectivity for health: `off` without KAFKA_BROKERS, else from this process's Kafka clients. */
-  let kafkaHealth: () => KafkaHealth = () => ({ status: 'off' });
+  /** This process's Kafka clients for health (absent without KAFKA_BROKERS). */
+  let kafkaReadings: () => HealthReadings['kafka'] = () => undefined;
   try {
     let deadLetters: DeadLetterStore = countingDeadLetters(backends.deadLetters, metrics);
     if (config.KAFKA_BROKERS) {
@@ -77,7 +79,7 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
       const producer = new EventProducer(kafka, config.KAFKA_TOPIC_PREFIX);
       await producer.connect();
       closers.unshift(() => producer.disconnect());
-      kafkaHealth = () => kafkaClientsHealth(producer, system.consumer);
+      kafkaReadings = () => ({ producer: producer.status(), ...(system.consumer ? { consumer: { status: system.consumer.status(), lag: system.consumer.lag() } } : {}) });
       const dlqProducer = createProducer(kafka, false);
       await dlqProducer.connect();
       closers.unshift(() => dlqProducer.disconnect());
@@ -104,7 +106,10 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
         log,
         metrics,
         ...(system.publisher ? { publisher: system.publisher } : {}),
-        health: async () => healthReport({ ...(await backends.health()), ...(system.consumer ? { projector_lag: system.consumer.lag() } : {}), kafka: kafkaHealth() }, alerts),
+        health: async (): Promise<HealthReport> => ({
+          ...assessHealth(healthChecks({ redis: await backends.health(), kafka: kafkaReadings(), alerts: alerts.check(), draining: system.server?.draining() ?? false })),
+          alerts: alerts.activeAlerts(),
+        }),
       });
       const server = system.server;
       closers.unshift(() => server.close());
@@ -126,27 +131,9 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
   }
 }
 
-/** ok | degraded (alerts active) | down (a backend reports `status: 'down'`), with the reasons; the active alerts go into the details. */
-function healthReport(fields: Record<string, unknown>, alerts: AlertMonitor): HealthReport {
-  const alerting = alerts.health();
-  const down = Object.entries(fields)
-    .filter(([, v]) => v !== null && typeof v === 'object' && 'status' in v && v.status === 'down')
-    .map(([name, v]) => {
-      const why = (v as { detail?: unknown; error?: unknown }).detail ?? (v as { error?: unknown }).error;
-      return `${name} is down${typeof why === 'string' ? ` (${why})` : ''}`;
-    });
-  return { status: down.length > 0 ? 'down' : alerting.status, reasons: [...down, ...alerting.reasons], details: { ...fields, alerts: alerting.alerts } };
-}
-
-type KafkaHealth = { status: 'off' } | { status: 'up' | 'down'; detail?: string; producer: KafkaClientStatus; consumer?: KafkaClientStatus };
-
-/** `down` when any of this process's Kafka clients (the publishing producer, the projector's consumer) is down. */
-function kafkaClientsHealth(producer: EventProducer, consumer: ProjectorConsumer | undefined): KafkaHealth {
-  const clients = { producer: producer.status(), ...(consumer ? { consumer: consumer.status() } : {}) };
-  const down = Object.entries(clients)
-    .filter(([, c]) => c.status === 'down')
-    .map(([role, c]) => `${role} ${c.detail ?? 'down'}`);
-  return { status: down.length > 0 ? 'down' : 'up', ...(down.length > 0 ? { detail: down.join('; ') } : {}), ...clients };
+/** The storage of a process: Redis when REDIS_URL is set, else in memory. */
+export async function createBackends(config: Config, log: Logger): Promise<Backends> {
+  return config.REDIS_URL ? createRedisBackends(config, log) : memoryBackends(config);
 }
 
 /** Closes in order (last started first), continuing past failures. */

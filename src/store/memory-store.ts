@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DEFAULTS } from '../config/config.js';
 import type { JsonObject } from '../domain/json.js';
 import {
   HeadMismatch,
@@ -35,9 +36,10 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
   private readonly offsets = new Map<string, bigint>();
 
   constructor(
-    private readonly maxLen = 10_000,
-    /** How many event ids are remembered for de-duplication. */
-    private readonly dedupWindow = 100_000,
+    /** History entries kept per topic (HISTORY_MAX_LEN). */
+    private readonly maxLen: number = DEFAULTS.HISTORY_MAX_LEN,
+    /** How many event ids are remembered for de-duplication (DEDUP_WINDOW). */
+    private readonly dedupWindow: number = DEFAULTS.DEDUP_WINDOW,
   ) {}
 
   async commit(input: CommitInput): Promise<CommitResult> {

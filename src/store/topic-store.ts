@@ -1,5 +1,19 @@
 import type { JsonObject } from '../domain/json.js';
-import type { TopicChange } from '../projector/change.js';
+
+/**
+ * What applying one event does to one topic: the delta clients receive and the topic's state afterwards.
+ * Produced by the pure reducers (src/projector), committed by a TopicStore, which assigns the `seq`.
+ * Defined here, with the store that commits it, so the projector depends on the store and not back.
+ */
+export interface TopicChange {
+  topic: string;
+  /** Envelope type clients receive for this entry. */
+  type: 'delta' | 'alert';
+  /** What changed. Always carries a `kind` discriminator (e.g. `l1`, `l2`, `trade`, `order`, `breach`). */
+  payload: JsonObject & { kind: string };
+  /** The topic's full state after this change; becomes the snapshot. */
+  state: JsonObject;
+}
 
 /** One entry of a topic's sequenced history, exactly what a `delta`/`alert` envelope carries. */
 export interface HistoryEntry {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
-import { RedisDeadLetterStore } from '../../src/store/redis/redis-dead-letter.js';
+import { RedisDeadLetterStore } from '../../src/ingest/redis-dead-letter.js';
 import { RedisLiveFeed } from '../../src/store/redis/redis-live-feed.js';
 import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
 import { topicStoreContract } from './topic-store.contract.js';

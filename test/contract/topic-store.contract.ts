@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/domain/json.js';
-import type { TopicChange } from '../../src/projector/change.js';
-import { HeadMismatch, SourceOffsetMismatch, type CommitInput, type CommitResult, type HistoryEntry, type LiveFeed, type SourcePosition, type TopicStore } from '../../src/store/topic-store.js';
+import { HeadMismatch, SourceOffsetMismatch, type CommitInput, type CommitResult, type HistoryEntry, type LiveFeed, type SourcePosition, type TopicChange, type TopicStore } from '../../src/store/topic-store.js';
 
 /** One store under test, fresh and empty (its own namespace). */
 export interface StoreUnderTest {

@@ -13,7 +13,7 @@ import { createKafka, ensureTopics } from '../../src/ingest/kafka/kafka-client.j
 import { FAMILIES, kafkaTopic } from '../../src/ingest/kafka/routing.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { RedisDeadLetterStore } from '../../src/store/redis/redis-dead-letter.js';
+import { RedisDeadLetterStore } from '../../src/ingest/redis-dead-letter.js';
 import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
 import type { HistoryEntry, Snapshot } from '../../src/store/topic-store.js';
 import { connect, request } from '../support/harness.js';

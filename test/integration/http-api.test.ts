@@ -3,7 +3,7 @@ import { connect as tcpConnect } from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/domain/json.js';
-import { redisKeys } from '../../src/store/redis/scripts.js';
+import { redisKeys } from '../../src/store/redis/keys.js';
 import { quote, startTestSystem, type TestSystem } from '../support/harness.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 
@@ -220,7 +220,10 @@ describe('liveness, readiness, health (defect 9)', () => {
       expect(ready.status).toBe(503);
       expect(await ready.json()).toEqual({ status: 'not_ready', reasons: ['draining: shutting down'] });
       expect((await call(system, '/livez')).status).toBe(200);
-      expect(await (await call(system, '/api/v1/ws/health')).json()).toMatchObject({ draining: true });
+      const body = (await (await call(system, '/api/v1/ws/health')).json()) as { status: string; checks: { name: string }[] };
+      expect(body.checks.find((c) => c.name === 'draining')).toEqual({ name: 'draining', status: 'unready', detail: 'shutting down' });
+      // Draining turns readiness off, not health: the process still serves the clients it has.
+      expect(body.status).toBe('ok');
     } finally {
       await system.close();
     }

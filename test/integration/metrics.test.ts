@@ -313,6 +313,7 @@ describe('alerts need enough samples (ALERT_MIN_SAMPLES)', () => {
   it('the same four attempts alert when the minimum allows it (control)', async () => {
     const body = await health(await oneRefusalInFour({ ALERT_MIN_SAMPLES: '4' }));
     expect(body.status).toBe('degraded');
-    expect(body.reasons).toEqual(['connection failure rate 25% > 5% (1/4)']);
+    // The `alerts` check's reason: its name, then the active alerts' messages.
+    expect(body.reasons).toEqual(['alerts: connection failure rate 25% > 5% (1/4)']);
   });
 });

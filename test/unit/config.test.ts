@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { memoryBackends } from '../../src/runtime/backends.js';
 import { runBondx } from '../support/cli.js';
 
 /** The problems loadConfig reports for `env` (fails the test when it accepts it). */
@@ -37,6 +38,9 @@ describe('loadConfig: defaults', () => {
       SIMULATOR: true,
       SIMULATOR_RATE: 50,
       ALERT_MIN_SAMPLES: 20,
+      HISTORY_MAX_LEN: 10_000,
+      DEDUP_WINDOW: 100_000,
+      DEAD_LETTERS_MAX_LEN: 10_000,
     });
     expect(c.REDIS_URL).toBeUndefined();
     expect(c.KAFKA_BROKERS).toBeUndefined();
@@ -63,6 +67,24 @@ describe('loadConfig: defaults', () => {
     expect(c.JWT_SECRET).toBeUndefined();
     expect(c.alertThresholds.max_error_rate).toBe(0.02);
     expect(c.rateLimits.market.burst).toBe(1000);
+  });
+});
+
+describe('the stores take their limits from the configuration', () => {
+  it('HISTORY_MAX_LEN, DEDUP_WINDOW and DEAD_LETTERS_MAX_LEN reach the in-memory backends', async () => {
+    const backends = memoryBackends(loadConfig({ HISTORY_MAX_LEN: '100', DEDUP_WINDOW: '2', DEAD_LETTERS_MAX_LEN: '3' }));
+    const commit = (eventId: string) => backends.store.commit({ eventId, eventTs: '', changes: [{ topic: 't', type: 'delta', payload: { kind: 'k' }, state: {} }] });
+    for (let i = 0; i < 150; i++) await commit(`e${i}`);
+    // Trimmed (the default keeps all 150), to at least the newest 100.
+    const { firstSeq } = await backends.store.readAfter('t', 0, 1000);
+    expect(firstSeq).toBeGreaterThan(1);
+    expect(150 - firstSeq + 1).toBeGreaterThanOrEqual(100);
+    // Only the newest 2 event ids are remembered: e147 is forgotten and applies again, e149 does not.
+    expect((await commit('e149')).applied).toBe(false);
+    expect((await commit('e147')).applied).toBe(true);
+    for (let i = 0; i < 5; i++) await backends.deadLetters.add({ at: '', reason: 'r', source: 'test', event: i });
+    expect((await backends.deadLetters.list(10)).map((d) => d.event)).toEqual([4, 3, 2]);
+    await backends.close();
   });
 });
 
@@ -111,6 +133,8 @@ describe('loadConfig: every bad value is named, with what was given', () => {
     ['LOG_LEVEL', 'loud', /^LOG_LEVEL: .*"info".*\(got "loud"\)$/],
     ['SIMULATOR', 'maybe', /^SIMULATOR: .*\(got "maybe"\)$/],
     ['REDIS_PREFIX', 'a:b', /^REDIS_PREFIX: .*\(got "a:b"\)$/],
+    ['DEDUP_WINDOW', '0', /^DEDUP_WINDOW: .*>=1.*\(got "0"\)$/],
+    ['DEAD_LETTERS_MAX_LEN', '0', /^DEAD_LETTERS_MAX_LEN: .*>=1.*\(got "0"\)$/],
     ['JWT_ALGORITHM', 'none', /^JWT_ALGORITHM: .*"HS256".*\(got "none"\)$/],
   ])('%s=%s', (name, value, expected) => {
     const found = problems({ [name]: value });

@@ -13,7 +13,7 @@ import type {
   TradeEvent,
 } from '../../src/domain/events.js';
 import type { JsonObject } from '../../src/domain/json.js';
-import type { TopicChange } from '../../src/projector/change.js';
+import type { TopicChange } from '../../src/store/topic-store.js';
 import { project, topicsFor } from '../../src/projector/project.js';
 
 const ISIN = 'IN0020230085';

@@ -1,5 +1,5 @@
 import type { JsonObject } from '../../domain/json.js';
-import type { TopicChange } from '../change.js';
+import type { TopicChange } from '../../store/topic-store.js';
 
 /** Helpers shared by the per-domain reducers. Reducers are pure: they never mutate the states they are given. */
 

@@ -1,10 +1,11 @@
 import { Redis } from 'ioredis';
 import type { HistoryEntry, LiveFeed, Unsubscribe } from '../topic-store.js';
-import { redisKeys, toHistoryEntry, type RedisKeyLayout } from './scripts.js';
+import { redisKeys, type RedisKeyLayout } from './keys.js';
+import { toHistoryEntry } from './scripts.js';
 
 export interface RedisLiveFeedOptions {
-  /** Namespace, as given to the RedisTopicStore (default `bx`). */
-  prefix?: string;
+  /** Namespace (REDIS_PREFIX), as given to the RedisTopicStore. */
+  prefix: string;
   /** Called for a message that does not parse, a listener that throws, or a failed (un)subscribe. */
   onError?: (error: unknown, topic: string) => void;
 }
@@ -17,7 +18,7 @@ interface Listener {
 /**
  * LiveFeed on Redis pub/sub. Uses its own subscriber connection (a connection in subscriber mode
  * cannot run other commands): a duplicate of the given client, or a new one from a URL.
- * One channel per topic (`<prefix>:live:{<topic>}`, no patterns), so a gateway only receives the
+ * One channel per topic (`keys.live(topic)`, no patterns), so a gateway only receives the
  * topics it has listeners for: SUBSCRIBE on the first listener of a topic, UNSUBSCRIBE after the last.
  * Entries are delivered in arrival order, which is commit order (PUBLISH runs inside the commit script).
  * Messages published while the connection is down are lost: consumers detect the gap by seq, and are
@@ -35,7 +36,7 @@ export class RedisLiveFeed implements LiveFeed {
   /** Whether the connection was ready before: a later `ready` is a reconnect. */
   private wasReady = false;
 
-  constructor(redis: Redis | string, options: RedisLiveFeedOptions = {}) {
+  constructor(redis: Redis | string, options: RedisLiveFeedOptions) {
     this.keys = redisKeys(options.prefix);
     this.onError = options.onError ?? (() => {});
     this.sub = typeof redis === 'string' ? new Redis(redis) : redis.duplicate();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { DEFAULTS } from '../../config/config.js';
 import type { JsonObject, JsonValue } from '../../domain/json.js';
 import {
   HeadMismatch,
@@ -13,20 +14,21 @@ import {
   type TopicInfo,
   type TopicStore,
 } from '../topic-store.js';
-import { redisKeys, redisScripts, type RedisKeyLayout, type RedisScripts } from './scripts.js';
+import { redisKeys, type RedisKeyLayout } from './keys.js';
+import { redisScripts, type RedisScripts } from './scripts.js';
 
 export interface RedisTopicStoreOptions {
-  /** Namespace of every key and channel (default `bx`); lets several stores or test files share one Redis. */
-  prefix?: string;
-  /** History entries kept per topic (at least this many; Redis trims whole stream nodes). Default 10,000. */
+  /** Namespace of every key and channel (REDIS_PREFIX); lets several stores or test files share one Redis. */
+  prefix: string;
+  /** History entries kept per topic (at least this many; Redis trims whole stream nodes). HISTORY_MAX_LEN. */
   maxLen?: number;
-  /** How many recent event ids are remembered for de-duplication. Default 100,000. */
+  /** How many recent event ids are remembered for de-duplication. DEDUP_WINDOW. */
   dedupWindow?: number;
 }
 
 /**
  * TopicStore on Redis: one Lua script (scripts/commit.lua) applies an event atomically; per topic a meta
- * hash (epoch, head seq, snapshot) and a stream (history, id `<seq>-0`). Key layout: see scripts.ts.
+ * hash (epoch, head seq, snapshot) and a stream (history, id `<seq>-0`). Key layout: keys.ts.
  *
  * Given a URL the store owns its connection and `close()` quits it; given a client, the caller owns it.
  * Runs on a single Redis node (multi-topic commits span hash slots; see commit.lua). Redis is the store
@@ -41,12 +43,12 @@ export class RedisTopicStore implements TopicStore {
   private readonly maxLen: number;
   private readonly dedupWindow: number;
 
-  constructor(redis: Redis | string, options: RedisTopicStoreOptions = {}) {
+  constructor(redis: Redis | string, options: RedisTopicStoreOptions) {
     this.ownsClient = typeof redis === 'string';
     this.redis = typeof redis === 'string' ? new Redis(redis) : redis;
     this.keys = redisKeys(options.prefix);
-    this.maxLen = positiveInt(options.maxLen ?? 10_000, 'maxLen');
-    this.dedupWindow = positiveInt(options.dedupWindow ?? 100_000, 'dedupWindow');
+    this.maxLen = positiveInt(options.maxLen ?? DEFAULTS.HISTORY_MAX_LEN, 'maxLen');
+    this.dedupWindow = positiveInt(options.dedupWindow ?? DEFAULTS.DEDUP_WINDOW, 'dedupWindow');
     this.scripts = redisScripts(this.redis, this.keys);
   }
 

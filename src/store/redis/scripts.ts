@@ -2,44 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { HistoryEntry, SourcePosition } from '../topic-store.js';
-
-/**
- * Redis key and channel layout of the Redis store, under a namespace prefix (default `bx`).
- * `{<topic>}` is a Redis Cluster hash tag: a topic's meta and history share one slot.
- */
-export interface RedisKeyLayout {
-  readonly prefix: string;
-  /** hash: topic -> `<headSeq>|<epoch>|<updated_at>` (registry for `topics()`). */
-  readonly topics: string;
-  /** hash: source stream (e.g. `bondx.market/3`) -> last applied offset. */
-  readonly offsets: string;
-  /** sorted set: event_id -> arrival order (a counter); the newest `dedupWindow` ids. */
-  readonly dedup: string;
-  /** list: dead letters, newest first (JSON). */
-  readonly deadLetters: string;
-  /** string counter: dead letters ever added. */
-  readonly deadLetterCount: string;
-  /** hash: epoch, seq (head), updated_at, state (snapshot JSON). */
-  meta(topic: string): string;
-  /** stream: id `<seq>-0`, fields type, ts, event_ts, event_id, payload (JSON). */
-  history(topic: string): string;
-  /** pub/sub channel: full HistoryEntry JSON of every committed entry. */
-  live(topic: string): string;
-}
-
-export function redisKeys(prefix = 'bx'): RedisKeyLayout {
-  return {
-    prefix,
-    topics: `${prefix}:topics`,
-    offsets: `${prefix}:offsets`,
-    dedup: `${prefix}:dedup`,
-    deadLetters: `${prefix}:dlq`,
-    deadLetterCount: `${prefix}:dlq:count`,
-    meta: (topic) => `${prefix}:{${topic}}:meta`,
-    history: (topic) => `${prefix}:{${topic}}:h`,
-    live: (topic) => `${prefix}:live:{${topic}}`,
-  };
-}
+import type { RedisKeyLayout } from './keys.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Script sources: read once from ./scripts/*.lua (next to this module). `tsc` does not copy .lua files,

@@ -11,6 +11,7 @@ import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { ClientLink, Session } from '../../gateway/session.js';
 import type { Broadcast, Room } from '../../gateway/hub.js';
+import type { ClusterView } from '../../gateway/http-api.js';
 
 /**
  * Socket.IO transport: one namespace per stream, one Socket.IO room per (topic, filter). Live entries
@@ -34,14 +35,6 @@ export interface SocketIoOptions {
 /** Where Socket.IO clients connect by default, and those that want compression (`io(url, { path: DEFLATE_PATH })`). */
 const SOCKET_IO_PATH = '/socket.io';
 export const DEFLATE_PATH = '/socket.io-deflate';
-
-/** What crosses gateway nodes: answered through the adapter, so it covers the whole cluster. */
-export interface ClusterView {
-  /** Closes every connection of a user, both transports, on every gateway; resolves with how many there were. */
-  disconnectUser(userId: string): Promise<number>;
-  /** Connections (both transports) summed over the gateway nodes that answered. */
-  connections(): Promise<{ gateways: number; total: number }>;
-}
 
 export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: SocketIoOptions): Server {
   const io = new Server(httpServer, {

@@ -1,18 +1,19 @@
 import { Redis } from 'ioredis';
-import { pruneNesting } from '../../domain/json.js';
-import type { DeadLetter, DeadLetterStore } from '../../ingest/dead-letter.js';
-import { redisKeys, type RedisKeyLayout } from './scripts.js';
+import { DEFAULTS } from '../config/config.js';
+import { pruneNesting } from '../domain/json.js';
+import { redisKeys, type RedisKeyLayout } from '../store/redis/keys.js';
+import type { DeadLetter, DeadLetterStore } from './dead-letter.js';
 
 export interface RedisDeadLetterStoreOptions {
-  /** Namespace (default `bx`). */
-  prefix?: string;
-  /** Dead letters kept (newest); the total count is kept exactly. Default 10,000. */
+  /** Namespace (REDIS_PREFIX). */
+  prefix: string;
+  /** Dead letters kept (newest); the total count is kept exactly. DEAD_LETTERS_MAX_LEN. */
   maxLen?: number;
 }
 
 /**
- * Dead letters in Redis: a capped list `<prefix>:dlq` (JSON, newest first) plus a counter
- * `<prefix>:dlq:count` of all letters ever added, updated together in one MULTI.
+ * Dead letters in Redis: a capped list `keys.deadLetters` (JSON, newest first) plus a counter
+ * `keys.deadLetterCount` of all letters ever added, updated together in one MULTI.
  * Given a URL the store owns its connection and `close()` quits it; given a client, the caller owns it.
  */
 export class RedisDeadLetterStore implements DeadLetterStore {
@@ -21,11 +22,11 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   private readonly ownsClient: boolean;
   private readonly maxLen: number;
 
-  constructor(redis: Redis | string, options: RedisDeadLetterStoreOptions = {}) {
+  constructor(redis: Redis | string, options: RedisDeadLetterStoreOptions) {
     this.ownsClient = typeof redis === 'string';
     this.redis = typeof redis === 'string' ? new Redis(redis) : redis;
     this.keys = redisKeys(options.prefix);
-    this.maxLen = options.maxLen ?? 10_000;
+    this.maxLen = options.maxLen ?? DEFAULTS.DEAD_LETTERS_MAX_LEN;
     if (!Number.isInteger(this.maxLen) || this.maxLen < 1) throw new Error(`maxLen must be a positive integer, got ${this.maxLen}`);
   }
 

@@ -1,0 +1,75 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { redisKeys, tag } from '../../src/store/redis/keys.js';
+
+/**
+ * The Redis key layout (src/store/redis/keys.ts) is the one place key names are built: this is its
+ * documented layout (the store contract checks the store's keys in a real Redis), and a guard that no
+ * other module builds one.
+ */
+
+const SRC = new URL('../../src/', import.meta.url).pathname;
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+}
+
+describe('Redis key layout', () => {
+  it('names every key, channel and stream under the prefix', () => {
+    const keys = redisKeys('p');
+    expect({
+      topics: keys.topics,
+      offsets: keys.offsets,
+      dedup: keys.dedup,
+      meta: keys.meta('prices.X'),
+      history: keys.history('prices.X'),
+      live: keys.live('prices.X'),
+      deadLetters: keys.deadLetters,
+      deadLetterCount: keys.deadLetterCount,
+      rateLimitIp: keys.rateLimit('ip'),
+      rateLimitUser: keys.rateLimit('user'),
+      userConnections: keys.userConnections('alice'),
+      gatewayAlive: keys.gatewayAlive('g1'),
+      socketIo: keys.socketIoAdapter('plain'),
+      socketIoDeflate: keys.socketIoAdapter('deflate'),
+    }).toEqual({
+      topics: 'p:topics',
+      offsets: 'p:offsets',
+      dedup: 'p:dedup',
+      meta: 'p:{prices.X}:meta',
+      history: 'p:{prices.X}:h',
+      live: 'p:live:{prices.X}',
+      deadLetters: 'p:dlq',
+      deadLetterCount: 'p:dlq:count',
+      rateLimitIp: 'p:rl:ip',
+      rateLimitUser: 'p:rl:user',
+      userConnections: 'p:uc:{alice}',
+      gatewayAlive: 'p:gw:g1',
+      socketIo: 'p:sio',
+      socketIoDeflate: 'p:sioz',
+    });
+  });
+
+  it("a topic's keys and channel carry its hash tag, chosen by tag()", () => {
+    const keys = redisKeys('p');
+    for (const key of [keys.meta('t'), keys.history('t'), keys.live('t')]) expect(key).toContain(tag('t'));
+    expect(tag('t')).toBe('{t}');
+  });
+
+  it('no other module under src/ builds a Redis key from the prefix', () => {
+    const layout = join(SRC, 'store/redis/keys.ts');
+    // A template that puts something after a prefix and a colon: `${prefix}:…`, `${config.REDIS_PREFIX}:…`.
+    const builds = /\$\{[^}]*prefix[^}]*\}:/i;
+    const offenders = sources(SRC)
+      .filter((file) => file !== layout)
+      .flatMap((file) =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .map((line, i) => ({ line, at: `${relative(SRC, file)}:${i + 1}` }))
+          .filter(({ line }) => builds.test(line) || /['`]:dlq|:sio['`]/.test(line)),
+      )
+      .map(({ at, line }) => `${at}: ${line.trim()}`);
+    expect(offenders).toEqual([]);
+  });
+});
