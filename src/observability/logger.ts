@@ -6,7 +6,8 @@ import { pino, type Logger } from 'pino';
  */
 export type { Logger };
 
-export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', name = 'bondx'): Logger {
+/** `level`: the configured LOG_LEVEL (its default lives in config.ts, not here). */
+export function createLogger(level: string, name = 'bondx'): Logger {
   return pino({ name, level: level.toLowerCase(), base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
 }
 

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 import { Admission, type AdmissionLimits } from '../../src/flow/admission.js';
 import { ClientError } from '../../src/protocol/errors.js';
+import { redisKeys } from '../../src/store/redis/keys.js';
 
 /**
  * Connection admission (src/flow/admission.ts): attempt rates per IP and per user, and open
@@ -73,7 +74,7 @@ function memoryAdmission(limits: AdmissionLimits): Admission {
 
 /** Open connections of `user` per gateway id, as stored in Redis. */
 async function storedCounts(prefix: string, user: string): Promise<Record<string, string>> {
-  return redis.hgetall(`${prefix}:uc:{${user}}`);
+  return redis.hgetall(redisKeys(prefix).userConnections(user));
 }
 
 /** Releases are fire-and-forget: a round trip on the same connection orders after them. */

@@ -63,7 +63,7 @@ describe('RedisTopicStore specifics', () => {
     const prefix = `${filePrefix}:dedup`;
     const store = new RedisTopicStore(redis, { prefix, dedupWindow: 10 });
     for (let i = 0; i < 25; i++) await store.commit({ eventId: `id-${i}`, eventTs: '2024-01-01T00:00:00.000Z', changes: [] });
-    expect(await redis.zrange(`${prefix}:dedup`, '0', '-1')).toEqual(Array.from({ length: 10 }, (_, i) => `id-${15 + i}`));
+    expect(await redis.zrange(store.keys.dedup, '0', '-1')).toEqual(Array.from({ length: 10 }, (_, i) => `id-${15 + i}`));
     await deleteNamespace(prefix);
   });
 
