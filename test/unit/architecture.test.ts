@@ -60,6 +60,12 @@ describe('architecture: layers point one way', () => {
     expect(upward).toEqual([]);
   });
 
+  it("README's folder table lists the layers in this order", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const folders = [...readme.slice(readme.indexOf('## Architecture'), readme.indexOf('### Delivery guarantees')).matchAll(/^\| `src\/([a-z]+)` \|/gm)].map((m) => m[1]);
+    expect(folders).toEqual([...LAYERS]);
+  });
+
   it('no import cycles', () => {
     expect(cycles(graph).map((cycle) => cycle.map(name).join(' -> '))).toEqual([]);
   });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { memoryBackends } from '../../src/runtime/backends.js';
@@ -67,6 +68,31 @@ describe('loadConfig: defaults', () => {
     expect(c.JWT_SECRET).toBeUndefined();
     expect(c.alertThresholds.max_error_rate).toBe(0.02);
     expect(c.rateLimits.market.burst).toBe(1000);
+  });
+});
+
+describe('README "Configuration" documents the defaults of loadConfig', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('### Tokens'));
+  const rows = section.split('\n').filter((line) => line.startsWith('| `'));
+  const cells = (row: string) => row.split(' | ').map((cell) => cell.replace(/^\|\s*|\s*\|$/g, ''));
+  const listed = (cell: string) => cell.split(' / ').map((part) => /^`([^`]+)`$/.exec(part)?.[1]);
+
+  it('every default in the table is the one loadConfig applies', () => {
+    const defaults: Record<string, unknown> = { ...loadConfig({}) };
+    const compared = rows.flatMap((row) => {
+      const [names, values] = cells(row).map(listed);
+      if (!names || !values || names.length !== values.length || values.some((v) => v === undefined)) return []; // `—`, "product table", …
+      return names.map((name, i) => [name, values[i], String(defaults[name as string])]);
+    });
+    expect(compared.length).toBeGreaterThan(20);
+    expect(compared.filter(([, documented, actual]) => documented !== actual)).toEqual([]);
+  });
+
+  it('every variable loadConfig reads is in the table', () => {
+    const documented = new Set(rows.flatMap((row) => [...row.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1])));
+    const read = Object.keys(loadConfig({ REDIS_URL: 'x', KAFKA_BROKERS: 'x', JWT_SECRET: 'x', JWT_PUBLIC_KEY: 'x', JWT_PRIVATE_KEY: 'x', JWT_ALGORITHM: 'HS256', JWT_ISSUER: 'x', JWT_AUDIENCE: 'x' })).filter((k) => /^[A-Z]/.test(k));
+    expect(read.filter((name) => !documented.has(name))).toEqual([]);
   });
 });
 
