@@ -24,6 +24,8 @@ export class TopicFeed {
   private readonly inbox: HistoryEntry[] = [];
   private draining = false;
   private closed = false;
+  /** A store re-read was asked for while the feed was busy (see recheck). */
+  private recheckDue = false;
   private initialised = false;
   private waiters: { seq: number; resolve: () => void }[] = [];
   /** Head when the feed started: entries up to it were never handed out by this feed. */
@@ -41,7 +43,7 @@ export class TopicFeed {
     this.unsubscribe = live.subscribe(
       topic,
       (entry) => this.receive(entry),
-      () => void this.catchUp(),
+      () => void this.recheck(),
     );
     this.ready = this.init();
   }
@@ -99,15 +101,21 @@ export class TopicFeed {
   }
 
   /**
-   * The live feed was cut and listens again: whatever was committed meanwhile is in history. A later
-   * entry would reveal the gap too, but a quiet topic might not have one for a long time.
+   * The live feed says the store may have changed in a way no entry showed: entries lost at the end of
+   * a burst while its connection was cut (a later entry would reveal them, but a quiet topic may not have
+   * one for long), or a renewed epoch (no entry carries it until the next commit).
    */
-  private async catchUp(): Promise<void> {
+  private async recheck(): Promise<void> {
+    // A gap fill or epoch renewal under way re-reads the store itself; look again once it is done.
+    if (this.draining || !this.initialised) {
+      this.recheckDue = true;
+      return;
+    }
     try {
       const read = await this.store.readAfter(this.topic, Number.MAX_SAFE_INTEGER, 0);
       if (this.closed || !this.initialised) return;
       if (read.epoch !== this.epoch && read.epoch !== '') {
-        this.log.warn({ topic: this.topic, epoch: this.epoch, now: read.epoch }, 'epoch changed while the live feed was cut; members re-sync');
+        this.log.warn({ topic: this.topic, epoch: this.epoch, now: read.epoch }, 'epoch changed without an entry to show it; members re-sync');
         this.resetTo(read.epoch, read.headSeq);
       } else if (read.headSeq > this.head) {
         // As if the next entry had arrived: the gap before it is filled from history, in order.
@@ -115,7 +123,7 @@ export class TopicFeed {
         this.drain();
       }
     } catch (err) {
-      this.log.error({ err, topic: this.topic }, 'catching up after the live feed reconnected failed');
+      this.log.error({ err, topic: this.topic }, 're-reading the store after a live-feed notice failed');
     }
   }
 
@@ -127,6 +135,10 @@ export class TopicFeed {
   /** Processes the inbox in order; a gap is filled from history before anything after it. */
   private drain(): void {
     if (!this.initialised || this.draining) return;
+    if (this.recheckDue) {
+      this.recheckDue = false;
+      void this.recheck();
+    }
     while (this.inbox.length > 0) {
       const entry = this.inbox[0] as HistoryEntry;
       if (entry.epoch !== this.epoch && this.epoch !== '') {

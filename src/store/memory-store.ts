@@ -31,7 +31,7 @@ interface TopicRecord {
  */
 export class MemoryTopicStore implements TopicStore, LiveFeed {
   private readonly topicsByName = new Map<string, TopicRecord>();
-  private readonly listeners = new Map<string, Set<(entry: HistoryEntry) => void>>();
+  private readonly listeners = new Map<string, Set<{ onEntry: (entry: HistoryEntry) => void; onStale?: () => void }>>();
   private readonly seenEvents = new Set<string>();
   private readonly offsets = new Map<string, bigint>();
 
@@ -86,7 +86,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
       record.updatedAt = ts;
       return entry;
     });
-    for (const entry of entries) this.listeners.get(entry.topic)?.forEach((listener) => listener(entry));
+    for (const entry of entries) this.listeners.get(entry.topic)?.forEach((listener) => listener.onEntry(entry));
     return { applied: true, entries };
   }
 
@@ -130,16 +130,20 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
   async renewEpoch(topic: string, epoch: string): Promise<string> {
     const record = this.topicsByName.get(topic);
     if (!record) return '';
-    if (record.epoch === epoch) record.epoch = newEpoch();
+    if (record.epoch === epoch) {
+      record.epoch = newEpoch();
+      this.listeners.get(topic)?.forEach((listener) => listener.onStale?.());
+    }
     return record.epoch;
   }
 
-  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void): Unsubscribe {
+  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onStale?: () => void): Unsubscribe {
     let set = this.listeners.get(topic);
     if (!set) this.listeners.set(topic, (set = new Set()));
-    set.add(onEntry);
+    const listener = { onEntry, ...(onStale ? { onStale } : {}) };
+    set.add(listener);
     return () => {
-      set.delete(onEntry);
+      set.delete(listener);
       if (set.size === 0) this.listeners.delete(topic);
     };
   }

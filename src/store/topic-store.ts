@@ -155,11 +155,12 @@ export interface TopicStore {
 /**
  * Live notification of committed entries, in commit order per topic. Delivery may skip entries
  * (e.g. a pub/sub message lost during reconnect); consumers detect gaps by seq and fill them from history.
- * A gap at the end (nothing committed after the loss) shows no seq to compare, so a feed that lost its
- * connection calls `onResumed` once it is listening again: from then on nothing is missed, and what was
- * committed before is in history.
+ * Some changes show in no entry: a gap at the end (nothing committed after the loss) has no later seq to
+ * reveal it, and a renewed epoch has no entry until the next commit. For those the feed calls `onStale`:
+ * re-read the topic's head and epoch from the store (after a reconnect, once it listens again, so nothing
+ * committed from then on is missed).
  */
 export interface LiveFeed {
-  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onResumed?: () => void): Unsubscribe;
+  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onStale?: () => void): Unsubscribe;
   close(): Promise<void>;
 }

@@ -189,6 +189,21 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       expect(entries.map((e) => [e.topic, e.seq])).toEqual([['h1', 3], ['h2', 1]]);
     });
 
+    it('renewEpoch tells live listeners of the topic that it is stale (no entry carries the new epoch)', async () => {
+      const { store, feed, feedReady } = await make();
+      applied(await store.commit(event([change('stale-a', 1)])));
+      const stale: string[] = [];
+      feed.subscribe('stale-a', () => undefined, () => stale.push('stale-a'));
+      feed.subscribe('stale-b', () => undefined, () => stale.push('stale-b'));
+      await feedReady?.();
+      const epoch = (await store.snapshot('stale-a'))?.epoch as string;
+      await store.renewEpoch('stale-a', epoch);
+      await store.renewEpoch('stale-a', epoch); // already renewed: nothing changes, nobody is told
+      await waitFor(() => stale.length > 0, 'the stale notice');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(stale).toEqual(['stale-a']);
+    });
+
     it('renewEpoch gives a topic a new epoch once, keeping seq, state and history', async () => {
       const { store } = await make();
       expect(await store.renewEpoch('none', 'x')).toBe('');

@@ -10,9 +10,15 @@ import type { HistoryEntry, LiveFeed, Unsubscribe } from '../../src/store/topic-
  */
 class ScriptedLiveFeed implements LiveFeed {
   private listener: ((entry: HistoryEntry) => void) | undefined;
-  subscribe(_topic: string, onEntry: (entry: HistoryEntry) => void): Unsubscribe {
+  private stale: (() => void) | undefined;
+  subscribe(_topic: string, onEntry: (entry: HistoryEntry) => void, onStale?: () => void): Unsubscribe {
     this.listener = onEntry;
+    this.stale = onStale;
     return () => (this.listener = undefined);
+  }
+  /** The feed's notice that the store changed in a way no entry shows (reconnect, renewed epoch). */
+  notifyStale(): void {
+    this.stale?.();
   }
   emit(...entries: HistoryEntry[]): void {
     for (const entry of entries) this.listener?.(entry);
@@ -105,6 +111,21 @@ describe('TopicFeed', () => {
     live.emit(...(await commit(2)));
     await settle();
     expect(outlet.seqs).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('on a stale notice re-reads the store: entries lost at the end of a burst, a renewed epoch', async () => {
+    const { live, outlet, commit, feed, store } = await setup();
+    const entries = await commit(5);
+    live.emit(...entries.slice(0, 2)); // 3..5 lost with the connection, and nothing after them
+    live.notifyStale();
+    await settle();
+    expect(outlet.seqs).toEqual([1, 2, 3, 4, 5]);
+    const epoch = feed.epoch;
+    const renewed = await store.renewEpoch(TOPIC, epoch); // e.g. by another gateway: no entry says so
+    live.notifyStale();
+    await settle();
+    expect(feed.epoch).toBe(renewed);
+    expect(outlet.resets).toBe(1);
   });
 
   it('treats a handed-out seq that left its ring as rewritten (cannot compare: re-sync is the safe side)', async () => {

@@ -38,6 +38,8 @@ export class ProjectorConsumer {
    * the lost events to be re-projected. If Kafka no longer has it (retention), they cannot be.
    */
   private readonly rewound = new Map<string, bigint>();
+  /** Epochs this consumer gave topics because of lost events: each partition finding the loss must not renew them again. */
+  private readonly renewed = new Set<string>();
   /** Connectivity for health, from the consumer's instrumentation events. */
   private readonly state = new ConnectionState('not started');
 
@@ -142,7 +144,9 @@ export class ProjectorConsumer {
   private async unrecoverable(stream: string, want: bigint, got: bigint): Promise<void> {
     this.log.error({ stream, missing_from: want.toString(), resumed_at: got.toString() }, 'events the store lost are gone from Kafka too; renewing every topic epoch');
     this.projector.invalidate();
-    for (const topic of await this.store.topics()) await this.store.renewEpoch(topic.topic, topic.epoch);
+    for (const topic of await this.store.topics()) {
+      if (!this.renewed.has(topic.epoch)) this.renewed.add(await this.store.renewEpoch(topic.topic, topic.epoch));
+    }
   }
 
   private async onAssignment(assignment: Record<string, number[]>): Promise<void> {

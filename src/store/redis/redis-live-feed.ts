@@ -12,7 +12,7 @@ export interface RedisLiveFeedOptions {
 
 interface Listener {
   onEntry(entry: HistoryEntry): void;
-  onResumed?: () => void;
+  onStale?: () => void;
 }
 
 /**
@@ -22,8 +22,9 @@ interface Listener {
  * topics it has listeners for: SUBSCRIBE on the first listener of a topic, UNSUBSCRIBE after the last.
  * Entries are delivered in arrival order, which is commit order (PUBLISH runs inside the commit script).
  * Messages published while the connection is down are lost: consumers detect the gap by seq, and are
- * told `onResumed` once the re-established connection listens again (ioredis re-subscribes on ready;
- * a PING queued behind those SUBSCRIBEs answers once they took effect).
+ * told `onStale` once the re-established connection listens again (ioredis re-subscribes on ready;
+ * a PING queued behind those SUBSCRIBEs answers once they took effect). A renewed epoch is announced
+ * on the channel too (`{"stale":true}`, renew-epoch.lua) and passed on as `onStale`.
  */
 export class RedisLiveFeed implements LiveFeed {
   readonly keys: RedisKeyLayout;
@@ -42,12 +43,12 @@ export class RedisLiveFeed implements LiveFeed {
     this.sub = typeof redis === 'string' ? new Redis(redis) : redis.duplicate();
     this.sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
     this.sub.on('ready', () => {
-      if (this.wasReady) this.resumed();
+      if (this.wasReady) this.reconnected();
       this.wasReady = true;
     });
   }
 
-  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onResumed?: () => void): Unsubscribe {
+  subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onStale?: () => void): Unsubscribe {
     if (this.closed) return () => {};
     let set = this.listeners.get(topic);
     if (!set) {
@@ -57,7 +58,7 @@ export class RedisLiveFeed implements LiveFeed {
       this.track(this.sub.subscribe(channel), topic);
     }
     const listeners = set;
-    const listener: Listener = { onEntry, ...(onResumed ? { onResumed } : {}) };
+    const listener: Listener = { onEntry, ...(onStale ? { onStale } : {}) };
     listeners.add(listener);
     return () => {
       if (!listeners.delete(listener) || listeners.size > 0 || this.listeners.get(topic) !== listeners) return;
@@ -91,43 +92,40 @@ export class RedisLiveFeed implements LiveFeed {
   private deliver(channel: string, message: string): void {
     const topic = this.topicByChannel.get(channel);
     if (topic === undefined) return; // unsubscribed while the message was in flight
-    const listeners = this.listeners.get(topic);
-    if (!listeners) return;
-    let entry: HistoryEntry;
+    let parsed: HistoryEntry | 'stale';
     try {
-      entry = parseEntry(message);
+      parsed = parseMessage(message);
     } catch (error) {
       this.onError(error, topic);
       return;
     }
-    for (const listener of [...listeners]) {
+    this.notify(topic, parsed === 'stale' ? (l) => l.onStale?.() : (l) => l.onEntry(parsed));
+  }
+
+  private reconnected(): void {
+    this.sub.ping().then(
+      () => {
+        for (const topic of this.listeners.keys()) this.notify(topic, (l) => l.onStale?.());
+      },
+      (error: unknown) => this.onError(error, '*'),
+    );
+  }
+
+  /** Calls every listener of `topic`; one that throws is reported and does not stop the others. */
+  private notify(topic: string, call: (listener: Listener) => void): void {
+    for (const listener of [...(this.listeners.get(topic) ?? [])]) {
       try {
-        listener.onEntry(entry);
+        call(listener);
       } catch (error) {
         this.onError(error, topic);
       }
     }
   }
-
-  private resumed(): void {
-    this.sub.ping().then(
-      () => {
-        for (const [topic, listeners] of this.listeners) {
-          for (const listener of [...listeners]) {
-            try {
-              listener.onResumed?.();
-            } catch (error) {
-              this.onError(error, topic);
-            }
-          }
-        }
-      },
-      (error: unknown) => this.onError(error, '*'),
-    );
-  }
 }
 
-/** Parses a published entry (built by commit.lua) and checks its shape. */
-export function parseEntry(message: string): HistoryEntry {
-  return toHistoryEntry(JSON.parse(message));
+/** Parses a message of a live channel: a committed entry (commit.lua), or a staleness notice (renew-epoch.lua). */
+export function parseMessage(message: string): HistoryEntry | 'stale' {
+  const value: unknown = JSON.parse(message);
+  if (typeof value === 'object' && value !== null && (value as { stale?: unknown }).stale === true) return 'stale';
+  return toHistoryEntry(value);
 }

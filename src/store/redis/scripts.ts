@@ -123,7 +123,7 @@ export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts 
       return reply === 1;
     },
     async renewEpoch(topic, epoch, candidate) {
-      const reply = await renewEpochCall(2, keys.topics, keys.meta(topic), topic, epoch, candidate);
+      const reply = await renewEpochCall(2, keys.topics, keys.meta(topic), topic, epoch, candidate, keys.live(topic));
       if (typeof reply !== 'string') throw new Error(`bxRenewEpoch: unexpected reply ${JSON.stringify(reply)}`);
       return reply;
     },

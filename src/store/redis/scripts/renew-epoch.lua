@@ -4,8 +4,10 @@
   only clients holding the old epoch are told to re-sync. Called through scripts.ts (bxRenewEpoch).
 
   KEYS[1] <p>:topics   KEYS[2] <p>:{<topic>}:meta
-  ARGV[1] topic   ARGV[2] epoch the caller saw   ARGV[3] candidate new epoch
+  ARGV[1] topic   ARGV[2] epoch the caller saw   ARGV[3] candidate new epoch   ARGV[4] live channel
   Returns the topic's epoch afterwards ('' when the topic does not exist).
+  A renewal publishes {"topic":…,"stale":true} on the live channel: no entry carries the new epoch
+  until the next commit, and a quiet topic's gateways must not keep serving the old one meanwhile.
   (Redis Cluster: KEYS[1] lives in another slot than the topic's keys; see commit.lua.)
 ]]
 
@@ -16,4 +18,5 @@ redis.call('HSET', KEYS[2], 'epoch', ARGV[3])
 local seq = redis.call('HGET', KEYS[2], 'seq') or '0'
 local updated = redis.call('HGET', KEYS[2], 'updated_at') or ''
 redis.call('HSET', KEYS[1], ARGV[1], seq .. '|' .. ARGV[3] .. '|' .. updated)
+redis.call('PUBLISH', ARGV[4], '{"topic":' .. cjson.encode(ARGV[1]) .. ',"stale":true}')
 return ARGV[3]
