@@ -1,5 +1,5 @@
 import type { JsonObject, JsonValue } from '../domain/json.js';
-import { ERROR_CODES, type ErrorCode } from '../protocol/errors.js';
+import { ERRORS, type ErrorCode } from '../protocol/errors.js';
 import type { Envelope, ErrorEnvelope } from '../protocol/messages.js';
 import type { HistoryEntry, Snapshot } from '../store/topic-store.js';
 
@@ -65,7 +65,7 @@ export function controlEnvelope(
  * The documented error shape: standard envelope fields plus top-level `error`, `code`, `details`,
  * `timestamp` (what existing BondX clients read), and the same in `payload` for envelope readers.
  */
-export function errorEnvelope(code: ErrorCode, rawDetails: Record<string, unknown> = {}, correlationId: string | null = null, message: string = ERROR_CODES[code]): ErrorEnvelope {
+export function errorEnvelope(code: ErrorCode, rawDetails: Record<string, unknown> = {}, correlationId: string | null = null, message: string = ERRORS[code].message): ErrorEnvelope {
   const ts = new Date().toISOString();
   // Details come from anywhere (validation output, limits): keep only their JSON form.
   const details = JSON.parse(JSON.stringify(rawDetails)) as JsonObject;

@@ -257,7 +257,7 @@ async function serveStatic(pathname: string): Promise<Reply> {
 // --- responses -------------------------------------------------------------------------------------
 
 function failure(log: Logger, req: IncomingMessage, err: unknown): Reply {
-  if (err instanceof ClientError) return json(statusOf(err.code), errorEnvelope(err.code, err.details, null, err.message));
+  if (err instanceof ClientError) return json(httpStatusOf(err.code), errorEnvelope(err.code, err.details, null, err.message));
   log.error({ err, method: req.method, url: req.url }, 'http handler failed');
   return json(500, errorEnvelope('INTERNAL_ERROR'));
 }
@@ -313,6 +313,3 @@ export function answerUnroutable(kind: 'malformed' | 'connect', err: (Error & { 
   const body = JSON.stringify(errorEnvelope(code, details));
   socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
-
-/** The HTTP status of each error code the API answers with (one table for every transport: src/protocol/errors.ts). */
-export const statusOf = httpStatusOf;

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { STREAMS } from '../domain/topics.js';
 import { ERROR_CODES } from '../protocol/errors.js';
+import { isClientMessageKind } from '../protocol/messages.js';
 import type { AlertSample } from './alerts.js';
 
 /**
@@ -23,8 +24,6 @@ export type TransportName = (typeof TRANSPORTS)[number];
 export const DROP_REASONS = ['conflated', 'slow_consumer_disconnect'] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
-/** Client message types counted as themselves; anything else a client sends is counted as `invalid`. */
-const CLIENT_MESSAGE_TYPES = new Set(['subscribe', 'unsubscribe', 'ping', 'background_mode']);
 
 /** Mobile clients identify themselves with these headers (absent: `unknown`). */
 export const DEVICE_TYPE_HEADER = 'x-device-type';
@@ -138,7 +137,7 @@ export class Metrics {
    * its first increment leaves rate and ratio panels (and Prometheus' `rate()`) with "No data".
    */
   private zeroKnownSeries(): void {
-    const codes = Object.keys(ERROR_CODES);
+    const codes = ERROR_CODES;
     for (const stream of STREAMS) {
       this.rateLimited.inc({ stream }, 0);
       for (const reason of DROP_REASONS) this.dropped.inc({ stream, reason }, 0);
@@ -197,7 +196,8 @@ export class Metrics {
   }
 
   messageReceived(stream: string, type: string): void {
-    this.received.inc({ stream, type: CLIENT_MESSAGE_TYPES.has(type) ? type : 'invalid' });
+    // Client message kinds are counted as themselves; anything else a client sends as `invalid`.
+    this.received.inc({ stream, type: isClientMessageKind(type) ? type : 'invalid' });
   }
 
   messagesDropped(stream: string, reason: DropReason, count = 1): void {

@@ -1,74 +1,66 @@
-/** Stable error codes clients can switch on. Never rename one: clients depend on them. */
-export const ERROR_CODES = {
-  AUTH_REQUIRED: 'Authentication required',
-  AUTH_INVALID: 'Invalid or expired token',
-  TOKEN_EXPIRED: 'Token expired: send a fresh one with refresh before exp, or reconnect with a new one',
-  FORBIDDEN: 'Not allowed to access this topic',
-  INVALID_MESSAGE: 'Invalid message',
-  INVALID_TOPIC: 'Invalid topic',
-  PAYLOAD_TOO_LARGE: 'Message too large',
-  RATE_LIMIT_EXCEEDED: 'Rate limit exceeded',
-  SLOW_CONSUMER: 'Client too slow: outbound queue overflowed',
-  TOO_MANY_CONNECTIONS: 'Too many connections',
-  SERVER_SHUTTING_DOWN: 'Server shutting down, reconnect elsewhere',
-  DISCONNECTED_BY_OPERATOR: 'Disconnected by an operator',
-  CONNECTION_ERROR: 'Connection error',
-  INTERNAL_ERROR: 'Internal server error',
+/**
+ * How a code shows on Socket.IO: a `connect_error` refusing the connection, an `error` event (and the
+ * ack) answering one message, or an `error` event followed by a server disconnect.
+ */
+export type SocketIoForm = 'refusal' | 'reply' | 'closes';
+
+/**
+ * One entry per error code, everything a transport needs to report it (as fastify's errors.js):
+ * - `message`: the default human text (`error` of the envelope);
+ * - `http`: the HTTP API's status, `null` for codes only a streaming connection can get;
+ * - `close`: the plain-WebSocket close code sent after the error frame. 4000-4999 are the
+ *   application's and mirror the HTTP status where one fits; 1011 is left to INTERNAL_ERROR alone, so
+ *   the close code by itself tells a client error from a server bug;
+ * - `socketio`: the forms it takes on Socket.IO (empty: it never reaches Socket.IO).
+ * Stable: never rename a code, clients switch on them. README "Protocol" documents this table
+ * (test/unit/protocol-docs.test.ts checks it), and nothing else in src/ maps codes.
+ */
+interface ErrorSpec {
+  readonly message: string;
+  readonly http: number | null;
+  readonly close: number;
+  readonly socketio: readonly SocketIoForm[];
+}
+
+export const ERRORS = {
+  AUTH_REQUIRED: { message: 'Authentication required', http: 401, close: 4401, socketio: ['refusal'] },
+  AUTH_INVALID: { message: 'Invalid or expired token', http: 401, close: 4401, socketio: ['refusal', 'reply'] },
+  TOKEN_EXPIRED: { message: 'Token expired: send a fresh one with refresh before exp, or reconnect with a new one', http: 401, close: 4401, socketio: ['closes'] },
+  FORBIDDEN: { message: 'Not allowed to access this topic', http: 403, close: 4403, socketio: ['reply'] },
+  INVALID_MESSAGE: { message: 'Invalid message', http: 400, close: 4400, socketio: ['reply'] },
+  INVALID_TOPIC: { message: 'Invalid topic', http: null, close: 4404, socketio: ['reply'] },
+  PAYLOAD_TOO_LARGE: { message: 'Message too large', http: 413, close: 4413, socketio: ['reply'] },
+  RATE_LIMIT_EXCEEDED: { message: 'Rate limit exceeded', http: 429, close: 4429, socketio: ['reply', 'refusal'] },
+  SLOW_CONSUMER: { message: 'Client too slow: outbound queue overflowed', http: null, close: 4008, socketio: ['closes'] },
+  TOO_MANY_CONNECTIONS: { message: 'Too many connections', http: null, close: 4429, socketio: ['refusal'] },
+  SERVER_SHUTTING_DOWN: { message: 'Server shutting down, reconnect elsewhere', http: null, close: 1012, socketio: ['closes'] },
+  DISCONNECTED_BY_OPERATOR: { message: 'Disconnected by an operator', http: null, close: 4410, socketio: ['closes'] },
+  // Socket.IO: engine.io's own ping timeout ends a silent connection.
+  CONNECTION_ERROR: { message: 'Connection error', http: null, close: 4000, socketio: [] },
+  INTERNAL_ERROR: { message: 'Internal server error', http: 500, close: 1011, socketio: ['refusal', 'reply'] },
   // HTTP API only (route and method problems, a role this process does not run).
-  NOT_FOUND: 'Not found',
-  METHOD_NOT_ALLOWED: 'Method not allowed',
-  SERVICE_UNAVAILABLE: 'Service unavailable',
-} as const;
+  NOT_FOUND: { message: 'Not found', http: 404, close: 4404, socketio: [] },
+  METHOD_NOT_ALLOWED: { message: 'Method not allowed', http: 405, close: 4405, socketio: [] },
+  SERVICE_UNAVAILABLE: { message: 'Service unavailable', http: 503, close: 1013, socketio: [] },
+} as const satisfies Record<string, ErrorSpec>;
 
-export type ErrorCode = keyof typeof ERROR_CODES;
+export type ErrorCode = keyof typeof ERRORS;
 
-/**
- * The close code of a plain-WebSocket connection that ends with this error (sent after the error
- * envelope). 4000-4999 are the application's and mirror the HTTP status where one fits; 1011 is left to
- * INTERNAL_ERROR alone, so the close code by itself tells a client error from a server bug. Total over
- * ErrorCode: a new code can not be added without one. README "Protocol" documents this table.
- */
-export const CLOSE_CODES: Record<ErrorCode, number> = {
-  AUTH_REQUIRED: 4401,
-  AUTH_INVALID: 4401,
-  TOKEN_EXPIRED: 4401,
-  FORBIDDEN: 4403,
-  INVALID_MESSAGE: 4400,
-  INVALID_TOPIC: 4404,
-  PAYLOAD_TOO_LARGE: 4413,
-  RATE_LIMIT_EXCEEDED: 4429,
-  SLOW_CONSUMER: 4008,
-  TOO_MANY_CONNECTIONS: 4429,
-  SERVER_SHUTTING_DOWN: 1012,
-  DISCONNECTED_BY_OPERATOR: 4410,
-  CONNECTION_ERROR: 4000,
-  INTERNAL_ERROR: 1011,
-  NOT_FOUND: 4404,
-  METHOD_NOT_ALLOWED: 4405,
-  SERVICE_UNAVAILABLE: 1013,
-};
+/** Every code, in catalogue order (metrics start a series for each). */
+export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
 
-/**
- * The HTTP status of an API answer with this code. Codes only a streaming connection can get (topics,
- * connection limits, a slow consumer, a shutdown or operator disconnect, a silent connection) have none.
- */
-export const HTTP_STATUS = {
-  AUTH_REQUIRED: 401,
-  AUTH_INVALID: 401,
-  TOKEN_EXPIRED: 401,
-  FORBIDDEN: 403,
-  INVALID_MESSAGE: 400,
-  PAYLOAD_TOO_LARGE: 413,
-  RATE_LIMIT_EXCEEDED: 429,
-  INTERNAL_ERROR: 500,
-  NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
-  SERVICE_UNAVAILABLE: 503,
-} as const satisfies Partial<Record<ErrorCode, number>>;
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(ERRORS, value);
+}
 
 /** The HTTP status for a code; a streaming-only one that ever reached the HTTP API would be a plain 400. */
 export function httpStatusOf(code: ErrorCode): number {
-  return (HTTP_STATUS as Partial<Record<ErrorCode, number>>)[code] ?? 400;
+  return ERRORS[code].http ?? 400;
+}
+
+/** The plain-WebSocket close code of a connection that ends with this error. */
+export function closeCodeOf(code: ErrorCode): number {
+  return ERRORS[code].close;
 }
 
 /** An error that is reported to a client with a stable code; anything else becomes INTERNAL_ERROR. */
@@ -76,9 +68,14 @@ export class ClientError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly details: Record<string, unknown> = {},
-    message: string = ERROR_CODES[code],
+    message: string = ERRORS[code].message,
   ) {
     super(message);
     this.name = 'ClientError';
+  }
+
+  /** What a client is told about `err`: itself if it is a ClientError, else a bare INTERNAL_ERROR (details stay in the log). */
+  static from(err: unknown): ClientError {
+    return err instanceof ClientError ? err : new ClientError('INTERNAL_ERROR');
   }
 }

@@ -72,4 +72,18 @@ export interface RefreshMessage {
 }
 
 export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage | BackgroundModeMessage | RefreshMessage;
+
 export type ClientMessageType = ClientMessage['type'];
+
+/** Total over ClientMessageType (and no other key): a message type can not be left out of the list. */
+const KINDS: Record<ClientMessageType, true> = { subscribe: true, unsubscribe: true, ping: true, background_mode: true, refresh: true };
+
+/**
+ * Every kind of client message, once: parsing (one schema each in schemas/client/), the received-messages
+ * metric and the Socket.IO event handlers all take it from here.
+ */
+export const CLIENT_MESSAGE_KINDS = Object.keys(KINDS) as ClientMessageType[];
+
+export function isClientMessageKind(kind: string): kind is ClientMessageType {
+  return Object.hasOwn(KINDS, kind);
+}

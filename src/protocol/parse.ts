@@ -1,6 +1,6 @@
 import { compileSchemaDir, describeErrors } from '../domain/json-schema.js';
 import { ClientError } from './errors.js';
-import type { ClientMessage, ClientMessageType } from './messages.js';
+import { CLIENT_MESSAGE_KINDS, isClientMessageKind, type ClientMessage, type ClientMessageType } from './messages.js';
 
 /**
  * Client -> server message parsing against schemas/client. Socket.IO clients emit `(kind, data)` where
@@ -9,13 +9,10 @@ import type { ClientMessage, ClientMessageType } from './messages.js';
  */
 
 const ID = (name: ClientMessageType) => `https://bondx.example/schemas/client/${name}.json`;
-const validators = compileSchemaDir(new URL('../../schemas/client/', import.meta.url), {
-  subscribe: ID('subscribe'),
-  unsubscribe: ID('unsubscribe'),
-  ping: ID('ping'),
-  background_mode: ID('background_mode'),
-  refresh: ID('refresh'),
-} satisfies Record<ClientMessageType, string>);
+const validators = compileSchemaDir(
+  new URL('../../schemas/client/', import.meta.url),
+  Object.fromEntries(CLIENT_MESSAGE_KINDS.map((kind) => [kind, ID(kind)])) as Record<ClientMessageType, string>,
+);
 
 /**
  * Deepest nesting a client message may have. The schemas need 3 levels (`subtopics.levels`); the bound
@@ -29,9 +26,12 @@ function invalid(reason: string): ClientError {
 }
 
 function knownKind(kind: string): ClientMessageType {
-  if (!Object.hasOwn(validators, kind)) throw invalid(`unknown message type '${kind}'`);
-  return kind as ClientMessageType;
+  if (!isClientMessageKind(kind)) throw invalid(`unknown message type '${kind}'`);
+  return kind;
 }
+
+/** The one answer to binary data, a WebSocket binary frame or a Socket.IO attachment alike. */
+const BINARY = 'binary data is not supported; send JSON';
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -56,7 +56,7 @@ function checkShape(value: unknown): void {
     const [v, depth] = next;
     if (typeof v !== 'object' || v === null) continue;
     if (depth > MAX_MESSAGE_DEPTH) throw invalid(`nested deeper than ${MAX_MESSAGE_DEPTH} levels`);
-    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) throw invalid('binary data is not supported; send JSON');
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) throw invalid(BINARY);
     for (const child of Object.values(v)) pending.push([child, depth + 1]);
   }
 }
@@ -96,9 +96,10 @@ export function parseClientMessage(kind: string, data: unknown, maxBytes: number
   return validateMessage(known, data === undefined || data === null ? {} : decodeBounded(data, maxBytes));
 }
 
-/** Parses one plain-WebSocket text frame (`{"type":"subscribe",...}`). */
-export function parseClientFrame(text: string, maxBytes: number): ClientMessage {
-  const body = decodeBounded(text, maxBytes);
+/** Parses one plain-WebSocket frame (`{"type":"subscribe",...}`); binary frames are refused. */
+export function parseClientFrame(frame: string | Uint8Array, maxBytes: number): ClientMessage {
+  if (typeof frame !== 'string') throw invalid(BINARY);
+  const body = decodeBounded(frame, maxBytes);
   if (!isObject(body)) throw invalid('message must be a JSON object');
   const kind = body['type'];
   if (typeof kind !== 'string') throw invalid("/: must have required property 'type'");

@@ -5,8 +5,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import type { Socket } from 'socket.io-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { statusOf } from '../../src/gateway/http-api.js';
-import { ERROR_CODES, type ErrorCode } from '../../src/protocol/errors.js';
+import { ERROR_CODES, httpStatusOf, isErrorCode, type ErrorCode } from '../../src/protocol/errors.js';
 import { connect, quote, request, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
 import { SeqChecker } from '../support/seq-checker.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
@@ -24,8 +23,8 @@ const TOPIC = `prices.${ISIN}`;
 const REDIS_URL = serviceUrl('REDIS_URL', 'the HTTP API fuzz test');
 const PREFIX = `http-fuzz-${randomBytes(4).toString('hex')}`;
 
-/** 200 answers, 422 (every event dead-lettered) and what statusOf gives a documented code. */
-const DOCUMENTED = new Set([200, 422, ...Object.keys(ERROR_CODES).map((c) => statusOf(c as ErrorCode)), 408, 431]);
+/** 200 answers, 422 (every event dead-lettered) and what httpStatusOf gives a documented code. */
+const DOCUMENTED = new Set([200, 422, ...ERROR_CODES.map(httpStatusOf), 408, 431]);
 const KNOWN_PATHS = ['/livez', '/readyz', '/api/v1/ws/health', '/api/v1/ws/topics', '/api/v1/events', '/api/v1/dead-letters', '/api/v1/admin/disconnect', '/', '/index.html'];
 
 interface Reply {
@@ -77,9 +76,9 @@ function checkReply(reply: Reply, what: string, method: string): void {
   const body = JSON.parse(reply.body) as { type?: string; code?: string; error?: string };
   if (reply.status === 200 || reply.status === 422) return;
   expect(body.type, `${what}: ${reply.body.slice(0, 200)}`).toBe('error');
-  expect(Object.hasOwn(ERROR_CODES, body.code ?? ''), `${what}: code ${body.code}`).toBe(true);
+  expect(isErrorCode(body.code ?? ''), `${what}: code ${body.code}`).toBe(true);
   expect(typeof body.error).toBe('string');
-  if (reply.status < 408 || reply.status > 431) expect(reply.status, `${what}: ${body.code}`).toBe(statusOf(body.code as ErrorCode));
+  if (reply.status < 408 || reply.status > 431) expect(reply.status, `${what}: ${body.code}`).toBe(httpStatusOf(body.code as ErrorCode));
 }
 
 // --- arbitraries -----------------------------------------------------------------------------------

@@ -119,10 +119,10 @@ describe('/metrics', () => {
     for (const stream of STREAMS) {
       zero('bondx_rate_limit_violations_total', { stream });
       for (const reason of DROP_REASONS) zero('bondx_messages_dropped_total', { stream, reason });
-      for (const code of Object.keys(ERROR_CODES)) zero('bondx_errors_total', { stream, code });
+      for (const code of ERROR_CODES) zero('bondx_errors_total', { stream, code });
       for (const transport of TRANSPORTS) {
         zero('bondx_auth_failures_total', { stream, transport });
-        for (const code of Object.keys(ERROR_CODES)) zero('bondx_connection_refusals_total', { stream, transport, code });
+        for (const code of ERROR_CODES) zero('bondx_connection_refusals_total', { stream, transport, code });
       }
     }
   });

@@ -10,7 +10,7 @@ import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { Room } from '../../gateway/hub.js';
 import type { ClientLink, Session } from '../../gateway/session.js';
 import type { Logger } from '../../observability/logger.js';
-import { ClientError, CLOSE_CODES, HTTP_STATUS } from '../../protocol/errors.js';
+import { ClientError, closeCodeOf, httpStatusOf } from '../../protocol/errors.js';
 import type { Envelope, SubscribeMessage } from '../../protocol/messages.js';
 import { parseClientFrame, peekMessage } from '../../protocol/parse.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
@@ -85,7 +85,7 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
   function refuse(ws: WebSocket, err: unknown): void {
     const clientError = err instanceof ClientError ? err : new ClientError('INTERNAL_ERROR');
     ws.send(JSON.stringify(errorEnvelope(clientError.code, clientError.details)));
-    ws.close(CLOSE_CODES[clientError.code], clientError.code);
+    ws.close(closeCodeOf(clientError.code), clientError.code);
   }
 
   async function accept(ws: WebSocket, req: IncomingMessage): Promise<void> {
@@ -219,7 +219,7 @@ function pathTopics(stream: Stream, rawId: string, principal: Principal): string
 
 /** Answers an upgrade nobody serves with a plain HTTP error, then closes the connection. */
 function refuseUpgrade(socket: Duplex, path: string): void {
-  const status = HTTP_STATUS.NOT_FOUND;
+  const status = httpStatusOf('NOT_FOUND');
   const body = JSON.stringify(errorEnvelope('NOT_FOUND', { path, reason: `WebSocket endpoints are under ${API_PREFIX}` }));
   socket.once('finish', () => socket.destroy());
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
