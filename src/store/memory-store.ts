@@ -86,7 +86,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
       record.updatedAt = ts;
       return entry;
     });
-    for (const entry of entries) this.listeners.get(entry.topic)?.forEach((listener) => listener.onEntry(entry));
+    for (const entry of entries) for (const listener of this.listeners.get(entry.topic) ?? []) listener.onEntry(entry);
     return { applied: true, entries };
   }
 
@@ -132,7 +132,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     if (!record) return '';
     if (record.epoch === epoch) {
       record.epoch = newEpoch();
-      this.listeners.get(topic)?.forEach((listener) => listener.onStale?.());
+      for (const listener of this.listeners.get(topic) ?? []) listener.onStale?.();
     }
     return record.epoch;
   }

@@ -108,7 +108,9 @@ class Follower {
     this.checker.attach(socket);
     socket.on('snapshot', (env: Envelope) => this.epochs.set(env.topic as string, String(env.meta.epoch)));
     socket.on('delta', (env: Envelope) => this.record(env));
-    socket.on('batch', (env: Envelope) => (env.payload as unknown as Envelope[]).forEach((inner) => this.record(inner)));
+    socket.on('batch', (env: Envelope) => {
+      for (const inner of env.payload as unknown as Envelope[]) this.record(inner);
+    });
   }
   private record(env: Envelope): void {
     const topic = env.topic as string;
@@ -276,7 +278,7 @@ describe('Redis restored from an older snapshot mid-stream', () => {
 
     // Including the topic nobody watched: its old numbering is what a later resume would be served.
     const epochsAfter = await Promise.all(ALL_TOPICS.map(async (t) => (await store.snapshot(t))?.epoch));
-    epochsAfter.forEach((epoch, i) => expect(epoch, ALL_TOPICS[i]).not.toBe(epochsBefore[i]));
+    for (const [i, epoch] of epochsAfter.entries()) expect(epoch, ALL_TOPICS[i]).not.toBe(epochsBefore[i]);
     for (const topic of TOPICS) {
       const read = await store.readAfter(topic, 0, 10 * PER_PHASE);
       for (const follower of followers) {
