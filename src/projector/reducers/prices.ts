@@ -1,3 +1,4 @@
+import { bookChecksum } from '../../domain/book-checksum.js';
 import type { BookEvent, BookLevel, QuoteEvent, TradeEvent } from '../../domain/events.js';
 import { topicOf } from '../../domain/topics.js';
 import { finish, prependBounded, reject, round, stateOf, type ProjectResult, type States, type Step } from './shared.js';
@@ -29,7 +30,8 @@ type Day = { date: string; volume: number; turnover: number; vwap: number | null
 export type PricesState = {
   isin: string;
   l1: L1 | null;
-  l2: { bids: Level[]; asks: Level[] };
+  /** `checksum`: of the top levels after the last update (src/domain/book-checksum.ts); 0 for an empty book. */
+  l2: { bids: Level[]; asks: Level[]; checksum: number };
   /** Newest first. */
   trades: Trade[];
   last_trade: Trade | null;
@@ -42,7 +44,7 @@ export type PriceEvent = QuoteEvent | BookEvent | TradeEvent;
 const fresh = (isin: string) => (): PricesState => ({
   isin,
   l1: null,
-  l2: { bids: [], asks: [] },
+  l2: { bids: [], asks: [], checksum: bookChecksum([], []) },
   trades: [],
   last_trade: null,
   day: null,
@@ -85,14 +87,20 @@ function applyBook(state: PricesState, e: BookEvent): Step<PricesState> {
   const key = e.side === 'bid' ? 'bids' : 'asks';
   const before = state.l2[key];
   const after = applyLevels(before, e.levels, e.side);
+  const l2 = { ...state.l2, [key]: after };
+  // Carried by the delta and the snapshot alike: a client verifies its book after every update.
+  const checksum = bookChecksum(l2.bids, l2.asks);
   return {
-    state: { ...state, l2: { ...state.l2, [key]: after }, updated_at: e.ts },
-    payload: { kind: 'l2', side: e.side, levels: diffLevels(before, after), ts: e.ts },
+    state: { ...state, l2: { ...l2, checksum }, updated_at: e.ts },
+    payload: { kind: 'l2', side: e.side, levels: diffLevels(before, after), ts: e.ts, checksum },
   };
 }
 
-/** Absolute sizes replace, size 0 removes; the ladder stays sorted best-first and capped at MAX_BOOK_LEVELS. */
-function applyLevels(ladder: readonly Level[], updates: readonly BookLevel[], side: BookEvent['side']): Level[] {
+/**
+ * Absolute sizes replace, size 0 removes; the ladder stays sorted best-first and capped at MAX_BOOK_LEVELS.
+ * An L2 delta's `levels` have the same meaning, so a client applies deltas to its book with this too.
+ */
+export function applyLevels(ladder: readonly Level[], updates: readonly BookLevel[], side: BookEvent['side']): Level[] {
   const sizes = new Map(ladder.map((l) => [l.price, l.size]));
   for (const { price, size } of updates) {
     if (size === 0) sizes.delete(price);
