@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/domain/json.js';
 import { HeadMismatch, SourceOffsetMismatch, type CommitInput, type CommitResult, type HistoryEntry, type LiveFeed, type SourcePosition, type TopicChange, type TopicStore } from '../../src/store/topic-store.js';
+import { sleep, waitFor } from '../support/waits.js';
 
 /** One store under test, fresh and empty (its own namespace). */
 export interface StoreUnderTest {
@@ -35,14 +36,6 @@ function event(changes: TopicChange[], source?: SourcePosition, eventId = uid())
 function applied(result: CommitResult): HistoryEntry[] {
   if (!result.applied) throw new Error(`commit not applied: ${result.reason}`);
   return result.entries;
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** The shared TopicStore + LiveFeed contract; every implementation runs it. */
@@ -199,8 +192,8 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       const epoch = (await store.snapshot('stale-a'))?.epoch as string;
       await store.renewEpoch('stale-a', epoch);
       await store.renewEpoch('stale-a', epoch); // already renewed: nothing changes, nobody is told
-      await waitFor(() => stale.length > 0, 'the stale notice');
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(() => stale.length > 0, 5000, 'the stale notice');
+      await sleep(50);
       expect(stale).toEqual(['stale-a']);
     });
 
@@ -246,7 +239,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       expect(entry?.payload).toEqual(payload);
       expect((await store.readAfter('we/ird "topic" é', 0, 1)).entries).toEqual([entry]);
       expect((await store.snapshot('we/ird "topic" é'))?.state).toEqual(payload);
-      await waitFor(() => seen.length === 1, 'live entry');
+      await waitFor(() => seen.length === 1, 5000, 'live entry');
       expect(seen).toEqual([entry]);
     });
 
@@ -332,7 +325,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       for (const r of results) committed.push(...applied(r));
       const expectA = committed.filter((e) => e.topic === 'live-a').sort((x, y) => x.seq - y.seq);
       const expectB = committed.filter((e) => e.topic === 'live-b').sort((x, y) => x.seq - y.seq);
-      await waitFor(() => onA.length >= 300 && onA2.length >= 300 && onB.length >= 100, 'live entries');
+      await waitFor(() => onA.length >= 300 && onA2.length >= 300 && onB.length >= 100, 5000, 'live entries');
       expect(onA).toEqual(expectA);
       expect(onA2).toEqual(expectA);
       expect(onB).toEqual(expectB);
@@ -340,12 +333,12 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
 
       offA();
       applied(await store.commit(event([change('live-a', 1000)])));
-      await waitFor(() => onA2.length === 301, 'entry for the remaining listener');
+      await waitFor(() => onA2.length === 301, 5000, 'entry for the remaining listener');
       offA2();
       offA2();
       await feedReady?.();
       applied(await store.commit(event([change('live-a', 1001), change('live-b', 1001)])));
-      await waitFor(() => onB.length === 101, 'live-b entry');
+      await waitFor(() => onB.length === 101, 5000, 'live-b entry');
       expect(onA.length).toBe(300);
       expect(onA2.length).toBe(301);
 
@@ -354,7 +347,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       feed.subscribe('live-a', (e) => again.push(e));
       await feedReady?.();
       const [next] = applied(await store.commit(event([change('live-a', 1002)])));
-      await waitFor(() => again.length === 1, 'entry after resubscribe');
+      await waitFor(() => again.length === 1, 5000, 'entry after resubscribe');
       expect(again).toEqual([next]);
     });
 

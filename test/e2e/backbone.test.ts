@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { OrderEvent, QuoteEvent } from '../../src/domain/events.js';
 import { SYSTEM_ALERTS_TOPIC } from '../../src/domain/topics.js';
-import { issueToken, type JwtKeys } from '../../src/gateway/auth.js';
 import type { DeadLetter } from '../../src/ingest/dead-letter.js';
 import { EventProducer } from '../../src/ingest/kafka/event-producer.js';
 import { createKafka, ensureTopics } from '../../src/ingest/kafka/kafka-client.js';
@@ -16,10 +15,12 @@ import type { Envelope } from '../../src/protocol/messages.js';
 import { RedisDeadLetterStore } from '../../src/ingest/redis-dead-letter.js';
 import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
 import type { HistoryEntry, Snapshot } from '../../src/store/topic-store.js';
-import { connect, request } from '../support/harness.js';
+import { connect, request } from '../support/clients.js';
 import { startGateway, startProjector, stopAll, waitForExit, type GatewayProcess, type RoleProcess } from '../support/processes.js';
 import { SeqChecker } from '../support/seq-checker.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
+import { TEST_SECRET, token } from '../support/system.js';
+import { sleep, waitFor } from '../support/waits.js';
 
 /**
  * The streaming backbone end to end, as deployed: events on Kafka, `bondx projector` and
@@ -38,7 +39,6 @@ const PREFIX = RUN;
 const FRESH_PREFIX = `${RUN}-fresh`;
 const TOPIC_PREFIX = RUN;
 const GROUP = `${RUN}-projector`;
-const SECRET = 'e2e-secret-with-enough-entropy-0123456789';
 const PARTITIONS = 3;
 
 const ISINS = ['IN0020230085', 'IN0020240019', 'IN0020192905'];
@@ -48,9 +48,6 @@ const USER = 'e2e-trader';
 const PRICE_TOPICS = ISINS.map((isin) => `prices.${isin}`);
 const TRADING_TOPIC = `trading.${USER}`;
 
-const keys: JwtKeys = { algorithm: 'HS256', verifyKey: SECRET, signKey: SECRET, generated: false };
-const token = (sub: string, role?: string) => issueToken(keys, { sub, ttl: 3600, ...(role ? { role } : {}) });
-
 const projectorEnv = (overrides: Record<string, string> = {}): Record<string, string> => ({
   REDIS_URL,
   KAFKA_BROKERS,
@@ -58,11 +55,11 @@ const projectorEnv = (overrides: Record<string, string> = {}): Record<string, st
   KAFKA_TOPIC_PREFIX: TOPIC_PREFIX,
   KAFKA_GROUP_ID: GROUP,
   KAFKA_PARTITIONS: String(PARTITIONS),
-  JWT_SECRET: SECRET,
+  JWT_SECRET: TEST_SECRET,
   ...overrides,
 });
 /** Gateways only need Redis (KAFKA_BROKERS='' overrides the inherited one: no producer in the gateway). */
-const gatewayEnv = (): Record<string, string> => ({ REDIS_URL, KAFKA_BROKERS: '', REDIS_PREFIX: PREFIX, JWT_SECRET: SECRET });
+const gatewayEnv = (): Record<string, string> => ({ REDIS_URL, KAFKA_BROKERS: '', REDIS_PREFIX: PREFIX, JWT_SECRET: TEST_SECRET });
 
 // ------------------------------------------------------------------------------------------ upstream
 
@@ -274,16 +271,6 @@ let gatewayB: GatewayProcess;
 const subscribers: Subscriber[] = [];
 const timings: string[] = [];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs: number, detail: () => string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${detail()}`);
-    await sleep(50);
-  }
-}
-
 /** Topics projected from upstream events (`system.alerts` is written by each process's alert monitor). */
 async function projectedTopics(s: RedisTopicStore) {
   return (await s.topics()).filter((t) => t.topic !== SYSTEM_ALERTS_TOPIC);
@@ -297,15 +284,10 @@ async function heads(s: RedisTopicStore = store): Promise<Map<string, number>> {
 async function waitForProjection(timeoutMs: number, s: RedisTopicStore = store, proc: RoleProcess = projector): Promise<void> {
   const want = new Map([...upstream.expected].map(([topic, ids]) => [topic, ids.length]));
   let have = new Map<string, number>();
-  await until(
-    'the projection to reach every produced event',
-    async () => {
+  await waitFor(async () => {
       have = await heads(s);
       return [...want].every(([topic, n]) => have.get(topic) === n);
-    },
-    timeoutMs,
-    () => `want ${JSON.stringify([...want])}\nhave ${JSON.stringify([...have])}\n${proc.describe()}`,
-  );
+    }, timeoutMs, () => `the projection to reach every produced event\nwant ${JSON.stringify([...want])}\nhave ${JSON.stringify([...have])}\n${proc.describe()}`, 50);
 }
 
 async function history(topic: string, s: RedisTopicStore = store): Promise<HistoryEntry[]> {
@@ -437,9 +419,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
       await waitForProjection(30_000);
       await expectHistoriesMatchUpstream();
       const topicHeads = await heads();
-      await until('every client at the head of its topics', () => subscribers.every((s) => s.topics.every((t) => s.last(t) === topicHeads.get(t))), 15_000, () =>
-        subscribers.map((s) => `${s.name}: ${s.topics.map((t) => `${t}=${s.last(t)}/${topicHeads.get(t)}`).join(' ')}`).join('\n'),
-      );
+      await waitFor(() => subscribers.every((s) => s.topics.every((t) => s.last(t) === topicHeads.get(t))), 15_000, () => `every client at the head of its topics\n${subscribers.map((s) => `${s.name}: ${s.topics.map((t) => `${t}=${s.last(t)}/${topicHeads.get(t)}`).join(' ')}`).join('\n')}`, 50);
       for (const s of subscribers) {
         expect(s.checker.violations, s.name).toEqual([]);
         expect(s.checker.resyncs, s.name).toBe(0);
@@ -470,12 +450,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
       // that an already-consumed bad event replayed after the restart is not dead-lettered again.
       const invalidBefore = upstream.invalid.length;
       const phase1 = produceStream(600, { batch: 15, pauseMs: 10, badEvery: 50, badUntil: 150 });
-      await until(
-        'the projector to be mid-stream, past the bad events',
-        async () => upstream.invalid.length === invalidBefore + 3 && (await deadLetters.count()) === invalidBefore + 3 && [...(await heads()).values()].reduce((a, b) => a + b, 0) >= base + 250,
-        20_000,
-        () => projector.describe(),
-      );
+      await waitFor(async () => upstream.invalid.length === invalidBefore + 3 && (await deadLetters.count()) === invalidBefore + 3 && [...(await heads()).values()].reduce((a, b) => a + b, 0) >= base + 250, 20_000, () => `the projector to be mid-stream, past the bad events\n${projector.describe()}`, 50);
       const killedAt = Date.now();
       await projector.kill('SIGKILL');
       timings.push(`b. projector SIGKILLed at ${new Date(killedAt).toISOString()}`);
@@ -492,7 +467,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
 
       await expectHistoriesMatchUpstream();
       const topicHeads = await heads();
-      await until('every client at the head of its topics', () => subscribers.every((s) => s.topics.every((t) => s.last(t) === topicHeads.get(t))), 15_000);
+      await waitFor(() => subscribers.every((s) => s.topics.every((t) => s.last(t) === topicHeads.get(t))), 15_000, 'every client at the head of its topics', 50);
       for (const s of subscribers) {
         expect(s.checker.violations, s.name).toEqual([]);
         expect(s.checker.resyncs, s.name).toBe(0);
@@ -518,7 +493,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
 
       const base = [...(await heads()).values()].reduce((a, b) => a + b, 0);
       const stream = produceStream(600, { batch: 10, pauseMs: 10 });
-      await until('events flowing through gateway A', () => clients.every((c) => c.checker.received >= 60), 20_000);
+      await waitFor(() => clients.every((c) => c.checker.received >= 60), 20_000, 'events flowing through gateway A', 50);
       await gatewayA.kill('SIGKILL');
       const projectedAtKill = [...(await heads()).values()].reduce((a, b) => a + b, 0) - base;
       await moved;
@@ -526,9 +501,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
       await waitForProjection(30_000);
 
       const topicHeads = await heads();
-      await until('every moved client at the head of its topics', () => clients.every((c) => c.topics.every((t) => c.last(t) === topicHeads.get(t))), 15_000, () =>
-        clients.map((s) => `${s.name}: ${s.topics.map((t) => `${t}=${s.last(t)}/${topicHeads.get(t)}`).join(' ')} ${s.failures.join(' ')}`).join('\n'),
-      );
+      await waitFor(() => clients.every((c) => c.topics.every((t) => c.last(t) === topicHeads.get(t))), 15_000, () => `every moved client at the head of its topics\n${clients.map((s) => `${s.name}: ${s.topics.map((t) => `${t}=${s.last(t)}/${topicHeads.get(t)}`).join(' ')} ${s.failures.join(' ')}`).join('\n')}`, 50);
       timings.push(`c. gateway A killed after ${projectedAtKill} of 600 entries; clients received ${clients.map((c) => c.checker.received).join('/')} entries`);
       for (const c of clients) {
         expect(c.failures, c.name).toEqual([]);
@@ -545,7 +518,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
 
   it('d. redelivered Kafka offsets change nothing (group offsets dropped, and a second group)', async () => {
     await timed('d. redelivery', async () => {
-      await until('the projector group to commit everything', () => groupCaughtUp(GROUP), 15_000);
+      await waitFor(() => groupCaughtUp(GROUP), 15_000, 'the projector group to commit everything', 50);
       const before = await dump(store, deadLetters, { withTimes: true });
       const offsetsBefore = await redis.hgetall(store.keys.offsets);
       const dlqBefore = await dlqTopicCount();
@@ -560,7 +533,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
       const otherGroup = `${RUN}-projector-2`;
       const [restarted, second] = await Promise.all([startProjector(projectorEnv()), startProjector(projectorEnv({ KAFKA_GROUP_ID: otherGroup }))]);
       projector = restarted;
-      await timed('d. both groups re-read the log', () => until('both groups to have consumed the whole log', async () => (await groupCaughtUp(GROUP)) && (await groupCaughtUp(otherGroup)), 30_000, () => `${restarted.describe(20)}\n${second.describe(20)}`));
+      await timed('d. both groups re-read the log', () => waitFor(async () => (await groupCaughtUp(GROUP)) && (await groupCaughtUp(otherGroup)), 30_000, () => `both groups to have consumed the whole log\n${restarted.describe(20)}\n${second.describe(20)}`, 50));
       // Stragglers would show up within a moment of the commit.
       await sleep(300);
 
@@ -612,7 +585,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
               at: message.headers?.at?.toString() ?? '',
             }),
         });
-        await until('the DLQ topic to be read', () => seen.length >= inTopic, 20_000);
+        await waitFor(() => seen.length >= inTopic, 20_000, 'the DLQ topic to be read', 50);
       } finally {
         await consumer.disconnect();
       }
@@ -629,7 +602,7 @@ describe.sequential('streaming backbone: Kafka -> projector process -> Redis -> 
       const freshGroup = `${RUN}-projector-fresh`;
       const replay = await startProjector(projectorEnv({ REDIS_PREFIX: FRESH_PREFIX, KAFKA_GROUP_ID: freshGroup }));
       await waitForProjection(40_000, fresh, replay);
-      await until('the fresh projector to consume the whole log', () => groupCaughtUp(freshGroup), 15_000);
+      await waitFor(() => groupCaughtUp(freshGroup), 15_000, 'the fresh projector to consume the whole log', 50);
       await expectHistoriesMatchUpstream(fresh);
       // Entry for entry (seq, type, event id and time, payload) and snapshot for snapshot; commit times
       // and epochs differ by construction. Dead letters: same reasons, sources and events.

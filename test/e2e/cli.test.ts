@@ -1,7 +1,7 @@
 import jwt from 'jsonwebtoken';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runBondx, type CliRun } from '../support/cli.js';
-import { TEST_SECRET } from '../support/harness.js';
+import { type CliRun, runBondx } from '../support/processes.js';
+import { TEST_SECRET } from '../support/system.js';
 
 /**
  * The `bondx` command as a new user meets it: what `npm start` prints is enough to reach the operator

@@ -7,7 +7,8 @@ import { createKafka } from '../../src/ingest/kafka/kafka-client.js';
 import { FAMILIES, kafkaTopic } from '../../src/ingest/kafka/routing.js';
 import type { HealthCheck } from '../../src/observability/health.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { health, startTestSystem, type HealthBody, type TestSystem } from '../support/system.js';
+import { waitFor } from '../support/waits.js';
 
 /**
  * `GET /api/v1/ws/health` reports real backend connectivity as named checks: Redis by ping, Kafka from
@@ -21,22 +22,8 @@ const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'the health tests');
 
 const RUN = `health-${randomBytes(4).toString('hex')}`;
 
-interface Health {
-  status: string;
-  reasons: string[];
-  checks: HealthCheck[];
-}
-
-/** The health body, checking the HTTP status machines read: 503 exactly when `down`. */
-async function health(system: TestSystem): Promise<Health> {
-  const res = await fetch(`${system.server.url}/api/v1/ws/health`);
-  const body = (await res.json()) as Health;
-  expect(res.status).toBe(body.status === 'down' ? 503 : 200);
-  return body;
-}
-
 /** One named check of a health body. */
-function check(body: Health, name: string): HealthCheck | undefined {
+function check(body: HealthBody, name: string): HealthCheck | undefined {
   return body.checks.find((c) => c.name === name);
 }
 
@@ -68,7 +55,7 @@ describe.sequential('health reports real backend connectivity', () => {
   it('in memory: no Redis, kafka off, status ok', async () => {
     const memory = await startTestSystem();
     try {
-      const body = await health(memory);
+      const body = await health(memory.server.url);
       expect(body.checks.map((c) => [c.name, c.status])).toEqual([
         ['redis', 'off'],
         ['kafka_producer', 'off'],
@@ -86,8 +73,8 @@ describe.sequential('health reports real backend connectivity', () => {
   it('with Redis and Kafka: redis up, kafka producer and consumer up once the consumer joined its group', async () => {
     system = await startTestSystem({ REDIS_URL, KAFKA_BROKERS, REDIS_PREFIX: RUN, KAFKA_TOPIC_PREFIX: RUN, KAFKA_GROUP_ID: `${RUN}-projector`, KAFKA_PARTITIONS: '1' });
     const s = system;
-    await waitFor(async () => check(await health(s), 'kafka_consumer')?.detail?.startsWith('member of group') ?? false, 20_000, 'the consumer to join its group');
-    const body = await health(s);
+    await waitFor(async () => check(await health(s.server.url), 'kafka_consumer')?.detail?.startsWith('member of group') ?? false, 20_000, 'the consumer to join its group');
+    const body = await health(s.server.url);
     expect(check(body, 'redis')?.status).toBe('up');
     expect(check(body, 'kafka_producer')).toMatchObject({ status: 'up' });
     expect(check(body, 'kafka_consumer')).toMatchObject({ status: 'up', detail: `member of group ${RUN}-projector` });
@@ -101,7 +88,7 @@ describe.sequential('health reports real backend connectivity', () => {
     const s = system;
     if (!s?.consumer) throw new Error('the previous test did not start a system with a Kafka consumer');
     await s.consumer.stop();
-    const body = await health(s);
+    const body = await health(s.server.url);
     expect(check(body, 'kafka_consumer')?.status).toBe('down');
     expect(check(body, 'kafka_producer')?.status).toBe('up');
     expect(body.status).toBe('down');
@@ -119,7 +106,7 @@ describe.sequential('health reports real backend connectivity', () => {
     const unreachable = await startTestSystem({ REDIS_URL, REDIS_PREFIX: `${RUN}-down` });
     try {
       unreachable.backends.redis?.client.disconnect();
-      const body = await health(unreachable);
+      const body = await health(unreachable.server.url);
       expect(body.status).toBe('down');
       expect(body.reasons.some((r) => r.startsWith('redis is down'))).toBe(true);
       expect((await readiness(unreachable)).http).toBe(503);

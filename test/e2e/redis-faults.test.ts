@@ -9,7 +9,6 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import type { QuoteEvent } from '../../src/domain/events.js';
-import { issueToken, type JwtKeys } from '../../src/gateway/auth.js';
 import { EventProducer } from '../../src/ingest/kafka/event-producer.js';
 import type { Admin } from 'kafkajs';
 import { createKafka, ensureTopics } from '../../src/ingest/kafka/kafka-client.js';
@@ -17,10 +16,12 @@ import { kafkaTopic } from '../../src/ingest/kafka/routing.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { Envelope } from '../../src/protocol/messages.js';
 import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
-import { connect, request } from '../support/harness.js';
+import { connect, request } from '../support/clients.js';
 import { startGateway, startProjector, stopAll, type GatewayProcess, type RoleProcess } from '../support/processes.js';
 import { SeqChecker } from '../support/seq-checker.js';
 import { serviceUrl } from '../support/services.js';
+import { TEST_SECRET, token } from '../support/system.js';
+import { sleep } from '../support/waits.js';
 
 /**
  * Redis faults under a running deployment: `bondx projector` and `bondx gateway` processes, socket.io
@@ -38,14 +39,12 @@ import { serviceUrl } from '../support/services.js';
 
 const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'the Redis restore e2e test');
 const RUN = `restore-${randomBytes(4).toString('hex')}`;
-const SECRET = 'e2e-secret-with-enough-entropy-0123456789';
 /** The last one has no subscriber: no gateway feed watches it, only the projector can protect it. */
 const ISINS = ['IN0020230085', 'IN0020240019', 'IN0020192905', 'IN0020190032'];
 const ALL_TOPICS = ISINS.map((isin) => `prices.${isin}`);
 const TOPICS = ALL_TOPICS.slice(0, 3);
 const UNWATCHED = ALL_TOPICS[3] as string;
 const PER_PHASE = 60; // events per ISIN per phase
-const keys: JwtKeys = { algorithm: 'HS256', verifyKey: SECRET, signKey: SECRET, generated: false };
 
 /** A redis-server of this test's own, with a data directory it can restart from. */
 class OwnRedis {
@@ -67,7 +66,7 @@ class OwnRedis {
         if ((await probe.ping()) === 'PONG') return;
       } catch {
         if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not answer (is Debian's redis-server installed?)`);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       } finally {
         probe.disconnect();
       }
@@ -148,7 +147,7 @@ async function produce(perIsin: number): Promise<void> {
       }
     }
     await producer.send(events);
-    await new Promise((r) => setTimeout(r, 15));
+    await sleep(15);
   }
 }
 
@@ -158,7 +157,7 @@ async function headsReach(target: number, timeoutMs: number): Promise<void> {
     const heads = await Promise.all(ALL_TOPICS.map(async (t) => (await store.snapshot(t).catch(() => null))?.seq ?? 0));
     if (heads.every((h) => h >= target)) return;
     if (Date.now() > deadline) throw new Error(`heads ${heads.join('/')} did not reach ${target}\n${projector.describe(30)}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -175,11 +174,11 @@ beforeAll(async () => {
   await producer.connect();
   admin = kafka.admin();
   await admin.connect();
-  const common = { REDIS_URL: redis.url, REDIS_PREFIX: RUN, JWT_SECRET: SECRET, SIMULATOR: 'false' };
+  const common = { REDIS_URL: redis.url, REDIS_PREFIX: RUN, JWT_SECRET: TEST_SECRET, SIMULATOR: 'false' };
   projector = await startProjector({ ...common, KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: RUN, KAFKA_GROUP_ID: `${RUN}-projector`, KAFKA_PARTITIONS: '2' });
   gateway = await startGateway({ ...common, KAFKA_BROKERS: '' });
   for (let i = 0; i < 2; i++) {
-    const socket = await connect(gateway.url, '/market', issueToken(keys, { sub: `viewer-${i}`, ttl: 3600 }));
+    const socket = await connect(gateway.url, '/market', token(`viewer-${i}`));
     const follower = new Follower(socket);
     for (const topic of TOPICS) {
       const ack = await request(socket, 'subscribe', { topic, ...(i === 1 ? { batch_size: 20 } : {}) });
@@ -243,7 +242,7 @@ describe('Redis restored from an older snapshot mid-stream', () => {
     const producing = produce(PER_PHASE);
     // Kill the gateway's subscriber connection again and again while events are committed.
     while (kills < 5) {
-      await new Promise((r) => setTimeout(r, 60));
+      await sleep(60);
       kills += Number(await killer.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
     }
     await producing;

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, it, type ExpectStatic } from 'vitest';
 import jwt from 'jsonwebtoken';
 import type { ErrorEnvelope } from '../../src/protocol/messages.js';
-import { openClient, TRANSPORTS, type TestClient, type Transport } from '../support/clients.js';
-import { quote, startTestSystem, TEST_SECRET, waitFor, type TestSystem } from '../support/harness.js';
+import { openClient, type TestClient, type Transport, TRANSPORTS } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { startTestSystem, TEST_SECRET, type TestSystem } from '../support/system.js';
+import { waitFor } from '../support/waits.js';
 
 /**
  * Tokens expire mid-stream (issue 8 §3), over real Socket.IO and WebSocket clients on loopback: at its

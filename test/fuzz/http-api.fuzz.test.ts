@@ -6,7 +6,10 @@ import type { Redis } from 'ioredis';
 import type { Socket } from 'socket.io-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES, httpStatusOf, isErrorCode, type ErrorCode } from '../../src/protocol/errors.js';
-import { connect, quote, request, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { connect, request } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { startTestSystem, type TestSystem } from '../support/system.js';
+import { sleep, waitFor } from '../support/waits.js';
 import { SeqChecker } from '../support/seq-checker.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 
@@ -169,7 +172,7 @@ async function fuzz(system: TestSystem, runs: number): Promise<void> {
     while (feeding) {
       const outcome = await system.ingest.submit(quote(ISIN, 99 + (published % 10) / 100, 99.5), 'fuzz-canary');
       if (outcome.status === 'applied') published++;
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
   })();
 

@@ -6,8 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { isErrorCode } from '../../src/protocol/errors.js';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { openClient } from '../support/clients.js';
-import { connect, quote, request, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { connect, openClient, request } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { startTestSystem, type TestSystem } from '../support/system.js';
+import { sleep, waitFor } from '../support/waits.js';
 import { SeqChecker } from '../support/seq-checker.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 
@@ -166,7 +168,7 @@ async function withCanaries(run: () => Promise<void>): Promise<void> {
   const feed = (async () => {
     while (feeding) {
       if ((await system.ingest.submit(quote(ISIN, 99 + (published % 10) / 100, 99.5), 'fuzz-canary')).status === 'applied') published++;
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
   })();
   try {

@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { JsonObject } from '../../src/domain/json.js';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { openClient, TRANSPORTS, type TestClient } from '../support/clients.js';
-import { connect, quote, request, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { connect, openClient, request, TRANSPORTS } from '../support/clients.js';
+import { eventId, quote } from '../support/events.js';
+import { startTestSystem, type TestSystem } from '../support/system.js';
+import { sleep, waitFor, within } from '../support/waits.js';
 import { SeqChecker } from '../support/seq-checker.js';
 
 /**
@@ -34,25 +35,20 @@ async function system(env: Record<string, string>): Promise<TestSystem> {
   return started;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-/** The reply, or undefined if none came within `ms` (openClient's WebSocket requests wait forever). */
-const within = <T>(promise: Promise<T>, ms: number): Promise<T | undefined> => Promise.race([promise, sleep(ms).then(() => undefined)]);
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
 // ---------------------------------------------------------------------------------------------
 // Events
 
-let eventCounter = 0;
-const eventId = (prefix: string) => `${prefix}-${process.pid}-${++eventCounter}`;
-
 const lastLevels = new Map<string, number[]>();
 
+let books = 0;
 /**
  * A book update that replaces one side's whole ladder: the previous 20 prices removed, 30 new ones
  * (the 20 best kept): a delta of 40 levels, ~1.4 KB, good for filling socket buffers fast.
  */
 function book(isin: string): Record<string, unknown> {
-  const n = ++eventCounter;
+  const n = ++books;
   const side = n % 2 === 0 ? 'bid' : 'ask';
   const base = 80 + ((n * 0.5) % 30);
   const prices = Array.from({ length: 30 }, (_, j) => Math.round((base + j * 0.01) * 1000) / 1000);
@@ -493,7 +489,7 @@ describe.each(TRANSPORTS)('background mode over %s', (transport) => {
     const alerts = `risk.${user}.alerts`;
     await publishMany(sys, 2, () => quote(ISIN_A));
     const headers = { 'x-background-mode': 'true' };
-    const client = transport === 'websocket' ? await openClient('websocket', sys.server.url, 'mobile', user, sys.token(user), headers) : await openSocketIoWithHeaders(sys, user, headers);
+    const client = await openClient(transport, sys.server.url, 'mobile', user, sys.token(user), headers);
     cleanups.push(() => client.close());
     expect(await client.request('subscribe', { topic: prices })).toMatchObject({ type: 'ack' });
     expect(ofTopic(client.received, prices, 'snapshot').map((e) => e.seq)).toEqual([2]);
@@ -512,31 +508,6 @@ describe.each(TRANSPORTS)('background mode over %s', (transport) => {
   });
 });
 
-/** openClient's Socket.IO side takes no headers; this one sends them on the handshake. */
-async function openSocketIoWithHeaders(sys: TestSystem, user: string, headers: Record<string, string>): Promise<TestClient> {
-  const socket: Socket = ioClient(`${sys.server.url}/mobile`, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { token: sys.token(user) }, extraHeaders: headers });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve());
-    socket.once('connect_error', reject);
-  });
-  const received: Envelope[] = [];
-  socket.onAny((type: string, env: Envelope) => {
-    if (type === 'batch') received.push(...(env.payload as unknown as Envelope[]));
-    else received.push(env);
-  });
-  let n = 0;
-  const client: TestClient = {
-    transport: 'socketio',
-    received,
-    request: (kind, message) => request(socket, kind, { correlation_id: `hdr-${++n}`, ...message }),
-    sendRaw: (raw) => request(socket, 'subscribe', raw),
-    closed: () => new Promise((resolve) => socket.once('disconnect', (reason) => resolve({ code: reason }))),
-    close: () => socket.close(),
-  };
-  // Like openClient: the path's default topics.
-  for (const topic of [`trading.${user}`, `portfolio.${user}`, `risk.${user}.alerts`]) expect(await client.request('subscribe', { topic })).toMatchObject({ type: 'ack' });
-  return client;
-}
 
 describe('batching across the conflation boundary', () => {
   it('batch_size 10: batches before and after one conflated snapshot, every seq in order, none twice', async () => {

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection } from 'node:net';
-import { io as ioClient, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { withCheckDigit } from '../../src/domain/isin.js';
 import { MAX_MESSAGE_DEPTH } from '../../src/protocol/parse.js';
 import type { Envelope } from '../../src/protocol/messages.js';
 import { DEFLATE_PATH } from '../../src/transports/socketio/socketio-transport.js';
-import { openClient, RefusedError, TRANSPORTS, type TestClient, type Transport } from '../support/clients.js';
-import { connect, request, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { connect, openClient, RefusedError, request, type TestClient, type Transport, TRANSPORTS } from '../support/clients.js';
+import { health, startTestSystem, type TestSystem } from '../support/system.js';
+import { waitFor } from '../support/waits.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 
 /** Gateway input and connection handling: whatever a client sends, it gets a documented answer. */
@@ -136,7 +136,7 @@ describe('plain WebSocket connections', () => {
       expect(answer.closed, path).toBe(true);
     }
     for (const path of ['/socket.io', DEFLATE_PATH]) {
-      const socket = await connectOn(system, path, 'engines');
+      const socket = await connect(system.server.url, '/market', system.token('engines'), { path });
       expect(await request(socket, 'ping', {})).toMatchObject({ type: 'pong' });
       socket.close();
     }
@@ -146,9 +146,9 @@ describe('plain WebSocket connections', () => {
 describe('operator disconnect', () => {
   it('closes every connection of the user on every gateway, both transports, and nobody else', async () => {
     // The adapters of the two gateways must have met before a server-side emit reaches both.
-    await waitFor(async () => (await health(system)).cluster?.gateways === 2, 10_000, 'both gateways in the cluster');
+    await waitFor(async () => (await health(system.server.url)).cluster?.gateways === 2, 10_000, 'both gateways in the cluster');
     const doomed = await Promise.all([system, other].flatMap((gateway) => TRANSPORTS.map((transport) => openClient(transport, gateway.server.url, 'market', ISIN, gateway.token('evicted')))));
-    const compressed = await connectOn(other, DEFLATE_PATH, 'evicted');
+    const compressed = await connect(other.server.url, '/market', other.token('evicted'), { path: DEFLATE_PATH });
     const bystanders = await Promise.all(TRANSPORTS.map((transport) => openClient(transport, other.server.url, 'market', ISIN, other.token('bystander'))));
     clients.push(...bystanders);
     const compressedClosed = new Promise((resolve) => compressed.once('disconnect', resolve));
@@ -186,20 +186,6 @@ describe('connection-rate refusal', () => {
     }
   });
 });
-
-/** A Socket.IO client on /market through the engine at `path` (WebSocket transport only, as the upgrade is what is tested). */
-async function connectOn(gateway: TestSystem, path: string, user: string): Promise<Socket> {
-  const socket = ioClient(`${gateway.server.url}/market`, { path, transports: ['websocket'], auth: { token: gateway.token(user) }, forceNew: true, reconnection: false });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('connect_error', reject);
-  });
-  return socket;
-}
-
-async function health(gateway: TestSystem): Promise<{ cluster?: { gateways: number } }> {
-  return (await (await fetch(`${gateway.server.url}/api/v1/ws/health`)).json()) as { cluster?: { gateways: number } };
-}
 
 /** Sends a WebSocket upgrade request on `path` over raw TCP; resolves with what came back once the server closed (or after 3 s). */
 function rawUpgrade(gateway: TestSystem, path: string): Promise<{ text: string; closed: boolean }> {

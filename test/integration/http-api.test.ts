@@ -4,7 +4,8 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/domain/json.js';
 import { redisKeys } from '../../src/store/redis/keys.js';
-import { quote, startTestSystem, type TestSystem } from '../support/harness.js';
+import { quote } from '../support/events.js';
+import { startTestSystem, type TestSystem } from '../support/system.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 
 /**

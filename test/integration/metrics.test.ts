@@ -1,10 +1,13 @@
-import { io as ioClient, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STREAMS, SYSTEM_ALERTS_TOPIC } from '../../src/domain/topics.js';
 import { DROP_REASONS, TRANSPORTS } from '../../src/observability/metrics.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { connect, quote, Recorder, request, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { connect, Recorder, request } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { health, startTestSystem, type TestSystem } from '../support/system.js';
+import { waitFor } from '../support/waits.js';
 
 /**
  * Metrics, health and alerts end to end: real Socket.IO traffic and HTTP publishing against a real
@@ -73,20 +76,6 @@ async function publish(system: TestSystem, events: unknown): Promise<number> {
   return res.status;
 }
 
-async function health(system: TestSystem): Promise<{ status: string; reasons: string[]; alerts: { name: string }[] }> {
-  const res = await fetch(`${system.server.url}/api/v1/ws/health`);
-  return (await res.json()) as { status: string; reasons: string[]; alerts: { name: string }[] };
-}
-
-function connectWithHeaders(url: string, namespace: string, token: string, headers: Record<string, string>): Promise<Socket> {
-  const socket = ioClient(`${url}${namespace}`, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { token }, extraHeaders: headers });
-  sockets.push(socket);
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', reject);
-  });
-}
-
 // --- counters --------------------------------------------------------------------------------------
 
 describe('/metrics', () => {
@@ -131,16 +120,17 @@ describe('/metrics', () => {
     const before = await scrape(system);
 
     // One mobile-identified connection, subscribed to a price topic.
-    const socket = await connectWithHeaders(system.server.url, '/market', system.token('alice'), { 'x-device-type': 'ios', 'x-client-version': '2.3.1' });
+    const socket = await connect(system.server.url, '/market', system.token('alice'), { headers: { 'x-device-type': 'ios', 'x-client-version': '2.3.1' } });
+    sockets.push(socket);
     const rec = new Recorder(socket);
     const ack = await request(socket, 'subscribe', { type: 'subscribe', topic: TOPIC });
     expect(ack.type).toBe('ack');
-    await rec.until(() => rec.of(TOPIC, 'snapshot').length === 1, 5000, 'snapshot');
+    await waitFor(() => rec.of(TOPIC, 'snapshot').length === 1, 5000, 'snapshot');
 
     // Three events through the HTTP API reach the subscriber as three deltas; one bad event is dead-lettered.
     expect(await publish(system, [quote(ISIN, 99.1, 99.2), quote(ISIN, 99.2, 99.3), quote(ISIN, 99.3, 99.4)])).toBe(200);
     expect(await publish(system, [{ event_id: 'bad-1', type: 'quote', isin: 'nope' }])).toBe(422);
-    await rec.until(() => rec.of(TOPIC, 'delta').length === 3, 5000, 'three deltas');
+    await waitFor(() => rec.of(TOPIC, 'delta').length === 3, 5000, 'three deltas');
 
     // An invalid message and a ping.
     const invalid = await request(socket, 'bogus', { hello: 1 });
@@ -199,14 +189,15 @@ describe('/metrics', () => {
     await request(b, 'subscribe', { type: 'subscribe', topic: TOPIC });
     const before = await scrape(system);
     expect(await publish(system, [quote(ISIN, 98.1, 98.2), quote(ISIN, 98.2, 98.3)])).toBe(200);
-    await recA.until(() => recA.of(TOPIC, 'delta').length === 2 && recB.of(TOPIC, 'delta').length === 2, 5000, 'deltas on both');
+    await waitFor(() => recA.of(TOPIC, 'delta').length === 2 && recB.of(TOPIC, 'delta').length === 2, 5000, 'deltas on both');
     const after = await scrape(system);
     expect(after.value('bondx_messages_sent_total', { stream: 'market', type: 'delta' }) - before.value('bondx_messages_sent_total', { stream: 'market', type: 'delta' })).toBe(4);
     expect(after.value('bondx_delivery_latency_seconds_count') - before.value('bondx_delivery_latency_seconds_count')).toBe(2);
   });
 
   it('uses bounded label values for client headers', async () => {
-    const socket = await connectWithHeaders(system.server.url, '/mobile', system.token('carol'), { 'x-device-type': 'android', 'x-client-version': 'weird"value{}' });
+    const socket = await connect(system.server.url, '/mobile', system.token('carol'), { headers: { 'x-device-type': 'android', 'x-client-version': 'weird"value{}' } });
+    sockets.push(socket);
     const s = await scrape(system);
     const series = s.series.filter((x) => x.name === 'bondx_client_connections_total' && x.labels.device_type === 'android');
     expect(series).toHaveLength(1);
@@ -232,7 +223,7 @@ describe('alerts', () => {
   });
 
   it('raises an alert on a real breach (operator receives it, health degraded), then clears it', async () => {
-    expect((await health(system)).status).toBe('ok');
+    expect((await health(system.server.url)).status).toBe('ok');
     const operator = await connect(system.server.url, '/risk', system.token('ops', 'operator'));
     sockets.push(operator);
     const ops = new Recorder(operator);
@@ -243,14 +234,14 @@ describe('alerts', () => {
     expect((await request(trader, 'subscribe', { type: 'subscribe', topic: 'prices.!!' })).type).toBe('error');
 
     const alerts = () => ops.of(SYSTEM_ALERTS_TOPIC, 'alert').filter((e) => (e.payload as { name: string }).name === 'error_rate');
-    await ops.until(() => alerts().length >= 1, 5000, 'error_rate raised');
+    await waitFor(() => alerts().length >= 1, 5000, 'error_rate raised');
     const raised = alerts()[0] as Envelope;
     expect(raised.payload).toMatchObject({ kind: 'system_alert', name: 'error_rate', state: 'raised', threshold: 0 });
     // One error among the messages received in the window (the operator's subscribe, the bad one).
     expect((raised.payload as { value: number }).value).toBeGreaterThan(0);
     expect(raised.seq).toBeGreaterThanOrEqual(1);
 
-    const degraded = await health(system);
+    const degraded = await health(system.server.url);
     expect(degraded.status).toBe('degraded');
     expect(degraded.alerts.map((a) => a.name)).toContain('error_rate');
     expect(degraded.reasons.join(' ')).toContain('error rate');
@@ -258,12 +249,12 @@ describe('alerts', () => {
     expect(scraped.value('bondx_alerts_active', { name: 'error_rate' })).toBe(1);
 
     // No more errors: once the window has slid past the error, the alert clears.
-    await ops.until(() => alerts().length >= 2, 5000, 'error_rate cleared');
+    await waitFor(() => alerts().length >= 2, 5000, 'error_rate cleared');
     const cleared = alerts()[1] as Envelope;
     expect(cleared.payload).toMatchObject({ name: 'error_rate', state: 'cleared' });
     expect(cleared.seq).toBe((raised.seq as number) + 1);
-    await waitFor(async () => (await health(system)).status === 'ok', 5000, 'health ok');
-    const ok = await health(system);
+    await waitFor(async () => (await health(system.server.url)).status === 'ok', 5000, 'health ok');
+    const ok = await health(system.server.url);
     expect(ok.reasons).toEqual([]);
     expect(ok.alerts).toEqual([]);
     expect((await scrape(system)).value('bondx_alerts_active', { name: 'error_rate' })).toBe(0);
@@ -273,12 +264,12 @@ describe('alerts', () => {
     sockets.push(late);
     const lateRec = new Recorder(late);
     await request(late, 'subscribe', { type: 'subscribe', topic: SYSTEM_ALERTS_TOPIC, resume_from_seq: (raised.seq as number) - 1 });
-    await lateRec.until(() => lateRec.of(SYSTEM_ALERTS_TOPIC, 'alert').length >= 2, 5000, 'replayed alerts');
+    await waitFor(() => lateRec.of(SYSTEM_ALERTS_TOPIC, 'alert').length >= 2, 5000, 'replayed alerts');
     const snap = await connect(system.server.url, '/risk', system.token('ops3', 'operator'));
     sockets.push(snap);
     const snapRec = new Recorder(snap);
     await request(snap, 'subscribe', { type: 'subscribe', topic: SYSTEM_ALERTS_TOPIC });
-    await snapRec.until(() => snapRec.of(SYSTEM_ALERTS_TOPIC, 'snapshot').length === 1, 5000, 'snapshot');
+    await waitFor(() => snapRec.of(SYSTEM_ALERTS_TOPIC, 'snapshot').length === 1, 5000, 'snapshot');
     expect((snapRec.of(SYSTEM_ALERTS_TOPIC, 'snapshot')[0]?.payload as { active: unknown[] }).active).toEqual([]);
   });
 
@@ -306,12 +297,12 @@ describe('alerts need enough samples (ALERT_MIN_SAMPLES)', () => {
   }
 
   it('one refused connection out of four leaves health ok under the default minimum', async () => {
-    const body = await health(await oneRefusalInFour({}));
+    const body = await health((await oneRefusalInFour({})).server.url);
     expect(body).toMatchObject({ status: 'ok', reasons: [], alerts: [] });
   });
 
   it('the same four attempts alert when the minimum allows it (control)', async () => {
-    const body = await health(await oneRefusalInFour({ ALERT_MIN_SAMPLES: '4' }));
+    const body = await health((await oneRefusalInFour({ ALERT_MIN_SAMPLES: '4' })).server.url);
     expect(body.status).toBe('degraded');
     // The `alerts` check's reason: its name, then the active alerts' messages.
     expect(body.reasons).toEqual(['alerts: connection failure rate 25% > 5% (1/4)']);

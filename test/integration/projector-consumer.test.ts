@@ -13,7 +13,8 @@ import { Projector } from '../../src/projector/projector.js';
 import type { Backends } from '../../src/runtime/backends.js';
 import { createBackends } from '../../src/runtime/system.js';
 import type { SourcePosition } from '../../src/store/topic-store.js';
-import { quote, waitFor } from '../support/harness.js';
+import { quote } from '../support/events.js';
+import { waitFor } from '../support/waits.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 
 /**

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { openClient, TRANSPORTS, type TestClient } from '../support/clients.js';
-import { quote, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { openClient, type TestClient, TRANSPORTS } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { startTestSystem, type TestSystem } from '../support/system.js';
+import { waitFor } from '../support/waits.js';
 
 /**
  * A client that resumes WITHOUT its epoch after the topic's history was reset: the seqs it names belong

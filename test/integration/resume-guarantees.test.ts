@@ -1,7 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { openClient, TRANSPORTS, type TestClient, type Transport } from '../support/clients.js';
-import { quote, startTestSystem, waitFor, type TestSystem } from '../support/harness.js';
+import { openClient, type TestClient, type Transport, TRANSPORTS } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { startTestSystem, type TestSystem } from '../support/system.js';
+import { sleep, waitFor } from '../support/waits.js';
 import { SeqChecker } from '../support/seq-checker.js';
 
 /**
@@ -32,7 +34,6 @@ afterEach(async () => {
 });
 afterAll(async () => system.close());
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function publish(sys: TestSystem, isin: string, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {

@@ -1,6 +1,9 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { connect, quote, request, startTestSystem, waitFor } from '../support/harness.js';
+import { connect, request } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { startTestSystem } from '../support/system.js';
+import { sleep, waitFor } from '../support/waits.js';
 import { SeqChecker } from '../support/seq-checker.js';
 
 const ISINS = ['IN0020230085', 'IN0020240019', 'IN0020192905'];
@@ -41,14 +44,14 @@ it('every client sees every seq exactly once, in order, while subscribing, dropp
   let reconnects = 0;
   const clients = checkers.map(async (checker, n) => {
     // Each client starts at a different moment and subscribes to 1-3 topics.
-    await new Promise((r) => setTimeout(r, random() * 200));
+    await sleep(random() * 200);
     const topics = TOPICS.slice(0, 1 + (n % TOPICS.length));
     let socket: Socket | undefined;
     while (publishing) {
       socket = await connect(system.server.url, '/market', token);
       checker.attach(socket);
       await Promise.all(topics.map((topic) => request(socket as Socket, 'subscribe', { ...checker.resumeRequest(topic), ...batching(n) })));
-      await new Promise((r) => setTimeout(r, 20 + random() * 120));
+      await sleep(20 + random() * 120);
       if (!publishing) break;
       socket.close(); // drop mid-stream, at a random point
       reconnects++;

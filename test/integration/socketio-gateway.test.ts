@@ -3,7 +3,10 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/protocol/messages.js';
 import { DEFLATE_PATH, pendingPackets } from '../../src/transports/socketio/socketio-transport.js';
-import { connect, quote, Recorder, request, startTestSystem, TEST_SECRET, waitFor } from '../support/harness.js';
+import { connect, Recorder, request } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { startTestSystem, TEST_SECRET } from '../support/system.js';
+import { waitFor } from '../support/waits.js';
 
 const ISIN = 'IN0020230085';
 const TOPIC = `prices.${ISIN}`;
@@ -105,7 +108,7 @@ describe('compression on Socket.IO', () => {
     expect(await request(zipped, 'subscribe', { topic: TOPIC })).toMatchObject({ type: 'ack' });
     expect((rec.of(TOPIC, 'snapshot')[0]?.payload as { l1: { bid: number } }).l1.bid).toBe(95);
     await publish([quote(ISIN, 94, 94.1)]);
-    await rec.until(() => rec.of(TOPIC, 'delta').length === 1, 5000, 'compressed delta');
+    await waitFor(() => rec.of(TOPIC, 'delta').length === 1, 5000, 'compressed delta');
 
     const plain = await open('/mobile', system.token('zed'));
     expect(negotiated(system.server.ioDeflate.of('/mobile'), zipped.id as string)).toBe(true);
@@ -126,7 +129,7 @@ describe('subscribe', () => {
 
     const more = Array.from({ length: 50 }, (_, i) => quote(ISIN, 98 + i / 100, 98.1 + i / 100));
     await publish(more);
-    await rec.until(() => rec.of(TOPIC, 'delta').length === 50, 5000, '50 deltas');
+    await waitFor(() => rec.of(TOPIC, 'delta').length === 50, 5000, '50 deltas');
     const seqs = rec.of(TOPIC, 'delta').map((e) => e.seq);
     expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => (snapshot.seq as number) + 1 + i));
     const last = rec.of(TOPIC, 'delta').at(-1) as Envelope;
@@ -140,7 +143,7 @@ describe('subscribe', () => {
     await request(socket, 'subscribe', { topic: TOPIC, batch_size: 10 });
     const start = (rec.of(TOPIC, 'snapshot')[0] as Envelope).seq as number;
     await publish(Array.from({ length: 35 }, () => quote(ISIN)));
-    await rec.until(() => rec.of(TOPIC, 'delta').length === 35, 5000, '35 deltas');
+    await waitFor(() => rec.of(TOPIC, 'delta').length === 35, 5000, '35 deltas');
     expect(rec.of(TOPIC, 'delta').map((e) => e.seq)).toEqual(Array.from({ length: 35 }, (_, i) => start + 1 + i));
     expect(rec.batches).toBeGreaterThanOrEqual(3);
     expect(rec.batches).toBeLessThan(35);
@@ -156,7 +159,7 @@ describe('subscribe', () => {
       { event_id: `t-${Date.now()}`, type: 'trade', ts: new Date().toISOString(), isin: ISIN, trade_id: `T${Date.now()}`, price: 99.4, size: 1_000_000 },
       quote(ISIN, 97, 97.1),
     ]);
-    await rec.until(() => rec.of(TOPIC, 'delta').length >= 1, 5000, 'L1 delta');
+    await waitFor(() => rec.of(TOPIC, 'delta').length >= 1, 5000, 'L1 delta');
     await new Promise((r) => setTimeout(r, 100));
     expect(rec.of(TOPIC, 'delta').map((e) => (e.payload as { kind: string }).kind)).toEqual(['l1']);
   });
@@ -192,7 +195,7 @@ describe('a topic with no history yet', () => {
     const snapshot = rec.of(topic, 'snapshot')[0] as Envelope;
     expect(snapshot).toMatchObject({ seq: 0, payload: {} });
     await publish([quote(isin), quote(isin)]);
-    await rec.until(() => rec.of(topic, 'delta').length === 2, 5000, 'first deltas');
+    await waitFor(() => rec.of(topic, 'delta').length === 2, 5000, 'first deltas');
     await request(socket, 'unsubscribe', { topic });
     await publish([quote(isin), quote(isin), quote(isin)]);
     const rec2 = new Recorder(socket);
@@ -229,7 +232,7 @@ describe('authorisation and bad input', () => {
     expect(reply).toMatchObject({ type: 'error', code });
     expect(typeof (reply as Envelope & { error: string }).error).toBe('string');
     // The error is also emitted as an `error` event, for clients that do not use acks.
-    await rec.until(() => rec.all.some((e) => e.type === 'error' && e.correlation_id === reply.correlation_id), 2000, 'error event');
+    await waitFor(() => rec.all.some((e) => e.type === 'error' && e.correlation_id === reply.correlation_id), 2000, 'error event');
     expect(socket.connected).toBe(true);
     expect(await request(socket, 'ping', {})).toMatchObject({ type: 'pong' });
   });

@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { openClient, RefusedError, TRANSPORTS, type TestClient } from '../support/clients.js';
-import { quote, startTestSystem, TEST_SECRET, waitFor, type TestSystem } from '../support/harness.js';
+import { openClient, RefusedError, type TestClient, TRANSPORTS } from '../support/clients.js';
+import { quote } from '../support/events.js';
+import { startTestSystem, TEST_SECRET, type TestSystem } from '../support/system.js';
+import { waitFor } from '../support/waits.js';
 
 const ISIN = 'IN0020240019';
 const TOPIC = `prices.${ISIN}`;

@@ -1,9 +1,60 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import type { Socket } from 'socket.io-client';
+import { io as ioClient, type Socket } from 'socket.io-client';
 import { defaultTopics, type Stream } from '../../src/domain/topics.js';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { connect, request } from './harness.js';
+
+/** Options of a Socket.IO connection: handshake headers (mobile x-*), another engine path, a connect timeout. */
+export interface ConnectOptions {
+  reconnection?: boolean;
+  headers?: Record<string, string>;
+  path?: string;
+  timeoutMs?: number;
+}
+
+/** Connects a real socket.io-client (WebSocket transport) and waits for `connect` (or rejects with the connect_error). */
+export function connect(url: string, namespace: string, token: string | undefined, options: ConnectOptions = {}): Promise<Socket> {
+  const socket = ioClient(`${url}${namespace}`, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: options.reconnection ?? false,
+    ...(token !== undefined ? { auth: { token } } : {}),
+    ...(options.headers ? { extraHeaders: options.headers } : {}),
+    ...(options.path ? { path: options.path } : {}),
+    ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => {
+      socket.close();
+      reject(err);
+    });
+  });
+}
+
+/** Emits a client message and resolves with the server's ack (or error) envelope. */
+export function request(socket: Socket, kind: string, message: unknown, timeoutMs = 10_000): Promise<Envelope> {
+  return socket.timeout(timeoutMs).emitWithAck(kind, message) as Promise<Envelope>;
+}
+
+/** Records every envelope a socket receives, per topic, in arrival order. */
+export class Recorder {
+  readonly all: Envelope[] = [];
+  batches = 0;
+  constructor(socket: Socket) {
+    for (const type of ['snapshot', 'delta', 'alert', 'error', 'ack', 'pong', 'heartbeat']) {
+      socket.on(type, (env: Envelope) => this.all.push(env));
+    }
+    // A batch is recorded as the envelopes it carries, so tests see one delivery order.
+    socket.on('batch', (env: Envelope) => {
+      this.batches++;
+      this.all.push(...(env.payload as unknown as Envelope[]));
+    });
+  }
+  of(topic: string, ...types: string[]): Envelope[] {
+    return this.all.filter((e) => e.topic === topic && (types.length === 0 || types.includes(e.type)));
+  }
+}
 
 /**
  * One client API over both transports, so parity tests run the very same scenario on Socket.IO and
@@ -35,13 +86,13 @@ export class RefusedError extends Error {
 }
 
 export async function openClient(transport: Transport, baseUrl: string, stream: Stream, id: string, token: string | undefined, headers: Record<string, string> = {}): Promise<TestClient> {
-  return transport === 'socketio' ? openSocketIo(baseUrl, stream, id, token) : openWebSocket(baseUrl, stream, id, token, headers);
+  return transport === 'socketio' ? openSocketIo(baseUrl, stream, id, token, headers) : openWebSocket(baseUrl, stream, id, token, headers);
 }
 
-async function openSocketIo(baseUrl: string, stream: Stream, id: string, token: string | undefined): Promise<TestClient> {
+async function openSocketIo(baseUrl: string, stream: Stream, id: string, token: string | undefined, headers: Record<string, string>): Promise<TestClient> {
   let socket: Socket;
   try {
-    socket = await connect(baseUrl, `/${stream}`, token);
+    socket = await connect(baseUrl, `/${stream}`, token, { headers });
   } catch (err) {
     throw new RefusedError((err as Error & { data?: { code?: string } }).data?.code ?? 'unknown', undefined);
   }

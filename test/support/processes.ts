@@ -1,21 +1,112 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Role processes (`bondx projector`, `bondx gateway`) as real child processes, for end-to-end tests.
+ * Process control for tests and benchmarks: TypeScript entry points as real child processes — the
+ * `bondx` command (`runBondx`), its roles (`bondx projector`, `bondx gateway`) for end-to-end tests,
+ * and the benchmarks' client children (with an IPC channel, bench/lib/rpc.ts).
  *
- * Children run as `node --import tsx src/cli/bondx.ts <role>`: one OS process per role. (The
- * `node_modules/.bin/tsx` launcher would fork the real node process as its own child and only relay
- * signals, so a SIGKILL would hit the launcher and leave the actual role running: not a crash.)
+ * Children run as `node [flags] --import tsx <file>`: one OS process each. (The `node_modules/.bin/tsx`
+ * launcher would fork the real node process as its own child and only relay signals, so a SIGKILL would
+ * hit the launcher and leave the actual process running: not a crash.)
  *
- * Every child is tracked: `stopAll()` (call it in afterAll) kills whatever is still running, and a
- * process `exit` hook SIGKILLs leftovers if the test process dies first.
+ * Every child is tracked: a process `exit` hook SIGKILLs what is still running if this process ends
+ * first, and `stopAll()` (call it in afterAll) stops the role processes.
  */
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = 'src/cli/bondx.ts';
 /** Lines of stdout/stderr kept per child, for failure messages. */
 const KEEP_LINES = 400;
+
+const children = new Set<ChildProcess>();
+
+process.once('exit', () => {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+export interface SpawnOptions {
+  /** The whole environment of the child (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** Flags for node itself, e.g. `--max-old-space-size=4096`. */
+  nodeFlags?: string[];
+  stdio?: StdioOptions;
+}
+
+/** Starts `file` (relative to the repository) under tsx, tracked until it exits. */
+export function spawnTsx(file: string, args: string[] = [], options: SpawnOptions = {}): ChildProcess {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', file, ...args], { cwd: ROOT, env: options.env ?? process.env, stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bondx command
+
+export interface CliRun {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (SIGKILL after `timeoutMs`: null). */
+  exited(timeoutMs?: number): Promise<number | null>;
+  /** Resolves once stdout matches `pattern` (rejects on exit or timeout), with the match. */
+  printed(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+}
+
+/** Runs `bondx <args>` with this process's environment, minus `unset`, plus `env`: for tests of the command line itself. */
+export function runBondx(args: string[], env: Record<string, string> = {}, unset: string[] = []): CliRun {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const name of unset) delete childEnv[name];
+  const child = spawnTsx(CLI, args, { env: childEnv });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    async exited(timeoutMs = 15_000) {
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      try {
+        return await exit;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    printed(pattern, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => finish(new Error(`timed out waiting for ${pattern} in stdout:\n${out}\n${err}`)), timeoutMs);
+        const check = () => {
+          const match = pattern.exec(out);
+          if (match) finish(undefined, match);
+        };
+        const onExit = () => finish(new Error(`bondx exited before printing ${pattern}:\n${out}\n${err}`));
+        function finish(error: Error | undefined, match?: RegExpMatchArray) {
+          clearTimeout(timer);
+          child.stdout?.off('data', check);
+          child.off('exit', onExit);
+          if (match) resolve(match);
+          else reject(error);
+        }
+        child.stdout?.on('data', check);
+        child.once('exit', onExit);
+        check();
+      });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Role processes
 
 export type Role = 'projector' | 'gateway';
 
@@ -54,28 +145,12 @@ export interface GatewayProcess extends RoleProcess {
 
 const running = new Set<RoleProcess>();
 
-process.once('exit', () => {
-  for (const child of running) {
-    if (!child.exit()) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-});
-
 /**
  * Spawns `bondx <role>` with `env` on top of this process's environment plus test defaults
  * (HOST=127.0.0.1, PORT=0, LOG_LEVEL=info). Resolves once the process is spawned.
  */
 export function spawnRole(role: Role, env: Record<string, string>): RoleProcess {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, role], {
-    cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', PROMETHEUS_PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawnTsx(CLI, [role], { env: { ...process.env, HOST: '127.0.0.1', PORT: '0', PROMETHEUS_PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env } });
   if (proc.pid === undefined) throw new Error(`could not spawn bondx ${role}`);
   const pid = proc.pid;
   const out = lineCollector();
@@ -200,11 +275,6 @@ export async function waitForExit(child: RoleProcess, timeoutMs = 15_000): Promi
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Every child started by this module that is still running. */
-export function runningChildren(): RoleProcess[] {
-  return [...running];
 }
 
 /** Stops every child still running: SIGTERM, then SIGKILL after `timeoutMs`. For afterAll. */

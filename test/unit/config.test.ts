@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { memoryBackends } from '../../src/runtime/backends.js';
-import { runBondx } from '../support/cli.js';
+import { runBondx } from '../support/processes.js';
 
 /** The problems loadConfig reports for `env` (fails the test when it accepts it). */
 function problems(env: Record<string, string>): string[] {
