@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DEFAULTS } from '../config/config.js';
 import type { JsonObject } from '../domain/json.js';
 import {
+  commitTime,
   HeadMismatch,
   SourceOffsetMismatch,
   type CommitInput,
@@ -47,6 +48,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
   }
 
   commitSync(input: CommitInput): CommitResult {
+    const committedAt = commitTime(input.source); // throws on a bad ts, before any write
     // Expectations first, before any write (the same order as commit.lua).
     if (input.source && input.source.after !== undefined) {
       const stored = this.offsets.get(input.source.stream);
@@ -66,9 +68,11 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     if (this.seenEvents.has(input.eventId)) return { applied: false, reason: 'duplicate_event' };
     this.rememberEvent(input.eventId);
 
-    const ts = new Date().toISOString();
     const entries = input.changes.map((change) => {
       const record = this.record(change.topic);
+      // Canonical ISO-8601 strings order as text; the previous entry is the last of the ring.
+      const previous = record.history.at(-1)?.ts ?? '';
+      const ts = previous > committedAt ? previous : committedAt;
       const entry: HistoryEntry = {
         topic: change.topic,
         epoch: record.epoch,

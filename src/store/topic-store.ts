@@ -22,7 +22,12 @@ export interface HistoryEntry {
   epoch: string;
   seq: number;
   type: 'delta' | 'alert';
-  /** Time the entry was committed (ISO-8601 UTC). */
+  /**
+   * Commit time (ISO-8601 UTC): the source's record time when the commit names one (the Kafka record
+   * timestamp, {@link SourcePosition.ts}), else the store's clock; never before the topic's previous
+   * entry, so a topic's history is ordered by ts as well as by seq. From a source it is reproducible:
+   * re-projecting the same records in the same order gives every entry the same ts again.
+   */
   ts: string;
   /** Upstream event time, for end-to-end latency measurement. */
   event_ts: string;
@@ -69,6 +74,23 @@ export interface SourcePosition {
    * older (restored snapshot, lost writes, failover) or someone else consumed the stream meanwhile.
    */
   after?: string | null;
+  /**
+   * When the source recorded the event (ISO-8601 UTC; for Kafka the record timestamp). The store
+   * commits with it instead of its own clock, so the entries' `ts` is the same however often, and
+   * wherever, the record is projected.
+   */
+  ts?: string;
+}
+
+/**
+ * The commit time a store starts from (then raises to each topic's previous entry): the source's `ts` in
+ * canonical form (`toISOString`, so ts strings order as text), else the store's clock.
+ */
+export function commitTime(source: SourcePosition | undefined): string {
+  if (source?.ts === undefined) return new Date().toISOString();
+  const ms = Date.parse(source.ts);
+  if (Number.isNaN(ms)) throw new Error(`source ts must be an ISO-8601 time, got ${JSON.stringify(source.ts)}`);
+  return new Date(ms).toISOString();
 }
 
 /** What a projector caches per topic: the state to fold onto and the head seq it belongs to. */
@@ -130,7 +152,9 @@ export type Unsubscribe = () => void;
  * - seq starts at 1 and grows by exactly 1 per entry per topic, no gaps;
  * - a commit is atomic across all its changes and idempotent by eventId and by source position;
  * - a commit given expectations (source `after`, `expectedHeads`) writes nothing unless all hold;
- * - history is bounded (oldest trimmed), snapshots always reflect the head seq.
+ * - history is bounded (oldest trimmed), snapshots always reflect the head seq;
+ * - an entry's ts is the source's `ts` when the commit gives one, else the clock, raised to the topic's
+ *   previous entry's ts when earlier (history is ts-ordered: replay finds a time by binary search).
  */
 export interface TopicStore {
   commit(input: CommitInput): Promise<CommitResult>;

@@ -86,6 +86,32 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       }
     });
 
+    it('commits at the source ts when given (canonical form), never before the topic’s previous entry', async () => {
+      const { store, feed, feedReady } = await make();
+      const seen: HistoryEntry[] = [];
+      feed.subscribe('src-ts', (entry) => seen.push(entry));
+      await feedReady?.();
+      const at = (ts: string, offset: number, changes = [change('src-ts', offset)]) => store.commit(event(changes, { stream: 'ts/0', offset: String(offset), ts }));
+      const [first] = applied(await at('2024-05-01T12:00:01Z', 1));
+      expect(first?.ts).toBe('2024-05-01T12:00:01.000Z');
+      // An earlier record time (another producer's clock) is raised to the previous entry's; a fresh topic keeps its own.
+      const [late, fresh] = applied(await at('2024-05-01T11:59:59.500Z', 2, [change('src-ts', 2), change('src-ts-2', 2)]));
+      expect(late?.ts).toBe('2024-05-01T12:00:01.000Z');
+      expect(fresh?.ts).toBe('2024-05-01T11:59:59.500Z');
+      const [next] = applied(await at('2024-05-01T12:00:02.250Z', 3));
+      expect(next?.ts).toBe('2024-05-01T12:00:02.250Z');
+      const held = (await store.readAfter('src-ts', 0, 10)).entries;
+      expect(held.map((e) => e.ts)).toEqual(['2024-05-01T12:00:01.000Z', '2024-05-01T12:00:01.000Z', '2024-05-01T12:00:02.250Z']);
+      expect(held).toEqual([first, late, next]);
+      expect((await store.snapshot('src-ts'))?.ts).toBe('2024-05-01T12:00:02.250Z');
+      await waitFor(() => seen.length === 3, 'live entries');
+      expect(seen).toEqual(held);
+      // Without a source ts the store's clock is used, still not before the previous entry.
+      const [clock] = applied(await store.commit(event([change('src-ts', 4)])));
+      expect(Date.parse(clock?.ts ?? '')).toBeGreaterThanOrEqual(Date.parse('2024-05-01T12:00:02.250Z'));
+      await expect(at('yesterday', 5)).rejects.toThrow(/source ts must be an ISO-8601 time/);
+    });
+
     it('commits an event without changes (remembered, nothing appended)', async () => {
       const { store } = await make();
       const input = event([], { stream: 's/0', offset: '4' });

@@ -97,7 +97,7 @@ export class ProjectorConsumer {
           if (done === undefined || offset > done) {
             const text = message.value?.toString('utf8') ?? '';
             try {
-              await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset, after: done?.toString() ?? null });
+              await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset, after: done?.toString() ?? null, ...recordTime(message.timestamp) });
             } catch (err) {
               if (!(err instanceof SourceOffsetMismatch)) throw err;
               this.realign(batch.topic, batch.partition, err);
@@ -166,6 +166,15 @@ export class ProjectorConsumer {
       }
     }
   }
+}
+
+/**
+ * The record's timestamp as the commit time: kept in Kafka with the record, so projecting it again (after
+ * a Redis loss, or a rebuild) gives its entries the same `ts`. A record without one (-1) commits at the clock.
+ */
+function recordTime(timestamp: string): { ts?: string } {
+  const ms = Number(timestamp);
+  return Number.isSafeInteger(ms) && ms >= 0 ? { ts: new Date(ms).toISOString() } : {};
 }
 
 /** Kafka values are JSON events; anything else is passed on as text so it is dead-lettered, not lost. */

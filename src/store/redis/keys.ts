@@ -28,7 +28,7 @@ export interface RedisKeyLayout {
   readonly offsets: string;
   /** sorted set: event_id -> arrival order (a counter); the newest DEDUP_WINDOW ids. */
   readonly dedup: string;
-  /** hash: epoch, seq (head), updated_at, state (snapshot JSON). */
+  /** hash: epoch, seq (head), updated_at (the newest entry's ts), state (snapshot JSON). */
   meta(topic: string): string;
   /** stream: id `<seq>-0`, fields type, ts, event_ts, event_id, payload (JSON). */
   history(topic: string): string;

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { DEFAULTS } from '../../config/config.js';
 import type { JsonObject, JsonValue } from '../../domain/json.js';
 import {
+  commitTime,
   HeadMismatch,
   SourceOffsetMismatch,
   type CommitInput,
@@ -56,12 +57,10 @@ export class RedisTopicStore implements TopicStore {
     if (input.source && !/^\d+$/.test(input.source.offset)) {
       throw new Error(`source offset must be a non-negative decimal integer, got ${JSON.stringify(input.source.offset)}`);
     }
-    const now = Date.now();
-    const ts = new Date(now).toISOString();
     const result = await this.scripts.commit({
       eventId: input.eventId,
       eventTs: input.eventTs,
-      ts,
+      ts: commitTime(input.source),
       candidateEpoch: newEpoch(),
       source: input.source,
       maxLen: this.maxLen,
@@ -78,13 +77,13 @@ export class RedisTopicStore implements TopicStore {
     if (result.status === 'head_mismatch') throw new HeadMismatch(result.topic, input.expectedHeads?.get(result.topic) ?? -1, result.stored);
     if (result.status !== 'ok') return { applied: false, reason: result.status };
     const entries = input.changes.map((change, i): HistoryEntry => {
-      const assigned = result.assigned[i] as { epoch: string; seq: number };
+      const assigned = result.assigned[i] as { epoch: string; seq: number; ts: string };
       return {
         topic: change.topic,
         epoch: assigned.epoch,
         seq: assigned.seq,
         type: change.type,
-        ts,
+        ts: assigned.ts,
         event_ts: input.eventTs,
         event_id: input.eventId,
         payload: change.payload,

@@ -53,7 +53,7 @@ export interface CommitScriptChange {
 export interface CommitScriptInput {
   eventId: string;
   eventTs: string;
-  /** Commit time, ISO-8601. */
+  /** Commit time, canonical ISO-8601 (raised per topic to its previous entry's ts). */
   ts: string;
   /** Epoch given to topics created by this commit. */
   candidateEpoch: string;
@@ -64,7 +64,7 @@ export interface CommitScriptInput {
 }
 
 export type CommitScriptResult =
-  | { status: 'ok'; assigned: { epoch: string; seq: number }[] }
+  | { status: 'ok'; assigned: { epoch: string; seq: number; ts: string }[] }
   | { status: 'duplicate_event' | 'already_applied_offset' }
   | { status: 'offset_mismatch'; stored: string | null }
   | { status: 'head_mismatch'; topic: string; stored: number };
@@ -165,13 +165,14 @@ function parseCommitReply(reply: unknown, changes: number): CommitScriptResult {
   if (status === 'duplicate_event' || status === 'already_applied_offset') return { status };
   if (status === 'offset_mismatch' && typeof reply[1] === 'string') return { status, stored: reply[1] === '' ? null : reply[1] };
   if (status === 'head_mismatch' && typeof reply[1] === 'string' && typeof reply[2] === 'number') return { status, topic: reply[1], stored: reply[2] };
-  if (status !== 'ok' || reply.length !== 1 + 2 * changes) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
-  const assigned: { epoch: string; seq: number }[] = [];
-  for (let i = 1; i < reply.length; i += 2) {
+  if (status !== 'ok' || reply.length !== 1 + 3 * changes) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
+  const assigned: { epoch: string; seq: number; ts: string }[] = [];
+  for (let i = 1; i < reply.length; i += 3) {
     const epoch: unknown = reply[i];
     const seq: unknown = reply[i + 1];
-    if (typeof epoch !== 'string' || typeof seq !== 'number') throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
-    assigned.push({ epoch, seq });
+    const ts: unknown = reply[i + 2];
+    if (typeof epoch !== 'string' || typeof seq !== 'number' || typeof ts !== 'string') throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
+    assigned.push({ epoch, seq, ts });
   }
   return { status: 'ok', assigned };
 }

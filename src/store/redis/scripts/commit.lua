@@ -8,7 +8,8 @@
   KEYS[2+2i]  <p>:{<topic>}:meta  hash    epoch, seq (head), updated_at, state (snapshot JSON)
   KEYS[3+2i]  <p>:{<topic>}:h     stream  id <seq>-0, fields: type ts event_ts event_id payload
 
-  ARGV[1] event_id      ARGV[2] event_ts       ARGV[3] ts (commit time, ISO-8601)
+  ARGV[1] event_id      ARGV[2] event_ts       ARGV[3] ts (commit time, canonical ISO-8601: raised per
+                                                       topic to its previous entry's ts when earlier)
   ARGV[4] offset the committer expects stored for the source ('' = no expectation, '-' = none stored)
   ARGV[5] candidate epoch for topics created now
   ARGV[6] source stream ('' = none)            ARGV[7] source offset (decimal string)
@@ -19,7 +20,7 @@
                                  ARGV[a+5] expected head seq (-1 = no expectation)
 
   Returns {'offset_mismatch', stored|''} | {'head_mismatch', topic, stored_seq} | {'already_applied_offset'}
-        | {'duplicate_event'} | {'ok', epoch1, seq1, epoch2, seq2, ...}.
+        | {'duplicate_event'} | {'ok', epoch1, seq1, ts1, epoch2, seq2, ts2, ...}.
 
   The two mismatches guard history against a store that came back older than its writer believes
   (restored RDB snapshot, AOF everysec after a crash, async replica promoted): without them the writer
@@ -116,18 +117,23 @@ for i = 1, n do
     redis.call('HSET', meta, 'epoch', epoch)
   end
   local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  redis.call('HSET', meta, 'updated_at', ts, 'state', state)
+  -- A topic's history is ordered by ts too: updated_at is its previous entry's ts (only commits set it).
+  local entry_ts = ts
+  local previous = redis.call('HGET', meta, 'updated_at')
+  if previous and previous > ts then entry_ts = previous end
+  redis.call('HSET', meta, 'updated_at', entry_ts, 'state', state)
   redis.call('XADD', hist, 'MAXLEN', '~', max_len, seq .. '-0',
-    'type', entry_type, 'ts', ts, 'event_ts', event_ts, 'event_id', event_id, 'payload', payload)
-  redis.call('HSET', KEYS[1], topic, seq .. '|' .. epoch .. '|' .. ts)
+    'type', entry_type, 'ts', entry_ts, 'event_ts', event_ts, 'event_id', event_id, 'payload', payload)
+  redis.call('HSET', KEYS[1], topic, seq .. '|' .. epoch .. '|' .. entry_ts)
 
   -- The full entry, so live consumers need no read. `payload` is already JSON and is spliced in as is.
   redis.call('PUBLISH', channel, '{"topic":' .. cjson.encode(topic) .. ',"epoch":' .. cjson.encode(epoch) ..
-    ',"seq":' .. seq .. ',"type":' .. cjson.encode(entry_type) .. ',"ts":' .. cjson.encode(ts) ..
+    ',"seq":' .. seq .. ',"type":' .. cjson.encode(entry_type) .. ',"ts":' .. cjson.encode(entry_ts) ..
     ',"event_ts":' .. cjson.encode(event_ts) .. ',"event_id":' .. cjson.encode(event_id) ..
     ',"payload":' .. payload .. '}')
 
   result[#result + 1] = epoch
   result[#result + 1] = seq
+  result[#result + 1] = entry_ts
 end
 return result
