@@ -12,7 +12,8 @@ export function entryEnvelope(entry: HistoryEntry, payload: JsonValue = entry.pa
     seq: entry.seq,
     ts: entry.ts,
     payload,
-    meta: { event_ts: entry.event_ts },
+    // The epoch too: a replayed line must be exactly this envelope, and says which numbering its seq is in.
+    meta: { event_ts: entry.event_ts, epoch: entry.epoch },
     correlation_id: entry.event_id,
   };
 }
