@@ -2,6 +2,7 @@ import { createPublicKey, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import jwt from 'jsonwebtoken';
 import type { Config } from '../config/config.js';
+import { parseTopic, streamServes, SYSTEM_ALERTS_TOPIC, type ParsedTopic, type Stream } from '../domain/topics.js';
 import { ClientError } from '../protocol/errors.js';
 
 /** Roles a token may carry: `publisher` may POST events; `operator` reads system.alerts and dead letters, disconnects users. */
@@ -116,4 +117,18 @@ export function tokenFromRequest(headers: IncomingHttpHeaders, url: string | und
 
 export function hasRole(principal: Principal, role: Role): boolean {
   return principal.roles.includes(role);
+}
+
+/**
+ * Whether `principal` may follow `topic` on `stream`: the topic's syntax (ids that can not exist are
+ * INVALID_TOPIC), that the stream serves it, that a user's own topic is the caller's, and the operator
+ * role for system alerts. The one check for subscribes, unsubscribes and WebSocket paths alike.
+ */
+export function authorise(stream: Stream, principal: Principal, topic: string): ParsedTopic {
+  const parsed = parseTopic(topic);
+  if (!parsed) throw new ClientError('INVALID_TOPIC', { topic, reason: 'unknown topic pattern, or an id that can not exist (ISINs need their ISO 6166 check digit)' });
+  if (!streamServes(stream, parsed.kind)) throw new ClientError('INVALID_TOPIC', { topic, reason: `not served on /${stream}` });
+  if (parsed.owner !== undefined && parsed.owner !== principal.sub) throw new ClientError('FORBIDDEN', { topic, reason: "another user's topic" });
+  if (topic === SYSTEM_ALERTS_TOPIC && !hasRole(principal, 'operator')) throw new ClientError('FORBIDDEN', { topic, reason: 'operator role required' });
+  return parsed;
 }

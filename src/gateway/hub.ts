@@ -3,41 +3,18 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Envelope } from '../protocol/messages.js';
 import type { HistoryEntry, LiveFeed, TopicStore } from '../store/topic-store.js';
 import { batchEnvelope, entryEnvelope } from './envelope.js';
+import { Frame, type Fanout, type Link } from './link.js';
 import type { DeliveryFilter } from './subtopics.js';
 import { TopicFeed, type Outlet } from './topic-feed.js';
 
-/** A room member: told to re-sync when the topic's history is reset under it. */
+/** One subscriber in a room (a subscription of one connection). */
 export interface RoomMember {
   /** The member's stream, for per-stream message counts. */
   readonly stream: string;
-  resync(topic: string): void;
+  readonly link: Link;
+  /** The topic's history was reset under the room: re-sync from a fresh snapshot. */
+  resync(): void;
 }
-
-/** A room's members, keeping a count per stream so a broadcast is counted without walking the set. */
-export class RoomMembers extends Set<RoomMember> {
-  readonly byStream = new Map<string, number>();
-
-  override add(member: RoomMember): this {
-    if (!this.has(member)) this.byStream.set(member.stream, (this.byStream.get(member.stream) ?? 0) + 1);
-    return super.add(member);
-  }
-
-  override delete(member: RoomMember): boolean {
-    if (!super.delete(member)) return false;
-    const n = (this.byStream.get(member.stream) ?? 1) - 1;
-    if (n > 0) this.byStream.set(member.stream, n);
-    else this.byStream.delete(member.stream);
-    return true;
-  }
-
-  override clear(): void {
-    super.clear();
-    this.byStream.clear();
-  }
-}
-
-/** How a transport broadcasts one envelope to everyone in a room (serialising it once). */
-export type Broadcast = (roomName: string, envelope: Envelope) => void;
 
 /** How entries reach a room's members: one frame each, or grouped into `batch` frames. */
 export interface Batching {
@@ -54,7 +31,10 @@ export const NO_BATCHING: Batching = { size: 1, flushMs: 0 };
  * broadcast. Each envelope (or batch) is built and serialised once for all members.
  */
 export class Room implements Outlet {
-  readonly members = new RoomMembers();
+  /** The room's membership, its only record: transports with native rooms mirror it through join/leave. */
+  private readonly members = new Set<RoomMember>();
+  /** Members per stream, so a broadcast is counted without walking the set. */
+  private readonly byStream = new Map<string, number>();
   private pending: Envelope[] = [];
   /** Upstream event times (ms) of the pending entries, for delivery latency. */
   private pendingTs: number[] = [];
@@ -66,9 +46,34 @@ export class Room implements Outlet {
     readonly topic: string,
     readonly filter: DeliveryFilter,
     readonly batching: Batching,
-    private readonly broadcast: Broadcast,
+    private readonly fanout: Fanout,
     private readonly metrics: Metrics,
   ) {}
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  has(member: RoomMember): boolean {
+    return this.members.has(member);
+  }
+
+  /** From now on, the room's entries reach `member`. Whatever the room still buffers is older than what it was sent directly: it goes to the others first. */
+  join(member: RoomMember): void {
+    if (this.members.has(member)) return;
+    this.flush();
+    this.members.add(member);
+    this.byStream.set(member.stream, (this.byStream.get(member.stream) ?? 0) + 1);
+    member.link.join?.(this.name);
+  }
+
+  leave(member: RoomMember): void {
+    if (!this.members.delete(member)) return;
+    const n = (this.byStream.get(member.stream) ?? 1) - 1;
+    if (n > 0) this.byStream.set(member.stream, n);
+    else this.byStream.delete(member.stream);
+    member.link.leave?.(this.name);
+  }
 
   /**
    * Batching is adaptive (Nagle-like): an entry arriving when the room has been quiet goes out at
@@ -111,18 +116,22 @@ export class Room implements Outlet {
   }
 
   private send(envelopes: Envelope[], eventTs: number[]): void {
-    const frame = envelopes.length === 1 ? (envelopes[0] as Envelope) : batchEnvelope(this.topic, envelopes);
-    this.broadcast(this.name, frame);
+    const envelope = envelopes.length === 1 ? (envelopes[0] as Envelope) : batchEnvelope(this.topic, envelopes);
+    if (this.fanout.broadcast) this.fanout.broadcast(this.name, envelope);
+    else {
+      const frame = new Frame(envelope); // serialised once for the whole room
+      for (const member of this.members) member.link.write(frame);
+    }
     // Once per broadcast, not per socket: latency samples per entry, sent count = members per stream.
     const now = Date.now();
     for (const ts of eventTs) this.metrics.observeLatency(ts, now);
-    this.metrics.broadcastSent(frame.type, this.members.byStream);
+    this.metrics.broadcastSent(envelope.type, this.byStream);
   }
 
   reset(): void {
     this.pending = [];
     this.pendingTs = [];
-    for (const member of [...this.members]) member.resync(this.topic);
+    for (const member of [...this.members]) member.resync();
   }
 
   close(): void {
@@ -162,13 +171,13 @@ export class Hub {
   }
 
   /** The room for (transport, topic, filter, batching), created on demand. */
-  room(transport: string, topic: string, filter: DeliveryFilter, batching: Batching, broadcast: Broadcast): Room {
+  room(fanout: Fanout, topic: string, filter: DeliveryFilter, batching: Batching): Room {
     const slot = this.slots.get(topic);
     if (!slot) throw new Error(`no feed for ${topic}`);
-    const name = `${transport}:${topic}|${filter.key}|b${batching.size}`;
+    const name = `${fanout.name}:${topic}|${filter.key}|b${batching.size}`;
     let room = slot.rooms.get(name);
     if (!room) {
-      room = new Room(name, topic, filter, batching, broadcast, this.metrics);
+      room = new Room(name, topic, filter, batching, fanout, this.metrics);
       slot.rooms.set(name, room);
       slot.feed.addOutlet(room);
     }
@@ -184,7 +193,7 @@ export class Hub {
     // The last catching-up subscriber to finish calls release again and cleans up then.
     if (this.holdCount(topic) > 0) return;
     for (const [name, room] of slot.rooms) {
-      if (room.members.size === 0) {
+      if (room.size === 0) {
         room.close();
         slot.rooms.delete(name);
         slot.feed.removeOutlet(room);
@@ -195,7 +204,6 @@ export class Hub {
       this.slots.delete(topic);
     }
   }
-
 
   /** Marks a subscriber catching up, so the feed is kept while it has not joined a room yet. */
   hold(topic: string): () => void {
@@ -224,7 +232,7 @@ export class Hub {
     return [...this.slots].map(([topic, slot]) => ({
       topic,
       head: slot.feed.head,
-      subscribers: [...slot.rooms.values()].reduce((n, r) => n + r.members.size, 0),
+      subscribers: [...slot.rooms.values()].reduce((n, r) => n + r.size, 0),
     }));
   }
 

@@ -39,7 +39,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     { attemptsPerIpPerMinute: config.WS_CONNECT_RATE_PER_IP, attemptsPerUserPerMinute: config.WS_CONNECT_RATE_PER_USER, connectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER },
     backends.redis,
   );
-  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE, batchFlushMs: config.WS_BATCH_FLUSH_MS, tokenGraceS: config.JWT_EXPIRY_GRACE }, opts.metrics, admission);
+  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE, batchFlushMs: config.WS_BATCH_FLUSH_MS, tokenGraceS: config.JWT_EXPIRY_GRACE, maxMessageBytes: config.WS_MAX_MESSAGE_BYTES }, opts.metrics, admission);
   const http = createServer(
     createHttpHandler({
       gateway,
@@ -60,7 +60,6 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     const adapterRedis = backends.kind === 'redis' && config.REDIS_URL ? new Redis(config.REDIS_URL) : undefined;
     if (adapterRedis) adapterClients.push(adapterRedis);
     return attachSocketIo(http, gateway, {
-      maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
       pingIntervalMs: config.WS_HEARTBEAT_INTERVAL * 1000,
       pingTimeoutMs: config.WS_CONNECTION_TIMEOUT * 1000,
       deflate,
@@ -73,7 +72,6 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
   const cluster = clusterView(io, gateway, adapterClients.length > 0);
 
   const websocket = attachWebSocket(http, gateway, log, {
-    maxMessageBytes: config.WS_MAX_MESSAGE_BYTES,
     heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL,
     connectionTimeoutS: config.WS_CONNECTION_TIMEOUT,
     otherUpgradePaths: engines.map(enginePathPrefix),

@@ -1,25 +1,23 @@
 import type { Server as HttpServer } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { Server, type Namespace, type ServerOptions, type Socket } from 'socket.io';
 import { STREAMS, type Stream } from '../../domain/topics.js';
-import { ClientError, type ErrorCode } from '../../protocol/errors.js';
-import type { Envelope } from '../../protocol/messages.js';
-import { parseClientMessage, peekMessage } from '../../protocol/parse.js';
+import { ClientError } from '../../protocol/errors.js';
+import { CLIENT_MESSAGE_KINDS, isClientMessageKind, type Envelope } from '../../protocol/messages.js';
+import type { ServerEmits } from '../../protocol/socketio-events.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
 import { tokenFromRequest } from '../../gateway/auth.js';
-import { errorEnvelope } from '../../gateway/envelope.js';
+import type { Connection } from '../../gateway/connection.js';
 import type { Admitted, Gateway } from '../../gateway/gateway.js';
-import type { ClientLink, Session } from '../../gateway/session.js';
-import type { Broadcast, Room } from '../../gateway/hub.js';
 import type { ClusterView } from '../../gateway/http-api.js';
+import type { Fanout, Frame, Link } from '../../gateway/link.js';
 
 /**
- * Socket.IO transport: one namespace per stream, one Socket.IO room per (topic, filter). Live entries
+ * Socket.IO transport: one namespace per stream, one Socket.IO room per gateway room. Live entries
  * are broadcast with `nsp.local`, so each gateway emits only to its own sockets from its own feed:
  * market data never takes a Redis round trip per message even when the Redis adapter is installed.
+ * Everything a connection does is the gateway's (gateway/connection.ts); this file only carries events.
  */
 export interface SocketIoOptions {
-  maxMessageBytes: number;
   pingIntervalMs: number;
   pingTimeoutMs: number;
   /** The cross-gateway adapter (Redis Streams) when gateways are scaled out. */
@@ -32,16 +30,32 @@ export interface SocketIoOptions {
   deflate: boolean;
 }
 
+/** Client → server events: the client message kinds, each with any argument (they are validated, not trusted). */
+type ClientEmits = Record<string, (...args: unknown[]) => void>;
+
+/** Gateway → gateway events over the adapter (cluster-wide counts and disconnects). */
+interface InterServerEvents {
+  'bondx:connections': (reply: (count: number) => void) => void;
+  'bondx:disconnect-user': (userId: unknown, reply: (count: number) => void) => void;
+}
+
+/** What the admission middleware leaves on the socket for its `connection` handler. */
+interface SocketData {
+  admitted?: Admitted;
+}
+
+type BondxServer = Server<ClientEmits, ServerEmits, InterServerEvents, SocketData>;
+type BondxSocket = Socket<ClientEmits, ServerEmits, InterServerEvents, SocketData>;
+
 /** Where Socket.IO clients connect by default, and those that want compression (`io(url, { path: DEFLATE_PATH })`). */
 const SOCKET_IO_PATH = '/socket.io';
 export const DEFLATE_PATH = '/socket.io-deflate';
 
-export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: SocketIoOptions): Server {
-  const io = new Server(httpServer, {
+export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: SocketIoOptions): BondxServer {
+  const io: BondxServer = new Server(httpServer, {
     ...(opts.adapter ? { adapter: opts.adapter } : {}),
     path: opts.deflate ? DEFLATE_PATH : SOCKET_IO_PATH,
-    // Frames beyond this are cut by engine.io; below it, oversize messages get PAYLOAD_TOO_LARGE from us.
-    maxHttpBufferSize: Math.max(opts.maxMessageBytes * 4, 1 << 20),
+    maxHttpBufferSize: gateway.maxFrameBytes,
     pingInterval: opts.pingIntervalMs,
     pingTimeout: opts.pingTimeoutMs,
     serveClient: !opts.deflate,
@@ -52,7 +66,7 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: S
     cors: { origin: true },
   });
   const flavour = opts.deflate ? 'sioz' : 'sio';
-  for (const stream of STREAMS) attachNamespace(io.of(`/${stream}`), stream, `${flavour}:/${stream}`, gateway, opts.maxMessageBytes);
+  for (const stream of STREAMS) attachNamespace(io.of(`/${stream}`), stream, `${flavour}:/${stream}`, gateway);
   return io;
 }
 
@@ -63,34 +77,32 @@ export function enginePathPrefix(io: Server): string {
 
 /**
  * The cluster through one engine's adapter: a server-side emit reaches the same engine on every
- * gateway of the Redis, and each answers for all of its own sessions (Socket.IO on either engine and
+ * gateway of the Redis, and each answers for all of its own connections (Socket.IO on either engine and
  * plain WebSocket alike, through the Gateway's registry). `crossNode` is false without a real adapter
  * (one gateway): the in-memory one never answers a server-side emit.
  */
-export function clusterView(io: Server, gateway: Gateway, crossNode: boolean): ClusterView {
-  io.on('bondx:connections', (reply: (count: number) => void) => reply(gateway.connectionCounts().total));
-  io.on('bondx:disconnect-user', (userId: unknown, reply: (count: number) => void) => reply(typeof userId === 'string' ? gateway.disconnectUser(userId) : 0));
-  /** What the other gateways answered; after the adapter's timeout, those that did. */
-  const others = (event: string, ...args: string[]): Promise<number[]> =>
-    crossNode
-      ? new Promise((resolve) => io.serverSideEmit(event, ...args, (_err: Error | null, replies: unknown[]) => resolve(replies.filter((n): n is number => typeof n === 'number'))))
-      : Promise.resolve([]);
+export function clusterView(io: BondxServer, gateway: Gateway, crossNode: boolean): ClusterView {
+  io.on('bondx:connections', (reply) => reply(gateway.connectionCounts().total));
+  io.on('bondx:disconnect-user', (userId, reply) => reply(typeof userId === 'string' ? gateway.disconnectUser(userId) : 0));
+  /** What the other gateways answered (numbers only: they are other processes); after the adapter's timeout, those that did. */
+  const others = (emit: (done: (err: Error, replies: unknown[]) => void) => void): Promise<number[]> =>
+    crossNode ? new Promise((resolve) => emit((_err, replies) => resolve(replies.filter((n): n is number => typeof n === 'number')))) : Promise.resolve([]);
   const sum = (counts: number[]) => counts.reduce((a, b) => a + b, 0);
   return {
     async disconnectUser(userId) {
       const here = gateway.disconnectUser(userId);
-      return here + sum(await others('bondx:disconnect-user', userId));
+      return here + sum(await others((done) => io.serverSideEmit('bondx:disconnect-user', userId, done)));
     },
     async connections() {
-      const counts = [gateway.connectionCounts().total, ...(await others('bondx:connections'))];
+      const counts = [gateway.connectionCounts().total, ...(await others((done) => io.serverSideEmit('bondx:connections', done)))];
       return { gateways: counts.length, total: sum(counts) };
     },
   };
 }
 
-/** `transport` names this engine and namespace in room names, e.g. `sio:/market` or `sioz:/market`. */
-function attachNamespace(nsp: Namespace, stream: Stream, transport: string, gateway: Gateway, maxMessageBytes: number): void {
-  const broadcast = (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope);
+/** `name` names this engine and namespace in room names, e.g. `sio:/market` or `sioz:/market`. */
+function attachNamespace(nsp: Namespace<ClientEmits, ServerEmits, InterServerEvents, SocketData>, stream: Stream, name: string, gateway: Gateway): void {
+  const fanout: Fanout = { name, broadcast: (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope) };
 
   nsp.use((socket, next) => {
     gateway.admit(stream, 'socketio', socket.handshake.address, handshakeToken(socket)).then(
@@ -99,100 +111,64 @@ function attachNamespace(nsp: Namespace, stream: Stream, transport: string, gate
         next();
       },
       (err: unknown) => {
-        const clientError = err instanceof ClientError ? err : new ClientError('INTERNAL_ERROR');
-        next(Object.assign(new Error(clientError.message), { data: { code: clientError.code, details: clientError.details } }));
+        // Socket.IO's refusal form: `connect_error` with the code and details in `err.data`.
+        const refusal = ClientError.from(err);
+        next(Object.assign(new Error(refusal.message), { data: { code: refusal.code, details: refusal.details } }));
       },
     );
   });
 
-  const context: NamespaceContext = { stream, transport, broadcast, gateway, maxMessageBytes };
   nsp.on('connection', (socket) => {
-    const client = new SocketIoClient(socket, context);
-    socket.onAny((kind: unknown, data: unknown, ...rest: unknown[]) => client.receive(kind, data, rest));
-    socket.on('disconnect', (reason) => gateway.closeSession(client.session, reason));
+    const { admitted } = socket.data;
+    if (!admitted) return void socket.disconnect(true); // only the middleware above lets sockets in
+    socket.data.admitted = undefined;
+    const connection = gateway.open(admitted, new SocketIoLink(socket), fanout, { stream, transport: 'socketio', headers: socket.handshake.headers });
+    for (const kind of CLIENT_MESSAGE_KINDS) socket.on(kind, (...args: unknown[]) => receive(connection, kind, args));
+    // Any other event is answered too (INVALID_MESSAGE), as a WebSocket frame of an unknown type is.
+    socket.onAny((kind: unknown, ...args: unknown[]) => {
+      if (typeof kind !== 'string' || !isClientMessageKind(kind)) receive(connection, String(kind), args);
+    });
+    socket.on('disconnect', (reason) => connection.end(reason));
   });
 }
 
-/** What every connection of a namespace shares (one object per namespace, not per socket). */
-interface NamespaceContext {
-  stream: Stream;
-  transport: string;
-  broadcast: Broadcast;
-  gateway: Gateway;
-  maxMessageBytes: number;
+/** An event's arguments: the message (absent for `emit('ping')`), and possibly an ack callback last. */
+function receive(connection: Connection, kind: string, args: unknown[]): void {
+  const last = args[args.length - 1];
+  const ack = typeof last === 'function' ? last : undefined;
+  const data = typeof args[0] === 'function' ? undefined : args[0];
+  void connection.receive({ kind, data }).then((reply) => {
+    if (reply) ack?.(reply);
+  });
 }
 
-/**
- * One Socket.IO connection: its ClientLink and message handling. A class rather than closures, so an
- * idle connection costs a few fields, not a dozen function objects (see the memory benchmark).
- */
-class SocketIoClient implements ClientLink {
-  readonly session: Session;
-
-  constructor(
-    private readonly socket: Socket,
-    private readonly context: NamespaceContext,
-  ) {
-    const { principal, release } = socket.data.admitted as Admitted;
-    socket.data.admitted = undefined;
-    this.session = context.gateway.openSession(principal, context.stream, this, { transport: 'socketio', headers: socket.handshake.headers }, release);
-    if (socket.handshake.headers['x-background-mode'] === 'true') void this.session.setBackground(true);
-  }
+/** One socket as the gateway's Link. A class rather than closures: an idle connection costs a few fields. */
+class SocketIoLink implements Link {
+  constructor(private readonly socket: BondxSocket) {}
 
   get id(): string {
     return this.socket.id;
   }
 
-  get transport(): string {
-    return this.context.transport;
+  write(frame: Frame): void {
+    this.socket.emit(frame.envelope.type, frame.envelope);
   }
 
-  get broadcast(): Broadcast {
-    return this.context.broadcast;
-  }
-
-  send(envelope: Envelope): void {
-    this.socket.emit(envelope.type, envelope);
-  }
-
-  queued(): number {
+  buffered(): number {
     return pendingPackets(this.socket);
   }
 
-  close(code: ErrorCode, details?: Record<string, unknown>): void {
-    this.send(errorEnvelope(code, details));
+  /** Socket.IO has no close codes: the error event already said why. */
+  close(): void {
     this.socket.disconnect(true);
   }
 
-  joinRoom(room: Room): void {
-    void this.socket.join(room.name);
+  join(roomName: string): void {
+    void this.socket.join(roomName);
   }
 
-  leaveRoom(room: Room): void {
-    void this.socket.leave(room.name);
-  }
-
-  /** `socket.onAny` arguments: the kind, the message, and possibly an ack callback last. */
-  receive(kind: unknown, data: unknown, rest: unknown[]): void {
-    const last = rest.length > 0 ? rest[rest.length - 1] : data;
-    const ack = typeof last === 'function' ? (last as (reply: Envelope) => void) : undefined;
-    void this.handle(String(kind), typeof data === 'function' ? undefined : data, ack);
-  }
-
-  private async handle(kind: string, data: unknown, ack: ((reply: Envelope) => void) | undefined): Promise<void> {
-    const { gateway, stream, maxMessageBytes } = this.context;
-    gateway.messageReceived(stream, kind);
-    const correlationId = peekMessage(data).correlationId ?? randomUUID();
-    let reply: Envelope;
-    try {
-      reply = await this.session.dispatch(parseClientMessage(kind, data, maxMessageBytes));
-    } catch (err) {
-      reply = gateway.errorReply(this.session, err, correlationId);
-    }
-    if (this.socket.connected) {
-      this.session.send(reply);
-      ack?.(reply);
-    }
+  leave(roomName: string): void {
+    void this.socket.leave(roomName);
   }
 }
 
@@ -206,8 +182,8 @@ export function pendingPackets(socket: Socket): number {
 }
 
 /** Socket.IO's own `auth.token` first, then the two ways every endpoint accepts (header, query). */
-function handshakeToken(socket: Socket): string | undefined {
+function handshakeToken(socket: BondxSocket): string | undefined {
   const auth: unknown = socket.handshake.auth;
-  if (auth && typeof auth === 'object' && 'token' in auth && typeof auth.token === 'string') return auth.token;
+  if (typeof auth === 'object' && auth !== null && 'token' in auth && typeof auth.token === 'string') return auth.token;
   return tokenFromRequest(socket.handshake.headers, socket.handshake.url);
 }

@@ -1,0 +1,75 @@
+import type { JsonObject, JsonValue } from '../domain/json.js';
+import type { ClientMessage, ClientMessageType, Envelope, EnvelopeType, ErrorEnvelope } from './messages.js';
+
+/**
+ * The Socket.IO contract as types, for every namespace (`/market`, `/auction`, `/trading`, `/risk`,
+ * `/mobile` carry the same events): what a client may emit and what it receives. A dashboard written
+ * against them gets a compile error for a wrong event name or field:
+ *
+ *   import { io, type Socket } from 'socket.io-client';
+ *   const market: Socket<ServerToClientEvents, ClientToServerEvents> = io(`${url}/market`, { auth: { token } });
+ *   market.on('delta', (env) => env.payload.kind);        // DeltaEnvelope
+ *   const ack = await market.emitWithAck('subscribe', { topic: 'prices.IN0020230085' });
+ */
+
+/** Delta payload kinds, per topic family (README "Envelope"). */
+export const PAYLOAD_KINDS = {
+  prices: ['l1', 'l2', 'trade'],
+  auctions: ['auction_state', 'auction_bid', 'auction_allotted'],
+  trading: ['order'],
+  portfolio: ['position'],
+  risk: ['metrics', 'breach'],
+  alerts: ['breach_alert'],
+} as const;
+export type PayloadKind = (typeof PAYLOAD_KINDS)[keyof typeof PAYLOAD_KINDS][number];
+
+/** A delta's payload: its `kind`, then the fields of that kind (the reducer's delta, README "Envelope"). */
+export type DeltaPayload = { kind: Exclude<PayloadKind, 'breach_alert'> } & { [field: string]: JsonValue };
+export type AlertPayload = { kind: 'breach_alert' } & { [field: string]: JsonValue };
+
+/** The envelope of one `type`: the standard envelope with that type, and its payload and meta. */
+type Typed<T extends EnvelopeType, P extends JsonValue, M extends JsonObject = JsonObject> = Omit<Envelope, 'type' | 'payload' | 'meta'> & { type: T; payload: P; meta: M };
+
+export type SnapshotEnvelope = Typed<'snapshot', JsonObject, { epoch: string; resync?: true; conflated?: { from: number; to: number } } & JsonObject> & { topic: string; seq: number };
+export type DeltaEnvelope = Typed<'delta', DeltaPayload, { event_ts: string } & JsonObject> & { topic: string; seq: number };
+export type AlertEnvelope = Typed<'alert', AlertPayload, { event_ts: string } & JsonObject> & { topic: string; seq: number };
+/** Up to `batch_size` deltas/alerts of one topic, in seq order. */
+export type BatchEnvelope = Omit<Typed<'batch', JsonValue, { count: number; first_seq: number; last_seq: number }>, 'payload'> & { topic: string; payload: (DeltaEnvelope | AlertEnvelope)[] };
+export type HeartbeatEnvelope = Typed<'heartbeat', { heads: Record<string, number> }, { interval_s: number }>;
+export type PongEnvelope = Typed<'pong', JsonObject>;
+
+/** The ack's payload per message kind. */
+export interface AckPayloads {
+  subscribe: { action: 'subscribe'; topic: string; epoch: string; resync: boolean; snapshot_seq?: number; resumed_from?: number; superseded?: true };
+  unsubscribe: { action: 'unsubscribe'; topic: string };
+  background_mode: { action: 'background_mode'; enabled: boolean };
+  refresh: { action: 'refresh'; expires_at: string };
+}
+export type AckEnvelope<K extends keyof AckPayloads = keyof AckPayloads> = Typed<'ack', AckPayloads[K] & JsonObject>;
+
+/** What answers a message of kind K (the ack callback's argument, also emitted as an event). */
+export type ReplyTo<K extends ClientMessageType> = (K extends keyof AckPayloads ? AckEnvelope<K> : PongEnvelope) | ErrorEnvelope;
+
+/** Server → client events: one per envelope type. */
+export interface ServerToClientEvents {
+  snapshot: (envelope: SnapshotEnvelope) => void;
+  delta: (envelope: DeltaEnvelope) => void;
+  alert: (envelope: AlertEnvelope) => void;
+  batch: (envelope: BatchEnvelope) => void;
+  ack: (envelope: AckEnvelope) => void;
+  pong: (envelope: PongEnvelope) => void;
+  heartbeat: (envelope: HeartbeatEnvelope) => void;
+  error: (envelope: ErrorEnvelope) => void;
+}
+
+/** A client message as emitted: `type` may be left out (the event name says it). */
+export type Request<K extends ClientMessageType> = Omit<Extract<ClientMessage, { type: K }>, 'type'> & { type?: K };
+
+/** Client → server events: one per client message kind, with an ack callback receiving the reply. */
+export type ClientToServerEvents = { [K in ClientMessageType]: (message: Request<K>, ack: (reply: ReplyTo<K>) => void) => void };
+
+/**
+ * What the server's sockets emit: any envelope under its own type. The server builds envelopes
+ * generically (gateway/envelope.ts); each event type of ServerToClientEvents is a refinement of it.
+ */
+export type ServerEmits = { [T in EnvelopeType]: (envelope: Envelope) => void };
