@@ -1,5 +1,3 @@
-import { crc32 } from 'node:zlib';
-
 /**
  * The order-book checksum every L2 snapshot and delta of `prices.{isin}` carries, so a client that keeps
  * a local book can prove it matches the venue's after each update (and re-sync when it does not).
@@ -11,7 +9,8 @@ import { crc32 } from 'node:zlib';
  * as JSON writes them (`String(100.1)` = `100.1`, `String(5000000)` = `5000000`). Worked example in the
  * README ("Order-book checksum"); test/unit/book-checksum.test.ts recomputes it.
  *
- * Pure and dependency-free beyond node:zlib's crc32, so servers, the client SDK and the dashboard share it.
+ * Pure and dependency-free (no node:zlib), so servers, the client SDK in browsers and Node, and the dashboard
+ * share it; test/unit/book-checksum.test.ts checks it against node:zlib's crc32.
  */
 
 export const CHECKSUM_LEVELS = 10;
@@ -36,5 +35,19 @@ export function checksumInput(bids: readonly BookLevel[], asks: readonly BookLev
 
 /** CRC-32 of {@link checksumInput}, as an unsigned 32-bit integer. */
 export function bookChecksum(bids: readonly BookLevel[], asks: readonly BookLevel[]): number {
-  return crc32(checksumInput(bids, asks)) >>> 0;
+  return crc32(new TextEncoder().encode(checksumInput(bids, asks)));
+}
+
+/** CRC-32 lookup table for the reflected IEEE polynomial 0xEDB88320, built once. */
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+/** CRC-32 (IEEE 802.3, as zlib) of `bytes`, unsigned. */
+export function crc32(bytes: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const byte of bytes) crc = (CRC_TABLE[(crc ^ byte) & 0xff] as number) ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
 }

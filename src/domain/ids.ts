@@ -1,13 +1,14 @@
-import { readFileSync } from 'node:fs';
+import common from '../../schemas/events/common.json' with { type: 'json' };
 
 /**
  * The id syntax of the event contract, read from the contract itself (schemas/events/common.json), so
  * topics and events can never disagree: a topic id is valid exactly when an event could carry it.
+ * A JSON import, not a file read: browsers (the client SDK) load this module too.
  */
-const COMMON = JSON.parse(readFileSync(new URL('../../schemas/events/common.json', import.meta.url), 'utf8')) as { $defs: Record<string, { pattern?: string }> };
+const DEFS = common.$defs as Record<string, { pattern?: string }>;
 
 function patternOf(name: string): RegExp {
-  const pattern = COMMON.$defs[name]?.pattern;
+  const pattern = DEFS[name]?.pattern;
   if (pattern === undefined) throw new Error(`schemas/events/common.json: $defs.${name} has no pattern`);
   // ajv compiles schema patterns with the `u` flag: the same here.
   return new RegExp(pattern, 'u');

@@ -1,9 +1,11 @@
 import fc from 'fast-check';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { bookChecksum, checksumInput, type BookLevel } from '../../src/domain/book-checksum.js';
+import { bookChecksum, checksumInput, crc32, type BookLevel } from '../../src/domain/book-checksum.js';
 import type { BookEvent } from '../../src/domain/events.js';
 import type { JsonObject } from '../../src/domain/json.js';
-import { applyLevels, reducePrices } from '../../src/projector/reducers/prices.js';
+import { applyLevels } from '../../src/domain/deltas/index.js';
+import { reducePrices } from '../../src/projector/reducers/prices.js';
 
 const lv = (price: number, size: number): BookLevel => ({ price, size });
 
@@ -23,6 +25,15 @@ describe('bookChecksum', () => {
     expect(input).toHaveLength(2 * 10 + 2); // 10 bid levels + 1 ask level, two numbers each
     expect(checksumInput([], [])).toBe('');
     expect(bookChecksum([], [])).toBe(0);
+  });
+
+  it('computes the CRC-32 zlib does (it runs in browsers, without node:zlib)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        expect(crc32(bytes)).toBe(zlibCrc32(bytes) >>> 0);
+      }),
+    );
+    expect(crc32(new TextEncoder().encode('123456789'))).toBe(0xcbf43926); // the standard check value
   });
 
   it('is an unsigned 32-bit integer that changes with any level of the top 10', () => {

@@ -1,7 +1,12 @@
+import { applyDelta, type DeltaPayload, type StateOf } from '../../domain/deltas/index.js';
 import type { JsonObject } from '../../domain/json.js';
 import type { TopicChange } from '../../store/topic-store.js';
 
-/** Helpers shared by the per-domain reducers. Reducers are pure: they never mutate the states they are given. */
+/**
+ * Helpers shared by the per-domain reducers. Reducers are pure: they never mutate the states they are given.
+ * A reducer decides whether an event applies and computes the payload of its delta; the new state is then
+ * always `applyDelta(state, payload)` (src/domain/deltas), the function clients apply deltas with.
+ */
 
 /**
  * The outcome of projecting one event: one change per topic it touches, or `rejected` with a reason when the
@@ -10,15 +15,21 @@ import type { TopicChange } from '../../store/topic-store.js';
  */
 export type ProjectResult = { changes: TopicChange[]; rejected?: undefined } | { changes: []; rejected: string };
 
-type Payload = TopicChange['payload'];
-
-/** A reducer's result for one topic: the new state and the delta, or why the event was refused. */
-export type Step<S> = { state: S; payload: Payload } | { rejected: string };
+/** A reducer's result for one topic: the payload of its delta, or why the event was refused. */
+export type Step<D extends DeltaPayload> = D | { rejected: string };
 
 export type States = ReadonlyMap<string, JsonObject>;
 
+/** One topic's part of a projection: its state before the event and the reducer's step for it. */
+export interface Part<D extends DeltaPayload> {
+  topic: string;
+  state: StateOf<D>;
+  step: Step<D>;
+  type?: TopicChange['type'];
+}
+
 /**
- * The typed state of `topic`, if it has one. States in the store were all produced by these reducers,
+ * The typed state of `topic`, if it has one. States in the store were all produced by applyDelta,
  * so the cast restores the type they were written with.
  */
 export function existing<S extends JsonObject>(states: States, topic: string): S | undefined {
@@ -35,34 +46,16 @@ export function own<V>(map: { readonly [key: string]: V }, key: string): V | und
   return Object.hasOwn(map, key) ? map[key] : undefined;
 }
 
-/** `map` without `key` (a copy). */
-export function omit<V>(map: { readonly [key: string]: V }, key: string): { [key: string]: V } {
-  const copy = { ...map };
-  delete copy[key];
-  return copy;
-}
-
 export function reject(reason: string): { rejected: string } {
   return { rejected: reason };
 }
 
-/** Turns per-topic steps into the projection result; any rejected step rejects the whole event. */
-export function finish(...steps: { topic: string; step: Step<JsonObject>; type?: TopicChange['type'] }[]): ProjectResult {
+/** Turns per-topic steps into the projection result, each new state from applyDelta; any rejected step rejects the whole event. */
+export function finish(...parts: Part<DeltaPayload>[]): ProjectResult {
   const changes: TopicChange[] = [];
-  for (const { topic, step, type = 'delta' } of steps) {
+  for (const { topic, state, step, type = 'delta' } of parts) {
     if ('rejected' in step) return { changes: [], rejected: step.rejected };
-    changes.push({ topic, type, payload: step.payload, state: step.state });
+    changes.push({ topic, type, payload: step, state: applyDelta(state, step) });
   }
   return { changes };
-}
-
-/** Prepends `item` to a newest-first list, keeping at most `max` entries. */
-export function prependBounded<T>(list: readonly T[], item: T, max: number): T[] {
-  return [item, ...list.slice(0, max - 1)];
-}
-
-/** Rounds derived figures (mid, spread, vwap, bucket edges) so float noise like 0.15000000000000568 never reaches clients. */
-export function round(x: number, decimals = 8): number {
-  const f = 10 ** decimals;
-  return Math.round(x * f) / f;
 }

@@ -1,37 +1,14 @@
+import { freshTrading, type Order, type OrderDelta, type OrderStatus, type TradingState } from '../../domain/deltas/index.js';
 import type { OrderEvent, OrderEventType } from '../../domain/events.js';
 import { topicOf } from '../../domain/topics.js';
-import { finish, omit, own, prependBounded, reject, stateOf, type ProjectResult, type States, type Step } from './shared.js';
+import { finish, own, reject, stateOf, type ProjectResult, type States, type Step } from './shared.js';
 
 /**
- * trading.{user_id}: the user's open orders by order_id, and recently finished ones.
- * Lifecycle: accepted -> partially_filled* -> filled | cancelled; rejected from new or open.
- * An order first seen as partially_filled/filled/cancelled is taken as is (its accept may predate our
- * history). Events on a finished order are rejected while it is in `recent`; older ones look unknown.
+ * trading.{user_id}: which order events apply. Lifecycle: accepted -> partially_filled* -> filled | cancelled;
+ * rejected from new or open. An order first seen as partially_filled/filled/cancelled is taken as is (its
+ * accept may predate our history). Events on a finished order are rejected while it is in `recent`; older
+ * ones look unknown.
  */
-
-export const MAX_RECENT_ORDERS = 50;
-
-type OrderStatus = 'accepted' | 'partially_filled' | 'filled' | 'cancelled' | 'rejected';
-
-type Order = {
-  order_id: string;
-  isin: string;
-  side: 'buy' | 'sell';
-  price: number;
-  quantity: number;
-  filled_quantity: number;
-  status: OrderStatus;
-  reason: string | null;
-  updated_at: string;
-};
-
-export type TradingState = {
-  user_id: string;
-  open: { [order_id: string]: Order };
-  /** Finished orders (filled, cancelled, rejected), newest first. */
-  recent: Order[];
-  updated_at: string | null;
-};
 
 const STATUS: Record<OrderEventType, OrderStatus> = {
   'order.accepted': 'accepted',
@@ -41,16 +18,13 @@ const STATUS: Record<OrderEventType, OrderStatus> = {
   'order.rejected': 'rejected',
 };
 
-const FINISHED: ReadonlySet<OrderStatus> = new Set(['filled', 'cancelled', 'rejected']);
-
-const fresh = (user_id: string) => (): TradingState => ({ user_id, open: {}, recent: [], updated_at: null });
-
 export function reduceOrder(event: OrderEvent, states: States): ProjectResult {
   const topic = topicOf.trading(event.user_id);
-  return finish({ topic, step: applyOrder(stateOf(states, topic, fresh(event.user_id)), event) });
+  const state = stateOf(states, topic, () => freshTrading(event.user_id));
+  return finish({ topic, state, step: orderDelta(state, event) });
 }
 
-function applyOrder(state: TradingState, e: OrderEvent): Step<TradingState> {
+function orderDelta(state: TradingState, e: OrderEvent): Step<OrderDelta> {
   const status = STATUS[e.type];
   const finished = state.recent.find((o) => o.order_id === e.order_id);
   if (finished) return reject(`order ${e.order_id} already ${finished.status}`);
@@ -72,8 +46,5 @@ function applyOrder(state: TradingState, e: OrderEvent): Step<TradingState> {
     reason: e.reason ?? null,
     updated_at: e.ts,
   };
-  const next: TradingState = FINISHED.has(status)
-    ? { ...state, open: omit(state.open, e.order_id), recent: prependBounded(state.recent, order, MAX_RECENT_ORDERS), updated_at: e.ts }
-    : { ...state, open: { ...state.open, [e.order_id]: order }, updated_at: e.ts };
-  return { state: next, payload: { kind: 'order', event: e.type, order } };
+  return { kind: 'order', event: e.type, order };
 }
