@@ -18,6 +18,7 @@ const LAYERS = [
   'projector', // pure reducers, commits through the store
   'ingest', // validation, dead letters, Kafka, publishers: feeds the projector
   'simulator', // an upstream: publishes events
+  'replay', // audit replay: a topic's history by seq or time, as NDJSON or CSV
   'gateway', // feeds, rooms, sessions, auth, HTTP API: reads the store
   'transports', // Socket.IO and WebSocket adapters over the gateway
   'runtime', // composes the roles

@@ -1,0 +1,172 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { parseTopic } from '../domain/topics.js';
+import type { Envelope } from '../protocol/messages.js';
+import type { HistoryEntry, TopicStore } from '../store/topic-store.js';
+import { csvLayout } from './csv.js';
+import { addMissing, resolveSeqRange, resolveTimeRange, type MissingPart, type SeqSpan } from './range.js';
+import type { ReplayFormat, ReplayRange, ReplayRequest } from './request.js';
+
+/**
+ * A replay reads a topic's held history page by page (never the whole range at once) and writes it
+ * through an encoder to a sink that waits for the reader to keep up. Phase 1 reads what the store still
+ * holds; the trailer says which asked seqs are not in the answer and why.
+ */
+
+/** What a replay reads: the store's paged history read (a small interface, so any history source fits). */
+export type HistoryReader = Pick<TopicStore, 'readAfter'>;
+
+/** How an entry reaches a live client (the gateway's entryEnvelope): a replayed line is exactly that. */
+export type ToEnvelope = (entry: HistoryEntry) => Envelope;
+
+/** Entries per history read (and per write). */
+export const REPLAY_PAGE_SIZE = 1000;
+
+/** The resolved request: held seqs fromSeq..toSeq of one epoch, and what of the asked range is not held. */
+export interface ReplayPlan extends SeqSpan {
+  topic: string;
+  /** '' for a topic the store does not have. */
+  epoch: string;
+  firstSeq: number;
+  headSeq: number;
+  asked: ReplayRange;
+}
+
+/** The last line of an NDJSON replay (and the HTTP `x-replay-end` trailer of both formats). */
+export interface ReplayEnd {
+  type: 'replay_end';
+  topic: string;
+  epoch: string | null;
+  /** The seqs served, first and last (null: none). */
+  from_seq: number | null;
+  to_seq: number | null;
+  count: number;
+  /** The store's history when the replay started. */
+  first_seq: number;
+  head_seq: number;
+  /** The range asked for: `{from_seq, to_seq}` or `{since, until}` (null: unbounded). */
+  asked: { from_seq: number; to_seq: number | null } | { since: string | null; until: string | null };
+  missing: MissingPart[];
+}
+
+/** Resolves a request against the history the store holds now: bounds from one read, times by binary search. */
+export async function planReplay(reader: HistoryReader, request: ReplayRequest): Promise<ReplayPlan> {
+  const { topic, range } = request;
+  // limit 0: epoch, head and first held seq only.
+  const { epoch, headSeq, firstSeq } = await reader.readAfter(topic, 0, 0);
+  const bounds = { firstSeq, headSeq };
+  const span =
+    range.by === 'seq'
+      ? resolveSeqRange(range.fromSeq, range.toSeq, bounds)
+      : await resolveTimeRange(range.since, range.until, bounds, async (seq) => {
+          const [entry] = (await reader.readAfter(topic, seq - 1, 1)).entries;
+          return entry?.seq === seq && entry.epoch === epoch ? entry.ts : undefined;
+        });
+  return { topic, epoch, firstSeq, headSeq, asked: range, ...span };
+}
+
+/** The entries of a plan, one page at a time; what turns out to be gone meanwhile is added to `missing`. */
+export async function* replayPages(reader: HistoryReader, plan: ReplayPlan, missing: MissingPart[], pageSize = REPLAY_PAGE_SIZE): AsyncGenerator<HistoryEntry[]> {
+  let next = plan.fromSeq;
+  while (next <= plan.toSeq) {
+    const read = await reader.readAfter(plan.topic, next - 1, Math.min(pageSize, plan.toSeq - next + 1));
+    if (read.epoch !== plan.epoch) return addMissing(missing, { from_seq: next, to_seq: plan.toSeq, reason: 'epoch_changed' });
+    const first = read.entries[0];
+    // Nothing at or after `next`: the head went back (a store restored from an older copy).
+    if (!first) return addMissing(missing, { from_seq: next, to_seq: plan.toSeq, reason: 'beyond_head' });
+    // Trimmed while we read (the topic is being written faster than it is replayed).
+    if (first.seq > next) addMissing(missing, { from_seq: next, to_seq: Math.min(first.seq - 1, plan.toSeq), reason: 'trimmed' });
+    const entries = read.entries.filter((entry) => entry.seq <= plan.toSeq);
+    if (entries.length === 0) return;
+    yield entries;
+    next = (entries.at(-1) as HistoryEntry).seq + 1;
+  }
+}
+
+/** Turns pages into the bytes of one format. */
+export interface ReplayEncoder {
+  contentType: string;
+  begin(): string;
+  page(entries: HistoryEntry[]): string;
+  /** NDJSON ends with the trailer line; CSV, whose rows are all alike, has no place for one. */
+  end(end: ReplayEnd): string;
+}
+
+export function replayEncoder(format: ReplayFormat, topic: string, toEnvelope: ToEnvelope): ReplayEncoder {
+  if (format === 'ndjson') {
+    return {
+      contentType: 'application/x-ndjson',
+      begin: () => '',
+      page: (entries) => entries.map((entry) => `${JSON.stringify(toEnvelope(entry))}\n`).join(''),
+      end: (end) => `${JSON.stringify(end)}\n`,
+    };
+  }
+  // planReplay's request was parsed, so the topic is one that can exist.
+  const layout = csvLayout(parseTopic(topic)?.kind ?? 'mobile');
+  return {
+    contentType: 'text/csv; charset=utf-8; header=present',
+    begin: () => layout.header,
+    page: (entries) => entries.map((entry) => layout.row(entry)).join(''),
+    end: () => '',
+  };
+}
+
+/** Where a replay is written; `write` resolves when more may be written (backpressure). */
+export interface ReplaySink {
+  write(chunk: string): Promise<void>;
+}
+
+/** A sink over a Node stream: waits for 'drain' when the stream's buffer is full; fails if the stream closes first. */
+export function writableSink(stream: Writable): ReplaySink {
+  return {
+    async write(chunk) {
+      if (chunk === '') return;
+      if (stream.destroyed || stream.writableEnded) throw new Error('replay output closed');
+      if (stream.write(chunk)) return;
+      const ac = new AbortController();
+      try {
+        await Promise.race([once(stream, 'drain', { signal: ac.signal }), once(stream, 'close', { signal: ac.signal }).then(() => Promise.reject(new Error('replay output closed')))]);
+      } finally {
+        ac.abort();
+      }
+    },
+  };
+}
+
+export interface ReplayProgress {
+  /** Entries written so far. */
+  count: number;
+  /** Entries the plan holds (the most this replay can write). */
+  planned: number;
+}
+
+/** Writes a planned replay through `encoder` to `sink`, page by page; resolves with its trailer. */
+export async function runReplay(reader: HistoryReader, plan: ReplayPlan, encoder: ReplayEncoder, sink: ReplaySink, onProgress?: (progress: ReplayProgress) => void): Promise<ReplayEnd> {
+  const missing = plan.missing.map((m) => ({ ...m }));
+  const planned = Math.max(0, plan.toSeq - plan.fromSeq + 1);
+  let count = 0;
+  let from: number | null = null;
+  let to: number | null = null;
+  await sink.write(encoder.begin());
+  for await (const entries of replayPages(reader, plan, missing)) {
+    from ??= (entries[0] as HistoryEntry).seq;
+    to = (entries.at(-1) as HistoryEntry).seq;
+    count += entries.length;
+    await sink.write(encoder.page(entries));
+    onProgress?.({ count, planned });
+  }
+  const end: ReplayEnd = {
+    type: 'replay_end',
+    topic: plan.topic,
+    epoch: plan.epoch === '' ? null : plan.epoch,
+    from_seq: from,
+    to_seq: to,
+    count,
+    first_seq: plan.firstSeq,
+    head_seq: plan.headSeq,
+    asked: plan.asked.by === 'seq' ? { from_seq: plan.asked.fromSeq, to_seq: plan.asked.toSeq ?? null } : { since: plan.asked.since ?? null, until: plan.asked.until ?? null },
+    missing,
+  };
+  await sink.write(encoder.end(end));
+  return end;
+}
