@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
+import { closeCodeOf, ERRORS, type ErrorCode } from '../../src/protocol/errors.js';
 import type { Envelope } from '../../src/protocol/messages.js';
-import { openClient, RefusedError, type TestClient, TRANSPORTS } from '../support/clients.js';
+import { connect, openClient, RefusedError, request, type TestClient, TRANSPORTS } from '../support/clients.js';
 import { quote } from '../support/events.js';
 import { startTestSystem, TEST_SECRET, type TestSystem } from '../support/system.js';
 import { waitFor } from '../support/waits.js';
@@ -93,6 +94,75 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     const heartbeat = client.received.find((e) => e.type === 'heartbeat') as Envelope;
     const head = (await system.backends.store.topics()).find((t) => t.topic === TOPIC)?.headSeq;
     expect((heartbeat.payload as { heads: Record<string, number> }).heads[TOPIC]).toBe(head);
+  });
+});
+
+/** A reply as a client sees it, less what differs by nature (its time, a generated correlation id). */
+function shape(reply: Envelope): Record<string, unknown> {
+  const { ts: _ts, timestamp: _timestamp, correlation_id: _id, ...rest } = reply as Envelope & { timestamp?: string };
+  return rest;
+}
+
+describe('one answer on both transports', () => {
+  const user = 'twin';
+  const twins = () => Promise.all([openClient('socketio', system.server.url, 'mobile', user, system.token(user)), openClient('websocket', system.server.url, 'mobile', user, system.token(user))]);
+
+  it.each<[string, ErrorCode, (client: TestClient) => Promise<Envelope>]>([
+    ['malformed JSON', 'INVALID_MESSAGE', (c) => c.sendRaw('{not json')],
+    ['an unknown message type', 'INVALID_MESSAGE', (c) => c.request('subscribe_all', { topic: TOPIC })],
+    ['a schema failure', 'INVALID_MESSAGE', (c) => c.request('subscribe', { topic: TOPIC, batch_size: 0 })],
+    ['a bad background_mode', 'INVALID_MESSAGE', (c) => c.request('background_mode', { enabled: 'yes' })],
+    ['an unknown level', 'INVALID_MESSAGE', (c) => c.request('subscribe', { topic: TOPIC, subtopics: { levels: 'L3' } })],
+    ['a topic that can not exist', 'INVALID_TOPIC', (c) => c.request('subscribe', { topic: 'prices.IN0020230086' })],
+    ['a topic of another stream', 'INVALID_TOPIC', (c) => c.request('unsubscribe', { topic: 'system.alerts' })],
+    ['a message over WS_MAX_MESSAGE_BYTES', 'PAYLOAD_TOO_LARGE', (c) => c.request('subscribe', { type: 'subscribe', topic: TOPIC, filler: 'x'.repeat(70_000) })],
+    ['a refresh with a bad token', 'AUTH_INVALID', (c) => c.request('refresh', { token: 'x.y.z' })],
+    ["another user's topic", 'FORBIDDEN', (c) => c.request('subscribe', { topic: 'trading.bob' })],
+  ])('%s: %s, the same envelope (code, text, details)', async (_name, code, send) => {
+    const [sio, ws] = await twins();
+    clients.push(sio, ws);
+    const [a, b] = [await send(sio), await send(ws)];
+    expect(a).toMatchObject({ type: 'error', code, error: ERRORS[code].message });
+    expect(shape(a)).toEqual(shape(b));
+  });
+
+  it('binary data: a WebSocket binary frame and a Socket.IO attachment get the same answer', async () => {
+    const socket = await connect(system.server.url, '/market', system.token(user));
+    const ws = new WebSocket(`${system.server.url.replace('http', 'ws')}/api/v1/ws/market/${ISIN}?token=${system.token(user)}`);
+    try {
+      const fromSio = await request(socket, 'subscribe', { topic: Buffer.from(TOPIC) });
+      const fromWs = new Promise<Envelope>((resolve) => ws.on('message', (data) => {
+        const env = JSON.parse(data.toString()) as Envelope;
+        if (env.type === 'error') resolve(env);
+      }));
+      await new Promise((resolve) => ws.once('open', resolve));
+      ws.send(Buffer.from('{"type":"ping"}'), { binary: true });
+      expect(fromSio).toMatchObject({ code: 'INVALID_MESSAGE', details: { reason: 'binary data is not supported; send JSON' } });
+      expect(shape(fromSio)).toEqual(shape(await fromWs));
+    } finally {
+      socket.close();
+      ws.close();
+    }
+  });
+
+  it.each<[string, ErrorCode, () => string | undefined]>([
+    ['no token', 'AUTH_REQUIRED', () => undefined],
+    ['a bad signature', 'AUTH_INVALID', () => jwt.sign({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 60 }, 'another-secret')],
+    ['no exp', 'AUTH_INVALID', () => jwt.sign({ sub: 'alice' }, TEST_SECRET)],
+  ])('a refusal for %s: %s with the same text and details; WebSocket closes with its close code', async (_name, code, token) => {
+    const t = token();
+    const sio = await connect(system.server.url, '/market', t).then(
+      () => expect.fail('accepted'),
+      (err: Error & { data?: { code?: string; details?: unknown } }) => ({ code: err.data?.code, error: err.message, details: err.data?.details }),
+    );
+    const ws = new WebSocket(`${system.server.url.replace('http', 'ws')}/api/v1/ws/market/${ISIN}${t ? `?token=${t}` : ''}`);
+    const frame = new Promise<Envelope & { code: string; error: string; details: unknown }>((resolve) => ws.once('message', (data) => resolve(JSON.parse(data.toString()))));
+    const closeCode = await new Promise<number>((resolve) => ws.once('close', resolve));
+    const { code: wsCode, error, details } = await frame;
+    expect(sio).toEqual({ code, error: ERRORS[code].message, details });
+    expect(wsCode).toBe(code);
+    expect(error).toBe(ERRORS[code].message);
+    expect(closeCode).toBe(closeCodeOf(code));
   });
 });
 
@@ -219,5 +289,6 @@ describe('graceful shutdown', () => {
     for (const client of [ws, sio]) {
       expect(client.received.at(-1)).toMatchObject({ type: 'error', code: 'SERVER_SHUTTING_DOWN', details: { reconnect: true } });
     }
+    expect(shape(sio.received.at(-1) as Envelope)).toEqual(shape(ws.received.at(-1) as Envelope));
   });
 });
