@@ -1,7 +1,9 @@
 import jwt from 'jsonwebtoken';
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { io as ioClient } from 'socket.io-client';
 import type { Envelope } from '../../src/protocol/messages.js';
+import type { ClientToServerEvents, DeltaEnvelope, ServerToClientEvents, SnapshotEnvelope } from '../../src/protocol/socketio-events.js';
 import { DEFLATE_PATH, pendingPackets } from '../../src/transports/socketio/socketio-transport.js';
 import { connect, Recorder, request } from '../support/clients.js';
 import { quote } from '../support/events.js';
@@ -83,9 +85,9 @@ describe('engine.io internals flow control relies on', () => {
   it('a server-side socket still exposes its write buffer (the outbound queue)', async () => {
     const socket = await open('/market', system.token('probe'));
     const server = system.server.io.of('/market').sockets.get(socket.id as string);
-    expect(server).toBeDefined();
-    expect(Array.isArray((server?.conn as unknown as { writeBuffer?: unknown }).writeBuffer)).toBe(true);
-    expect(pendingPackets(server as NonNullable<typeof server>)).toBe(0);
+    if (!server) throw new Error('no server-side socket');
+    expect(Array.isArray((server.conn as unknown as { writeBuffer?: unknown }).writeBuffer)).toBe(true);
+    expect(pendingPackets(server)).toBe(0);
   });
 });
 
@@ -106,7 +108,7 @@ describe('compression on Socket.IO', () => {
     const rec = new Recorder(zipped);
     await publish([quote(ISIN, 95, 95.1)]);
     expect(await request(zipped, 'subscribe', { topic: TOPIC })).toMatchObject({ type: 'ack' });
-    expect((rec.of(TOPIC, 'snapshot')[0]?.payload as { l1: { bid: number } }).l1.bid).toBe(95);
+    expect(rec.of(TOPIC, 'snapshot')[0]?.payload).toMatchObject({ l1: { bid: 95 } });
     await publish([quote(ISIN, 94, 94.1)]);
     await waitFor(() => rec.of(TOPIC, 'delta').length === 1, 5000, 'compressed delta');
 
@@ -182,6 +184,24 @@ describe('subscribe', () => {
     const resync = rec3.of(TOPIC, 'snapshot')[0] as Envelope;
     expect(resync.meta).toMatchObject({ resync: true });
     expect(resync.seq).toBe(head + 20);
+  });
+});
+
+describe('the typed client contract (protocol/socketio-events.ts)', () => {
+  it('a client typed by the event maps subscribes, gets its typed snapshot, ack and deltas', async () => {
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = ioClient(`${system.server.url}/market`, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { token: system.token('typed') } });
+    sockets.push(socket);
+    const snapshots: SnapshotEnvelope[] = [];
+    const deltas: DeltaEnvelope[] = [];
+    socket.on('snapshot', (env) => snapshots.push(env));
+    socket.on('delta', (env) => deltas.push(env));
+    const ack = await socket.timeout(5000).emitWithAck('subscribe', { topic: TOPIC, subtopics: { levels: 'L1', trades: false } });
+    if (ack.type !== 'ack') throw new Error(`subscribe refused: ${ack.code}`);
+    expect(ack.payload).toMatchObject({ action: 'subscribe', topic: TOPIC, epoch: snapshots[0]?.meta.epoch });
+    await system.ingest.submit(quote(ISIN, 99.2, 99.3), 'test');
+    await waitFor(() => deltas.length > 0, 5000, 'a typed delta');
+    expect(deltas[0]).toMatchObject({ topic: TOPIC, seq: (snapshots[0]?.seq ?? 0) + 1, payload: { kind: 'l1' } });
+    expect(typeof deltas[0]?.meta.event_ts).toBe('string');
   });
 });
 

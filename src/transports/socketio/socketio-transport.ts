@@ -3,7 +3,7 @@ import { Server, type Namespace, type ServerOptions, type Socket } from 'socket.
 import { STREAMS, type Stream } from '../../domain/topics.js';
 import { ClientError } from '../../protocol/errors.js';
 import { CLIENT_MESSAGE_KINDS, isClientMessageKind, type Envelope } from '../../protocol/messages.js';
-import type { ServerEmits } from '../../protocol/socketio-events.js';
+import type { ClientToServerEvents, ServerEmits } from '../../protocol/socketio-events.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
 import { tokenFromRequest } from '../../gateway/auth.js';
 import type { Connection } from '../../gateway/connection.js';
@@ -30,9 +30,6 @@ export interface SocketIoOptions {
   deflate: boolean;
 }
 
-/** Client → server events: the client message kinds, each with any argument (they are validated, not trusted). */
-type ClientEmits = Record<string, (...args: unknown[]) => void>;
-
 /** Gateway → gateway events over the adapter (cluster-wide counts and disconnects). */
 interface InterServerEvents {
   'bondx:connections': (reply: (count: number) => void) => void;
@@ -44,8 +41,8 @@ interface SocketData {
   admitted?: Admitted;
 }
 
-type BondxServer = Server<ClientEmits, ServerEmits, InterServerEvents, SocketData>;
-type BondxSocket = Socket<ClientEmits, ServerEmits, InterServerEvents, SocketData>;
+type BondxServer = Server<ClientToServerEvents, ServerEmits, InterServerEvents, SocketData>;
+type BondxSocket = Socket<ClientToServerEvents, ServerEmits, InterServerEvents, SocketData>;
 
 /** Where Socket.IO clients connect by default, and those that want compression (`io(url, { path: DEFLATE_PATH })`). */
 const SOCKET_IO_PATH = '/socket.io';
@@ -101,7 +98,7 @@ export function clusterView(io: BondxServer, gateway: Gateway, crossNode: boolea
 }
 
 /** `name` names this engine and namespace in room names, e.g. `sio:/market` or `sioz:/market`. */
-function attachNamespace(nsp: Namespace<ClientEmits, ServerEmits, InterServerEvents, SocketData>, stream: Stream, name: string, gateway: Gateway): void {
+function attachNamespace(nsp: Namespace<ClientToServerEvents, ServerEmits, InterServerEvents, SocketData>, stream: Stream, name: string, gateway: Gateway): void {
   const fanout: Fanout = { name, broadcast: (roomName: string, envelope: Envelope) => nsp.local.to(roomName).emit(envelope.type, envelope) };
 
   nsp.use((socket, next) => {
@@ -123,6 +120,7 @@ function attachNamespace(nsp: Namespace<ClientEmits, ServerEmits, InterServerEve
     if (!admitted) return void socket.disconnect(true); // only the middleware above lets sockets in
     socket.data.admitted = undefined;
     const connection = gateway.open(admitted, new SocketIoLink(socket), fanout, { stream, transport: 'socketio', headers: socket.handshake.headers });
+    // Typed as the contract says, but read as unknown: they come from the client, and are validated.
     for (const kind of CLIENT_MESSAGE_KINDS) socket.on(kind, (...args: unknown[]) => receive(connection, kind, args));
     // Any other event is answered too (INVALID_MESSAGE), as a WebSocket frame of an unknown type is.
     socket.onAny((kind: unknown, ...args: unknown[]) => {
