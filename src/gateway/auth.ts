@@ -5,8 +5,11 @@ import type { Config } from '../config/config.js';
 import { parseTopic, streamServes, SYSTEM_ALERTS_TOPIC, type ParsedTopic, type Stream } from '../domain/topics.js';
 import { ClientError } from '../protocol/errors.js';
 
-/** Roles a token may carry: `publisher` may POST events; `operator` reads system.alerts and dead letters, disconnects users. */
-export const ROLES = ['publisher', 'operator'] as const;
+/**
+ * Roles a token may carry: `publisher` may POST events; `operator` reads system.alerts and dead letters,
+ * disconnects users and replays history; `auditor` replays any topic's history (and nothing else).
+ */
+export const ROLES = ['publisher', 'operator', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
 
 export function isRole(value: string): value is Role {

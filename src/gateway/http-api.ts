@@ -8,8 +8,10 @@ import type { Logger } from '../observability/logger.js';
 import { ClientError, httpStatusOf, type ErrorCode } from '../protocol/errors.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import type { Publisher } from '../ingest/publisher.js';
+import { planReplay, replayEncoder, runReplay, writableSink } from '../replay/replay.js';
+import { parseReplayRequest, parseStateRequest, REPLAY_PARAMS, STATE_PARAMS } from '../replay/request.js';
 import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
-import { errorEnvelope } from './envelope.js';
+import { entryEnvelope, errorEnvelope, snapshotEnvelope } from './envelope.js';
 import type { Gateway } from './gateway.js';
 
 const PUBLIC_DIR = new URL('../../public/', import.meta.url);
@@ -19,6 +21,8 @@ export const MAX_BODY_BYTES = 1 << 20;
 export const MAX_EVENTS_PER_REQUEST = 1000;
 export const DEAD_LETTERS_LIMIT = { min: 1, max: 1000, default: 100 } as const;
 const MAX_USER_ID_LENGTH = 128;
+/** Who may read a topic's history through the replay routes. */
+const REPLAY_ROLES: Role[] = ['auditor', 'operator'];
 
 /** What the running roles report about this process: its checks assessed (observability/health.ts), and the active alerts. */
 export interface HealthReport extends Health {
@@ -48,8 +52,14 @@ export interface HttpApiDeps {
   health: () => Promise<HealthReport>;
 }
 
-/** One response, serialised before anything is written. */
-type Reply = { status: number; json: unknown; headers?: Record<string, string> } | { status: number; bytes: Buffer; contentType: string };
+/**
+ * One response, serialised before anything is written; or streamed (replay): headers first, then `body`
+ * writes as fast as the client reads and resolves with the HTTP trailers.
+ */
+type Reply =
+  | { status: number; json: unknown; headers?: Record<string, string> }
+  | { status: number; bytes: Buffer; contentType: string }
+  | { status: number; contentType: string; headers: Record<string, string>; body: (res: ServerResponse) => Promise<Record<string, string>> };
 
 interface Route {
   /** Query parameters the route reads; any other (besides `token`, the documented auth fallback) is refused. */
@@ -79,6 +89,8 @@ const ROUTES: Record<string, Partial<Record<Method, Route>>> = {
       },
     },
   },
+  '/api/v1/replay': { GET: { query: REPLAY_PARAMS, handle: (deps, req, query) => replay(deps, req, query) } },
+  '/api/v1/replay/state': { GET: { query: STATE_PARAMS, handle: (deps, req, query) => replayState(deps, req, query) } },
   '/api/v1/admin/disconnect': {
     POST: {
       query: ['user'],
@@ -216,6 +228,57 @@ async function publish(deps: HttpApiDeps, req: IncomingMessage): Promise<Reply> 
   return json(rejected === results.length && results.length > 0 ? 422 : 200, { accepted: results.length - rejected, dead_lettered: rejected, results });
 }
 
+/** Query parameters by name, absent ones undefined (checkQuery already refused repeated ones). */
+function params<N extends string>(query: URLSearchParams, names: readonly N[]): Record<N, string | undefined> {
+  return Object.fromEntries(names.map((name) => [name, query.get(name) ?? undefined])) as Record<N, string | undefined>;
+}
+
+/**
+ * A topic's history by seq or time, streamed from the store page by page (never the whole range in
+ * memory). The plan (what is held of the asked range) goes in the `x-replay-plan` header; what was
+ * served, including anything trimmed while streaming, in the `x-replay-end` trailer and, for NDJSON,
+ * the last line.
+ */
+async function replay(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchParams): Promise<Reply> {
+  requireRole(deps, req, REPLAY_ROLES);
+  const request = parseReplayRequest(params(query, REPLAY_PARAMS));
+  const store = deps.gateway.store;
+  const plan = await planReplay(store, request);
+  const encoder = replayEncoder(request.format, request.topic, entryEnvelope);
+  const { topic, epoch, fromSeq, toSeq, firstSeq, headSeq, missing } = plan;
+  return {
+    status: 200,
+    contentType: encoder.contentType,
+    headers: {
+      'cache-control': 'no-store',
+      'x-replay-plan': JSON.stringify({ topic, epoch: epoch || null, from_seq: fromSeq, to_seq: toSeq, first_seq: firstSeq, head_seq: headSeq, missing }),
+      trailer: 'x-replay-end',
+    },
+    body: async (res) => ({ 'x-replay-end': JSON.stringify(await runReplay(store, plan, encoder, writableSink(res))) }),
+  };
+}
+
+/**
+ * The topic's state as of `at`. What the store holds answers it only when `at` is at or after the last
+ * entry's commit time (the current snapshot); earlier instants need a rebuild from Kafka (not yet built).
+ */
+async function replayState(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchParams): Promise<Reply> {
+  requireRole(deps, req, REPLAY_ROLES);
+  const { topic, at } = parseStateRequest(params(query, STATE_PARAMS));
+  const store = deps.gateway.store;
+  const snapshot = await store.snapshot(topic);
+  const [last] = snapshot && snapshot.seq > 0 ? (await store.readAfter(topic, snapshot.seq - 1, 1)).entries : [];
+  if (!snapshot || last?.seq !== snapshot.seq || last.epoch !== snapshot.epoch || last.ts > at) {
+    throw new ClientError('NOT_IMPLEMENTED', {
+      reason: 'the state before the last entry (or of a topic the store does not hold) needs a rebuild from Kafka, which is not built yet: ask for at >= the last entry\'s ts',
+      topic,
+      at,
+      last_entry_ts: last?.ts ?? null,
+    });
+  }
+  return json(200, snapshotEnvelope(snapshot, snapshot.state, {}, null));
+}
+
 function requireRole(deps: HttpApiDeps, req: IncomingMessage, roles: Role[]): Principal {
   const principal = deps.gateway.authenticate(tokenFromRequest(req.headers, req.url));
   if (!roles.some((role) => hasRole(principal, role))) throw new ClientError('FORBIDDEN', { reason: `role ${roles.join(' or ')} required` });
@@ -264,6 +327,7 @@ function failure(log: Logger, req: IncomingMessage, err: unknown): Reply {
 
 /** Serialises first, then writes headers and body once: a body that can not be serialised becomes a 500, never half a response. */
 function write(log: Logger, req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+  if ('body' in reply) return stream(log, req, res, reply);
   let status = reply.status;
   let headers: Record<string, string>;
   let body: Buffer | string;
@@ -287,6 +351,27 @@ function write(log: Logger, req: IncomingMessage, res: ServerResponse, reply: Re
     return;
   }
   res.writeHead(status, headers).end(body);
+}
+
+/**
+ * Headers now, then the body as the client reads it. A failure after the headers can not change the
+ * status: the connection is destroyed, so the client sees a truncated response (no trailer) rather than
+ * an answer that looks whole.
+ */
+function stream(log: Logger, req: IncomingMessage, res: ServerResponse, reply: Extract<Reply, { body: unknown }>): void {
+  res.writeHead(reply.status, { 'content-type': reply.contentType, ...reply.headers });
+  // HEAD: the headers say it all; reading the range would only be discarded.
+  if (req.method === 'HEAD') return void res.end();
+  reply.body(res).then(
+    (trailers) => {
+      res.addTrailers(trailers);
+      res.end();
+    },
+    (err: unknown) => {
+      if (!res.destroyed) log.error({ err, method: req.method, url: req.url }, 'http stream failed');
+      res.destroy();
+    },
+  );
 }
 
 /**

@@ -42,6 +42,7 @@ export const ERRORS = {
   NOT_FOUND: { message: 'Not found', http: 404, close: 4404, socketio: [] },
   METHOD_NOT_ALLOWED: { message: 'Method not allowed', http: 405, close: 4405, socketio: [] },
   SERVICE_UNAVAILABLE: { message: 'Service unavailable', http: 503, close: 1013, socketio: [] },
+  NOT_IMPLEMENTED: { message: 'Not implemented', http: 501, close: 4501, socketio: [] },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

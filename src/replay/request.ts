@@ -45,15 +45,31 @@ function invalid(reason: string): ClientError {
 
 /** Validates and normalises a replay request; a bad one is an INVALID_MESSAGE with the reason. */
 export function parseReplayRequest(params: ReplayParams): ReplayRequest {
-  const topic = params.topic;
-  if (topic === undefined || topic === '') throw invalid('topic is required');
-  if (!parseTopic(topic)) throw invalid(`topic '${topic}' is not a topic that can exist`);
+  const topic = validTopic(params.topic);
   const format = params.format ?? 'ndjson';
   if (!(REPLAY_FORMATS as readonly string[]).includes(format)) throw invalid(`format must be one of ${REPLAY_FORMATS.join(', ')}`);
   const bySeq = params.from_seq !== undefined || params.to_seq !== undefined;
   const byTime = params.since !== undefined || params.until !== undefined;
   if (bySeq && byTime) throw invalid('give a range by seq (from_seq, to_seq) or by time (since, until), not both');
   return { topic, format: format as ReplayFormat, range: byTime ? timeRange(params.since, params.until) : seqRange(params.from_seq, params.to_seq) };
+}
+
+/** `GET /api/v1/replay/state`: a topic and an instant. */
+export const STATE_PARAMS = ['topic', 'at'] as const;
+
+export function parseStateRequest(params: { topic?: string | undefined; at?: string | undefined }): { topic: string; at: string } {
+  const topic = validTopic(params.topic);
+  if (params.at === undefined) throw invalid('at is required (an ISO-8601 time)');
+  const at = timeParam('at', params.at);
+  // An instant past the clock has no known state yet (entries may still be committed before it).
+  if (at > new Date().toISOString()) throw invalid(`at (${at}) is in the future`);
+  return { topic, at };
+}
+
+function validTopic(topic: string | undefined): string {
+  if (topic === undefined || topic === '') throw invalid('topic is required');
+  if (!parseTopic(topic)) throw invalid(`topic '${topic}' is not a topic that can exist`);
+  return topic;
 }
 
 function seqRange(from: string | undefined, to: string | undefined): ReplayRange {
