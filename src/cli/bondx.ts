@@ -5,6 +5,7 @@ import { isRole, issueToken, jwtKeysFromConfig, ROLES, type JwtKeys } from '../g
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createBackends, demoBanner, startSystem, type Roles } from '../runtime/system.js';
 import { DEV_KEY_FILE, devSecret, readDevSecret } from './dev-key.js';
+import type { ReplayCliOptions } from './replay.js';
 
 /** `bondx <role|tool>`: every role reads the same environment configuration (see README). */
 
@@ -134,6 +135,23 @@ program
     const backends = await createBackends(cfg, createLogger('silent'));
     process.stdout.write(`${JSON.stringify({ count: await backends.deadLetters.count(), dead_letters: await backends.deadLetters.list(opts.limit) }, null, 2)}\n`);
     await backends.close();
+  });
+
+program
+  .command('replay <topic>')
+  .description("a topic's history by seq or commit time, as NDJSON or CSV: from Redis (REDIS_URL, REDIS_PREFIX) or through a gateway (--server, --token)")
+  .option('--from-seq <n>', 'first seq (inclusive; default 1)')
+  .option('--to-seq <n>', 'last seq (inclusive; default the head)')
+  .option('--since <time>', 'commit time from (inclusive, ISO-8601)')
+  .option('--until <time>', 'commit time up to (exclusive, ISO-8601)')
+  .option('--format <format>', 'ndjson or csv', 'ndjson')
+  .option('--out <file>', 'write to a file instead of stdout')
+  .option('--server <url>', "a running gateway's base URL, e.g. http://127.0.0.1:8000")
+  .option('--token <token>', 'with --server: a token with role auditor or operator')
+  .option('--progress', 'entries, rate and ETA on stderr even when it is not a terminal')
+  .action(async (topic: string, opts: ReplayCliOptions) => {
+    const { replayCommand } = await import('./replay.js');
+    process.exitCode = await replayCommand(config, topic, opts);
   });
 
 program
