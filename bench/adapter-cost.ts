@@ -1,31 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { Redis } from 'ioredis';
-import { Server as SocketIoServer } from 'socket.io';
-import {
-  clientGroup,
-  fmtInt,
-  fmtMs,
-  fmtPct,
-  machine,
-  measureQuietStep,
-  percentiles,
-  quiesce,
-  quoteEnvelope,
-  runMain,
-  startChild,
-  stopChild,
-  table,
-  waitForQuietMachine,
-  writeResults,
-  type Child,
-  type ClientGroup,
-  type Percentiles,
-} from './rig.js';
-import { HOST, LatencyHistogram, quoteEvent, sleep, type ConnectArgs, type ConnectResult } from './shared.js';
+import { serviceUrl } from '../test/support/services.js';
+import { sleep } from '../test/support/waits.js';
+import type { ConnectArgs } from './clients.js';
+import { int, parseOptions, retriesOption, timingOf, timingOptions, usageError } from './lib/options.js';
+import { fmtInt, fmtMs, fmtPct, machine, table, writeResults } from './lib/report.js';
+import { runMain, startChild, stopChild, type Child } from './lib/rpc.js';
+import { LatencyHistogram, percentiles, waitForQuietMachine, type Percentiles } from './lib/stats.js';
+import { clientGroup, figures, localPublisher, measureQuietStep, quiesce, shares, type ClientGroup, type ConnectResult, type StepFigures, type StepStats } from './lib/steps.js';
+import { benchQuote, quoteEnvelope, startBareServer, type BareServer } from './lib/system.js';
 
 /**
  * `tsx bench/adapter-cost.ts`: what `@socket.io/redis-streams-adapter` costs on the delivery path.
@@ -41,56 +25,32 @@ import { HOST, LatencyHistogram, quoteEvent, sleep, type ConnectArgs, type Conne
  * Needs REDIS_URL: bash scripts/services.sh up && eval "$(bash scripts/services.sh env)"
  */
 
-const { values: opts } = parseArgs({
-  options: {
-    // Client count @ rates: the wide fan-out saturates the 2-core box (clients included) from ~250 ev/s,
-    // so the higher rates run with a narrow fan-out, where the per-event cost (the adapter's) dominates.
-    sets: { type: 'string', default: '200@100,300 20@500,2000' },
-    warmup: { type: 'string', default: '1' },
-    step: { type: 'string', default: '3' },
-    drain: { type: 'string', default: '2' },
-    retries: { type: 'string', default: '2' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-  strict: true,
-});
-if (opts.help) {
-  console.log(`tsx bench/adapter-cost.ts [--sets "200@100,300 20@500,2000"] [--warmup 1] [--step 3] [--drain 2] [--retries 2]
-  --sets        space-separated "<clients>@<rate>,<rate>": client count (split over the 2 nodes) and the ev/s steps run with it
-  --retries     re-runs allowed for steps disturbed by other load on the machine
-Needs REDIS_URL: bash scripts/services.sh up && eval "$(bash scripts/services.sh env)"`);
-  process.exit(0);
-}
-const SETS = (opts.sets ?? '')
-  .trim()
-  .split(/\s+/)
-  .map((part) => {
-    const [clients, rates] = part.split('@');
-    return { clients: Number(clients), rates: (rates ?? '').split(',').map(Number) };
-  });
-const TIMING = { warmupS: Number(opts.warmup), stepS: Number(opts.step), drainS: Number(opts.drain) };
-const RETRIES = Number(opts.retries);
-if (
-  SETS.some((set) => !Number.isInteger(set.clients) || set.clients < 2 || set.rates.some((r) => !Number.isFinite(r) || r <= 0)) ||
-  Object.values(TIMING).some((x) => !(x > 0)) ||
-  !Number.isInteger(RETRIES) ||
-  RETRIES < 0
-) {
-  console.error('--sets must look like "200@100,300 20@500,2000" (clients >= 2), --warmup/--step/--drain positive seconds, --retries an integer >= 0');
-  process.exit(2);
+/** `<clients>@<rate>,<rate>`: a client count (split over the 2 nodes) and the ev/s steps run with it. */
+function clientSet(part: string): { clients: number; rates: number[] } {
+  const [clients, rates] = part.split('@');
+  return { clients: int(2)(clients ?? ''), rates: (rates ?? '').split(',').map(int(1)) };
 }
 
-const REDIS_URL = process.env.REDIS_URL;
-if (!REDIS_URL) {
-  console.error(
-    [
-      'adapter-cost needs a real Redis: REDIS_URL is not set.',
-      'Start the local services (no Docker needed) and run again:',
-      '  bash scripts/services.sh up && eval "$(bash scripts/services.sh env)" && node_modules/.bin/tsx bench/adapter-cost.ts',
-    ].join('\n'),
-  );
-  process.exit(2);
-}
+const opts = parseOptions(
+  'tsx bench/adapter-cost.ts',
+  'What @socket.io/redis-streams-adapter costs on the delivery path: io.to(room).emit through the adapter vs io.local on 2 nodes.',
+  {
+    // The wide fan-out saturates the 2-core box (clients included) from ~250 ev/s, so the higher rates
+    // run with a narrow fan-out, where the per-event cost (the adapter's) dominates.
+    sets: { help: 'space-separated "<clients>@<rate>,<rate>" client sets', default: '200@100,300 20@500,2000', parse: (text: string) => text },
+    ...timingOptions({ warmup: 1, step: 3, drain: 2 }),
+    ...retriesOption(2),
+  },
+  'Needs REDIS_URL: bash scripts/services.sh up && eval "$(bash scripts/services.sh env)"',
+);
+const SETS = (() => {
+  try {
+    return opts.sets.trim().split(/\s+/).map(clientSet);
+  } catch (err) {
+    return usageError(`--sets must look like "200@100,300 20@500,2000" (clients >= 2): ${(err as Error).message}`);
+  }
+})();
+const TIMING = timingOf(opts);
 
 const RUN = `bench-adapter-${randomBytes(4).toString('hex')}`;
 const ROOM = 'prices.bench';
@@ -98,34 +58,21 @@ type Mode = 'cluster' | 'local';
 
 const log = (line: string) => console.log(`[adapter-cost] ${line}`);
 
-interface Node {
+interface Node extends BareServer {
   name: string;
-  io: SocketIoServer;
-  http: HttpServer;
   redis: Redis;
-  url: string;
 }
 
 async function startNode(name: string, redisUrl: string): Promise<Node> {
   const redis = new Redis(redisUrl);
-  const http = createServer();
-  const io = new SocketIoServer(http, {
-    transports: ['websocket'],
-    perMessageDeflate: false,
-    serveClient: false,
-    // As in src/runtime/gateway-server.ts, with names of our own.
-    adapter: createAdapter(redis, { streamName: RUN, channelPrefix: RUN, onlyPlaintext: true }),
-  });
-  io.on('connection', (socket) => void socket.join(ROOM));
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(0, HOST, () => resolve());
-  });
-  return { name, io, http, redis, url: `http://${HOST}:${(http.address() as AddressInfo).port}` };
+  // As in src/runtime/gateway-server.ts, with names of our own.
+  const server = await startBareServer({ adapter: createAdapter(redis, { streamName: RUN, channelPrefix: RUN, onlyPlaintext: true }) });
+  server.io.on('connection', (socket) => void socket.join(ROOM));
+  return { ...server, name, redis };
 }
 
 async function stopNode(node: Node): Promise<void> {
-  await new Promise<void>((resolve) => node.io.close(() => resolve()));
+  await node.close();
   node.redis.disconnect();
 }
 
@@ -154,18 +101,11 @@ async function redisCounters(redis: Redis): Promise<RedisCounters> {
 
 // ---------------------------------------------------------------- main
 
-interface Row {
+interface Row extends StepFigures {
   mode: Mode;
   rate: number;
-  clients: number;
-  deliveredMsgsPerSec: number;
-  deliveredPct: number;
-  all: Percentiles;
   nodeA: Percentiles;
   nodeB: Percentiles;
-  serverCpuPct: number;
-  clientCpuPct: number;
-  otherCpuPct: number;
   redisCpuPct: number;
   xaddPerSec: number;
   xreadPerSec: number;
@@ -175,42 +115,39 @@ interface Row {
   noisy: boolean;
 }
 
-function pcts(json: { latency: Parameters<LatencyHistogram['merge']>[0] } | undefined): Percentiles {
-  const h = new LatencyHistogram();
-  if (json) h.merge(json.latency);
-  return percentiles(h);
-}
+const pcts = (stats: StepStats | undefined): Percentiles => percentiles(LatencyHistogram.of(...(stats ? [stats.latency] : [])));
 
 async function main(): Promise<void> {
   const t0 = Date.now();
+  const REDIS_URL = serviceUrl('REDIS_URL', 'the adapter-cost benchmark');
   log(`2 nodes, ${SETS.map((set) => `${set.clients} clients at ${set.rates.join(',')} ev/s`).join('; ')}; ${TIMING.warmupS}+${TIMING.stepS} s per step; Redis ${REDIS_URL}, stream ${RUN}`);
   const idleBusy = await waitForQuietMachine(log);
-  const admin = new Redis(REDIS_URL as string);
+  const admin = new Redis(REDIS_URL);
   const nodes: Node[] = [];
   const children: Child[] = [];
   try {
-    nodes.push(await startNode('A', REDIS_URL as string), await startNode('B', REDIS_URL as string));
+    nodes.push(await startNode('A', REDIS_URL), await startNode('B', REDIS_URL));
     // Let both adapters' XREAD loops start before anything is published.
     await sleep(500);
     const [a, b] = nodes as [Node, Node];
     children.push(startChild('clients@A', 'clients.ts'), startChild('clients@B', 'clients.ts'));
     const groups: ClientGroup[] = await Promise.all(children.map((c) => clientGroup(c)));
-    const emitters: Record<Mode, (step: number, n: number) => void> = {
-      cluster: (step, n) => {
-        a.io.to(ROOM).emit('delta', quoteEnvelope(quoteEvent(step, n), n + 1));
-      },
-      local: (step, n) => {
-        const envelope = quoteEnvelope(quoteEvent(step, n), n + 1);
+    const publishers = {
+      cluster: localPublisher((step, n) => {
+        a.io.to(ROOM).emit('delta', quoteEnvelope(benchQuote(step, n), n + 1));
+      }),
+      local: localPublisher((step, n) => {
+        const envelope = quoteEnvelope(benchQuote(step, n), n + 1);
         a.io.local.to(ROOM).emit('delta', envelope);
         b.io.local.to(ROOM).emit('delta', envelope);
-      },
-    };
-    const budget = { retries: RETRIES, maxOtherPct: 40, log };
+      }),
+    } satisfies Record<Mode, unknown>;
+    const budget = { retries: opts.retries, maxOtherPct: 40, log };
 
     const rows: Row[] = [];
     for (const set of SETS) {
       await Promise.all(children.map((c) => c.rpc.call('closeAll')));
-      const counts = [Math.ceil(set.clients / 2), Math.floor(set.clients / 2)];
+      const counts = shares(set.clients, 2);
       const conns = await Promise.all(
         children.map((c, i) => c.rpc.call<ConnectResult>('connect', { url: (nodes[i] as Node).url, namespace: '/', token: null, count: counts[i] ?? 0, subscribe: null } satisfies ConnectArgs, 300_000)),
       );
@@ -220,22 +157,16 @@ async function main(): Promise<void> {
         for (const rate of set.rates) {
           await quiesce(groups, 6_000);
           const r0 = await redisCounters(admin);
-          const m = await measureQuietStep(groups, rate, TIMING, emitters[mode], budget);
+          const m = await measureQuietStep(groups, rate, TIMING, publishers[mode], budget);
           const r1 = await redisCounters(admin);
           const secs = m.elapsedMs / 1000;
           const d = (cmd: string) => ((r1.calls[cmd] ?? 0) - (r0.calls[cmd] ?? 0)) / secs;
           const row: Row = {
+            ...figures(m),
             mode,
             rate,
-            clients: m.clients,
-            deliveredMsgsPerSec: m.deliveredMsgsPerSec,
-            deliveredPct: m.deliveredPct,
-            all: percentiles(m.latency),
             nodeA: pcts(m.perGroup[0]),
             nodeB: pcts(m.perGroup[1]),
-            serverCpuPct: m.serverCpuPct,
-            clientCpuPct: m.clientCpuPct,
-            otherCpuPct: m.otherCpuPct,
             redisCpuPct: (100 * (r1.cpuS - r0.cpuS)) / secs,
             xaddPerSec: d('xadd'),
             xreadPerSec: d('xread'),
@@ -245,7 +176,7 @@ async function main(): Promise<void> {
           };
           rows.push(row);
           log(
-            `${String(row.clients).padStart(3)} clients ${mode.padEnd(7)} ${String(rate).padStart(4)} ev/s: ${fmtInt(row.deliveredMsgsPerSec)} msg/s (${fmtPct(row.deliveredPct, 2)}), p50/p95/p99 ${fmtMs(row.all.p50)}/${fmtMs(row.all.p95)}/${fmtMs(row.all.p99)} ms ` +
+            `${String(row.clients).padStart(3)} clients ${mode.padEnd(7)} ${String(rate).padStart(4)} ev/s: ${fmtInt(row.deliveredMsgsPerSec)} msg/s (${fmtPct(row.deliveredPct, 2)}), p50/p95/p99 ${fmtMs(row.latency.p50)}/${fmtMs(row.latency.p95)}/${fmtMs(row.latency.p99)} ms ` +
               `(A p99 ${fmtMs(row.nodeA.p99)}, B p99 ${fmtMs(row.nodeB.p99)}), CPU servers ${fmtPct(row.serverCpuPct)} clients ${fmtPct(row.clientCpuPct)} redis ${fmtPct(row.redisCpuPct)} other ${fmtPct(row.otherCpuPct)}, ` +
               `XADD ${fmtInt(row.xaddPerSec)}/s XREAD ${fmtInt(row.xreadPerSec)}/s`,
           );
@@ -272,9 +203,9 @@ async function main(): Promise<void> {
           fmtInt(r.rate),
           fmtInt(r.deliveredMsgsPerSec),
           `${fmtPct(r.deliveredPct, 2)}${r.noisy ? '*' : ''}`,
-          fmtMs(r.all.p50),
-          fmtMs(r.all.p95),
-          fmtMs(r.all.p99),
+          fmtMs(r.latency.p50),
+          fmtMs(r.latency.p95),
+          fmtMs(r.latency.p99),
           `${fmtMs(r.nodeA.p99)} / ${fmtMs(r.nodeB.p99)}`,
           `${fmtPct(r.serverCpuPct)} / ${fmtPct(r.clientCpuPct)} / ${fmtPct(Math.max(0, r.otherCpuPct - r.redisCpuPct))}`,
           fmtPct(r.redisCpuPct, 1),
@@ -287,7 +218,7 @@ async function main(): Promise<void> {
     if (rows.some((r) => r.noisy)) out.push('', '\\* other processes on the machine used more than 40% of a core during that step (even after re-runs): treat it as noisy');
     const md = out.join('\n');
     console.log(`\n${md}\n`);
-    const file = writeResults('adapter-cost', { durationS: (Date.now() - t0) / 1000, machineBusyBeforePct: idleBusy, config: { sets: SETS, ...TIMING, retries: RETRIES, stream: RUN }, rows, markdown: md });
+    const file = writeResults('adapter-cost', { durationS: (Date.now() - t0) / 1000, machineBusyBeforePct: idleBusy, config: { sets: SETS, ...TIMING, retries: opts.retries, stream: RUN }, rows, markdown: md });
     log(`results written to ${file} (total ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     await Promise.all(children.map((c) => c.rpc.call('closeAll').catch(() => undefined)));
   } finally {

@@ -1,53 +1,60 @@
-import { io as ioClient, type Socket } from 'socket.io-client';
-import { StepRecorder, type WireEnvelope } from './recorder.js';
-import {
-  hrNow,
-  connectInWaves,
-  serveRpc,
-  sleep,
-  type ConnectArgs,
-  type ConnectResult,
-  type EndStepArgs,
-  type ResumeArgs,
-  type ResumeResult,
-  type StepStats,
-} from './shared.js';
+import type { Socket } from 'socket.io-client';
+import { connect as connectSocket } from '../test/support/clients.js';
+import { sleep, within } from '../test/support/waits.js';
+import { serveRpc } from './lib/rpc.js';
+import { hrNow } from './lib/stats.js';
+import { batchItems, connectInWaves, StepRecorder, type ConnectResult, type EndStepArgs, type StepStats, type WireEnvelope } from './lib/steps.js';
 
 /**
- * Client child: holds N socket.io-client connections, records (event n, receipt time) for every
- * delivered envelope of the current step, and turns them into latency/delivery statistics once the
- * parent hands over the server's publish times. Also runs the single-client resume benchmark.
+ * Client child (run.ts, adapter-cost.ts, slow-clients.ts): holds N socket.io-client connections,
+ * records every delivered envelope of the current step (StepRecorder), and runs the single-client
+ * resume benchmark.
  */
+
+export interface ConnectArgs {
+  url: string;
+  namespace: string;
+  token: string | null;
+  count: number;
+  /** Subscribe after connecting (our gateway); null for bare or idle clients. */
+  subscribe: { topic: string; batch_size: number | null } | null;
+}
+
+export interface ResumeArgs {
+  url: string;
+  namespace: string;
+  token: string;
+  topic: string;
+  fromSeq: number;
+  expected: number;
+  /** batch_size on the resuming subscribe (0: one frame per delta). */
+  batchSize: number;
+}
+
+export interface ResumeResult {
+  ackMs: number;
+  allMs: number;
+  received: number;
+  contiguous: boolean;
+  firstSeq: number | null;
+  lastSeq: number | null;
+  snapshot: boolean;
+}
 
 const sockets: Socket[] = [];
 let subscribedClients = 0;
 const recorder = new StepRecorder();
 
-function openSocket(url: string, namespace: string, token: string | null): Promise<Socket> {
-  const socket = ioClient(`${url}${namespace}`, {
-    transports: ['websocket'],
-    forceNew: true,
-    reconnection: false,
-    timeout: 20_000,
-    ...(token !== null ? { auth: { token } } : {}),
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (err: Error) => {
-      socket.close();
-      reject(err);
-    });
-  });
-}
+const open = (url: string, namespace: string, token: string | null) => connectSocket(url, namespace, token ?? undefined, { timeoutMs: 20_000 });
 
 async function connectOne(args: ConnectArgs): Promise<void> {
-  const socket = await openSocket(args.url, args.namespace, args.token);
+  const socket = await open(args.url, args.namespace, args.token);
   sockets.push(socket);
   socket.on('delta', (env: WireEnvelope) => recorder.delta(env));
   socket.on('batch', (env: WireEnvelope) => recorder.batch(env));
   if (args.subscribe) {
     const message = { type: 'subscribe', topic: args.subscribe.topic, ...(args.subscribe.batch_size !== null ? { batch_size: args.subscribe.batch_size } : {}) };
-    const ack = (await socket.timeout(20_000).emitWithAck('subscribe', message)) as WireEnvelope & { code?: string };
+    const ack = (await socket.timeout(20_000).emitWithAck('subscribe', message)) as WireEnvelope;
     if (ack.type !== 'ack') throw new Error(`subscribe refused: ${JSON.stringify(ack)}`);
     subscribedClients++;
   }
@@ -59,22 +66,9 @@ async function connect(args: ConnectArgs): Promise<ConnectResult> {
   return result;
 }
 
-function beginStep(args: { step: number }): null {
-  recorder.begin(args.step);
-  return null;
-}
-
-function progress(): { received: number } {
-  return { received: recorder.received };
-}
-
-function endStep(args: EndStepArgs): StepStats {
-  return recorder.end(args, subscribedClients);
-}
-
 /** One fresh client resumes `expected` entries behind the head; times the ack and the last delta. */
 async function resume(args: ResumeArgs): Promise<ResumeResult> {
-  const socket = await openSocket(args.url, args.namespace, args.token);
+  const socket = await open(args.url, args.namespace, args.token);
   const targetSeq = args.fromSeq + args.expected;
   let received = 0;
   let contiguous = true;
@@ -97,15 +91,13 @@ async function resume(args: ResumeArgs): Promise<ResumeResult> {
     }
   };
   socket.on('delta', onEntry);
-  socket.on('batch', (env: WireEnvelope) => {
-    if (Array.isArray(env.payload)) for (const inner of env.payload as WireEnvelope[]) onEntry(inner);
-  });
+  socket.on('batch', (env: WireEnvelope) => batchItems(env).forEach(onEntry));
   socket.on('snapshot', () => (snapshot = true));
   const t0 = hrNow();
   const ack = (await socket.timeout(30_000).emitWithAck('subscribe', { type: 'subscribe', topic: args.topic, resume_from_seq: args.fromSeq, ...(args.batchSize > 1 ? { batch_size: args.batchSize } : {}) })) as WireEnvelope;
   const ackMs = hrNow() - t0;
   if (ack.type !== 'ack') throw new Error(`resume subscribe refused: ${JSON.stringify(ack)}`);
-  await Promise.race([done, sleep(30_000)]);
+  await within(done, 30_000);
   socket.close();
   return { ackMs, allMs: doneAt > 0 ? doneAt - t0 : Number.NaN, received, contiguous, firstSeq, lastSeq, snapshot };
 }
@@ -120,10 +112,10 @@ async function closeAll(): Promise<{ closed: number }> {
 
 serveRpc({
   connect: (a: ConnectArgs) => connect(a),
-  beginStep: (a: { step: number }) => beginStep(a),
-  progress: () => progress(),
+  beginStep: (a: { step: number }) => recorder.begin(a.step),
+  progress: () => ({ received: recorder.received }),
   clients: () => ({ clients: subscribedClients }),
-  endStep: (a: EndStepArgs) => endStep(a),
+  endStep: (a: EndStepArgs): StepStats => recorder.end(a, subscribedClients),
   resume: (a: ResumeArgs) => resume(a),
   closeAll: () => closeAll(),
 });

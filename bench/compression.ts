@@ -1,26 +1,11 @@
-import { parseArgs } from 'node:util';
-import { issueToken, jwtKeysFromConfig } from '../src/gateway/auth.js';
-import { silentLogger } from '../src/observability/logger.js';
-import { startSystem } from '../src/runtime/system.js';
-import {
-  clientGroup,
-  fmtInt,
-  fmtMs,
-  fmtPct,
-  fullGc,
-  machine,
-  measureStep,
-  percentiles,
-  quiesce,
-  runMain,
-  startChild,
-  stopChild,
-  table,
-  waitForQuietMachine,
-  writeResults,
-  type StepMeasure,
-} from './rig.js';
-import { benchConfig, BENCH_ISIN, BENCH_TOPIC, eventId, quoteEvent, sleep } from './shared.js';
+import { startTestSystem } from '../test/support/system.js';
+import { sleep } from '../test/support/waits.js';
+import { int, list, parseOptions, positive, timingOf, timingOptions } from './lib/options.js';
+import { fmtInt, fmtMs, fmtPct, machine, table, writeResults } from './lib/report.js';
+import { runMain, startChild, stopChild } from './lib/rpc.js';
+import { fullGc, waitForQuietMachine } from './lib/stats.js';
+import { clientGroup, figures, localPublisher, measureStep, quiesce, type ConnectResult, type StepFigures, type StepMeasure } from './lib/steps.js';
+import { BENCH_ISIN, benchBook, benchQuote, BENCH_TOPIC, submitter } from './lib/system.js';
 import type { WsConnectArgs, WsStepStats } from './ws-clients.js';
 
 /**
@@ -33,62 +18,26 @@ import type { WsConnectArgs, WsStepStats } from './ws-clients.js';
  * (publish -> receipt), and memory per connection once compressed frames have flowed (zlib contexts).
  */
 
-const { values: opts } = parseArgs({
-  options: {
-    clients: { type: 'string', default: '200' },
-    rates: { type: 'string', default: '20,50,100' },
-    warmup: { type: 'string', default: '1' },
-    step: { type: 'string', default: '4' },
-    drain: { type: 'string', default: '3' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-  strict: true,
+const opts = parseOptions('tsx bench/compression.ts', 'The cost of permessage-deflate on the plain-WebSocket API: CPU and bytes per message, latency, memory per connection.', {
+  clients: { help: 'ws clients', default: 200, parse: int(1) },
+  rates: { help: 'events/s steps', default: [20, 50, 100], parse: list(positive) },
+  ...timingOptions({ warmup: 1, step: 4, drain: 3 }),
 });
-if (opts.help) {
-  console.log('tsx bench/compression.ts [--clients 200] [--rates 20,50,100] [--warmup 1] [--step 4] [--drain 3]');
-  process.exit(0);
-}
-const CLIENTS = Number(opts.clients);
-const RATES = (opts.rates ?? '').split(',').map(Number);
-const TIMING = { warmupS: Number(opts.warmup), stepS: Number(opts.step), drainS: Number(opts.drain) };
-if (!Number.isInteger(CLIENTS) || CLIENTS < 1 || RATES.some((r) => !Number.isFinite(r) || r <= 0) || Object.values(TIMING).some((s) => !(s > 0))) {
-  console.error('--clients must be a positive integer, --rates positive numbers, --warmup/--step/--drain positive seconds');
-  process.exit(2);
-}
+const CLIENTS = opts.clients;
+const RATES = opts.rates;
+const TIMING = timingOf(opts);
 
 const log = (line: string) => console.log(`[compression] ${line}`);
 
 /** Even n: a quote (L1 delta, ~360 B); odd n: a 3-level book update on alternating sides (L2 delta). */
-function marketEvent(step: number, n: number): Record<string, unknown> {
-  if (n % 2 === 0) return { ...quoteEvent(step, n) };
-  const base = n % 4 === 1 ? 99.5 : 99.6;
-  const dir = n % 4 === 1 ? -1 : 1;
-  return {
-    event_id: eventId(step, n),
-    type: 'book',
-    ts: new Date().toISOString(),
-    isin: BENCH_ISIN,
-    side: n % 4 === 1 ? 'bid' : 'ask',
-    levels: [0, 1, 2].map((i) => ({ price: Math.round((base + dir * i * 0.01) * 1000) / 1000, size: 1_000_000 * (1 + ((n + i) % 7)) })),
-  };
-}
+const marketEvent = (step: number, n: number) => (n % 2 === 0 ? benchQuote(step, n) : benchBook(step, n, 3));
 
-interface Row {
+interface Row extends StepFigures {
   compression: boolean;
   rate: number;
-  clients: number;
-  deliveredMsgsPerSec: number;
-  deliveredPct: number;
-  serverCpuPct: number;
   /** This process's CPU (whole system: ingest, projection, broadcast, deflate) per delivered message. */
   cpuUsPerMsg: number;
   bytesPerMsg: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  clientCpuPct: number;
-  otherCpuPct: number;
 }
 
 interface Mem {
@@ -107,36 +56,27 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   log(`${CLIENTS} ws clients on /api/v1/ws/market/${BENCH_ISIN}, rates ${RATES.join(',')} ev/s (quote/book alternating), ${TIMING.warmupS}+${TIMING.stepS} s per step`);
   const idleBusy = await waitForQuietMachine(log);
-  const config = benchConfig(CLIENTS + 100, {
+  const system = await startTestSystem({
+    WS_MAX_CONNECTIONS: String(CLIENTS + 100),
     // Smallest history: memory measured below is connections, not stored entries.
     HISTORY_MAX_LEN: '100',
     // Measure the compression cost, not flow control: no conflation during the steps.
     WS_MAX_QUEUE_SIZE: '1000000',
   });
-  const keys = jwtKeysFromConfig(config);
-  const system = await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: false }, keys);
   const { ingest, server } = system;
-  if (!ingest || !server) throw new Error('needs the projector and gateway roles in this process');
   const child = startChild('ws-clients', 'ws-clients.ts');
   try {
     // The topic must exist before clients subscribe (a snapshot to start from).
-    await ingest.submit(quoteEvent(0, 0), 'bench');
-    const token = issueToken(keys, { sub: 'bench-trader', ttl: 3600 });
+    await ingest.submit(benchQuote(0, 0), 'bench');
+    const token = system.token('bench-trader');
     const memBase = await mem();
     const url = `${server.url.replace('http://', 'ws://')}/api/v1/ws/market/${BENCH_ISIN}?token=${encodeURIComponent(token)}`;
-    const conn = await child.rpc.call<{ connected: number; failed: number; firstError: string | null; ms: number }>('connect', { url, count: CLIENTS, topic: BENCH_TOPIC, stall: false } satisfies WsConnectArgs, 300_000);
+    const conn = await child.rpc.call<ConnectResult>('connect', { url, count: CLIENTS, topic: BENCH_TOPIC, stall: false } satisfies WsConnectArgs, 300_000);
     log(`${conn.connected} connected and subscribed in ${(conn.ms / 1000).toFixed(1)} s${conn.failed ? ` (${conn.failed} failed: ${conn.firstError})` : ''}`);
     if (conn.connected === 0) throw new Error(`no client connected: ${conn.firstError}`);
     const group = await clientGroup(child);
-    let errors = 0;
-    const emit = (step: number, n: number) => {
-      ingest.submit(marketEvent(step, n), 'bench').then(
-        (o) => {
-          if (o.status !== 'applied') errors++;
-        },
-        () => errors++,
-      );
-    };
+    const events = submitter(ingest);
+    const publisher = localPublisher((step, n) => events.submit(marketEvent(step, n)));
 
     const rows: Row[] = [];
     const memory: { state: string; mem: Mem }[] = [{ state: 'before connecting', mem: memBase }];
@@ -145,22 +85,16 @@ async function main(): Promise<void> {
       log(`compression ${compression ? 'on' : 'off'}: ${set.acked} re-subscribed${set.refused ? `, ${set.refused} refused` : ''}`);
       for (const rate of RATES) {
         await quiesce([group]);
-        const m: StepMeasure = await measureStep([group], rate, TIMING, emit);
+        const m: StepMeasure = await measureStep([group], rate, TIMING, publisher);
         const st = m.perGroup[0] as WsStepStats;
-        const p = percentiles(m.latency);
         const row: Row = {
+          ...figures(m),
           compression,
           rate,
-          clients: m.clients,
-          deliveredMsgsPerSec: m.deliveredMsgsPerSec,
-          deliveredPct: m.deliveredPct,
-          serverCpuPct: m.serverCpuPct,
           cpuUsPerMsg: (m.serverCpuMs * 1000) / Math.max(1, st.received),
           bytesPerMsg: st.bytesRead / Math.max(1, st.frames),
-          ...p,
-          clientCpuPct: m.clientCpuPct,
-          otherCpuPct: m.otherCpuPct,
         };
+        const p = row.latency;
         rows.push(row);
         log(
           `${compression ? 'on ' : 'off'} ${rate} ev/s: ${fmtInt(row.deliveredMsgsPerSec)} msg/s (${fmtPct(row.deliveredPct, 2)}), server CPU ${fmtPct(row.serverCpuPct)} = ${row.cpuUsPerMsg.toFixed(2)} us/msg, ` +
@@ -171,7 +105,7 @@ async function main(): Promise<void> {
       await sleep(500);
       memory.push({ state: `${CLIENTS} connections, after the ${compression ? 'compressed' : 'uncompressed'} steps`, mem: await mem() });
     }
-    if (errors > 0) log(`WARNING: ${errors} events not applied`);
+    if (events.errors() > 0) log(`WARNING: ${events.errors()} events not applied`);
 
     const off = memory[1]?.mem as Mem;
     const on = memory[2]?.mem as Mem;
@@ -195,7 +129,7 @@ async function main(): Promise<void> {
     out.push(
       table(
         ['compression', 'ev/s', 'clients', 'delivered msg/s', 'delivered', 'CPU server / clients / other', 'server CPU per msg', 'bytes per msg', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'],
-        rows.map((r) => [r.compression ? 'on' : 'off', fmtInt(r.rate), fmtInt(r.clients), fmtInt(r.deliveredMsgsPerSec), fmtPct(r.deliveredPct, 2), `${fmtPct(r.serverCpuPct)} / ${fmtPct(r.clientCpuPct)} / ${fmtPct(r.otherCpuPct)}`, `${r.cpuUsPerMsg.toFixed(2)} µs`, `${r.bytesPerMsg.toFixed(0)} B`, fmtMs(r.p50), fmtMs(r.p95), fmtMs(r.p99), fmtMs(r.max)]),
+        rows.map((r) => [r.compression ? 'on' : 'off', fmtInt(r.rate), fmtInt(r.clients), fmtInt(r.deliveredMsgsPerSec), fmtPct(r.deliveredPct, 2), `${fmtPct(r.serverCpuPct)} / ${fmtPct(r.clientCpuPct)} / ${fmtPct(r.otherCpuPct)}`, `${r.cpuUsPerMsg.toFixed(2)} µs`, `${r.bytesPerMsg.toFixed(0)} B`, fmtMs(r.latency.p50), fmtMs(r.latency.p95), fmtMs(r.latency.p99), fmtMs(r.latency.max)]),
       ),
     );
     out.push('');

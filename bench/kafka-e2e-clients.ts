@@ -1,5 +1,8 @@
-import { io as ioClient, type Socket } from 'socket.io-client';
-import { hrNow, LatencyHistogram, serveRpc, type HistogramJson } from './shared.js';
+import type { Socket } from 'socket.io-client';
+import { connect as connectSocket } from '../test/support/clients.js';
+import { serveRpc } from './lib/rpc.js';
+import { hrNow, LatencyHistogram, ownCpuMs, type HistogramJson } from './lib/stats.js';
+import { batchItems, connectInWaves, eventNumber, stepPrefix, type ConnectResult, type WireEnvelope } from './lib/steps.js';
 
 /**
  * Client child of `bench/kafka-e2e.ts`: holds N socket.io-client connections (websocket transport),
@@ -9,16 +12,6 @@ import { hrNow, LatencyHistogram, serveRpc, type HistogramJson } from './shared.
  * travel back over IPC.
  */
 
-interface WireEnvelope {
-  type?: string;
-  topic?: string | null;
-  seq?: number | null;
-  ts?: string;
-  correlation_id?: string | null;
-  payload?: unknown;
-  meta?: Record<string, unknown>;
-}
-
 export interface ClientsConnectArgs {
   /** Gateway base URLs; connections are spread round-robin over them. */
   urls: string[];
@@ -26,13 +19,6 @@ export interface ClientsConnectArgs {
   count: number;
   topics: string[];
   batchSize: number | null;
-}
-
-export interface ClientsConnectResult {
-  connected: number;
-  failed: number;
-  firstError: string | null;
-  ms: number;
 }
 
 export interface ClientsBeginArgs {
@@ -97,14 +83,12 @@ let deltaFrames = 0;
 let batchFrames = 0;
 let conflated = 0;
 let errors = 0;
-let cpuAtStart = process.cpuUsage();
+let cpuAtStart = ownCpuMs();
 let startedAt = hrNow();
 
 function record(client: number, env: WireEnvelope, t: number): void {
-  const id = env.correlation_id;
-  if (prefix === '' || typeof id !== 'string' || !id.startsWith(prefix)) return;
-  const n = Number(id.slice(prefix.length));
-  if (!Number.isInteger(n) || n < 0 || n >= capacity) return;
+  const n = eventNumber(env.correlation_id, prefix);
+  if (n === undefined || n >= capacity) return;
   const i = client * capacity + n;
   if (receipts[i] !== 0) {
     duplicates++;
@@ -115,20 +99,11 @@ function record(client: number, env: WireEnvelope, t: number): void {
   if (commitMs[n] === 0 && typeof env.ts === 'string') commitMs[n] = Date.parse(env.ts);
 }
 
-function openSocket(url: string, token: string): Promise<Socket> {
-  const socket = ioClient(`${url}/market`, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 20_000, auth: { token } });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (err: Error & { data?: unknown }) => {
-      socket.close();
-      reject(new Error(`${err.message}${err.data ? ` ${JSON.stringify(err.data)}` : ''}`));
-    });
-  });
-}
-
 async function connectOne(index: number, args: ClientsConnectArgs): Promise<void> {
   const url = args.urls[index % args.urls.length] as string;
-  const socket = await openSocket(url, args.token);
+  const socket = await connectSocket(url, '/market', args.token, { timeoutMs: 20_000 }).catch((err: Error & { data?: unknown }) => {
+    throw new Error(`${err.message}${err.data ? ` ${JSON.stringify(err.data)}` : ''}`);
+  });
   socket.on('delta', (env: WireEnvelope) => {
     deltaFrames++;
     record(index, env, hrNow());
@@ -136,7 +111,7 @@ async function connectOne(index: number, args: ClientsConnectArgs): Promise<void
   socket.on('batch', (env: WireEnvelope) => {
     const t = hrNow();
     batchFrames++;
-    if (Array.isArray(env.payload)) for (const inner of env.payload as WireEnvelope[]) record(index, inner, t);
+    for (const inner of batchItems(env)) record(index, inner, t);
   });
   socket.on('snapshot', (env: WireEnvelope) => {
     if (env.meta && env.meta.conflated !== undefined) conflated++;
@@ -149,34 +124,18 @@ async function connectOne(index: number, args: ClientsConnectArgs): Promise<void
   }
 }
 
-async function connect(args: ClientsConnectArgs): Promise<ClientsConnectResult> {
-  const t0 = hrNow();
-  let failed = 0;
-  let firstError: string | null = null;
+function connect(args: ClientsConnectArgs): Promise<ConnectResult> {
   // A few at a time: a burst of hundreds of handshakes only measures the accept queue.
-  const parallel = 20;
-  for (let base = 0; base < args.count; base += parallel) {
-    const batch: Promise<void>[] = [];
-    for (let i = base; i < Math.min(args.count, base + parallel); i++) batch.push(connectOne(i, args));
-    const results = await Promise.allSettled(batch);
-    for (const r of results) {
-      if (r.status === 'rejected') {
-        failed++;
-        firstError ??= r.reason instanceof Error ? r.reason.message : String(r.reason);
-      }
-    }
-  }
-  return { connected: args.count - failed, failed, firstError, ms: hrNow() - t0 };
+  return connectInWaves(args.count, (i) => connectOne(i, args), 20);
 }
 
-function disconnect(): null {
+function closeAll(): void {
   for (const s of sockets) s?.close();
   sockets.length = 0;
-  return null;
 }
 
-function begin(args: ClientsBeginArgs): null {
-  prefix = `b${args.step}-`;
+function begin(args: ClientsBeginArgs): void {
+  prefix = stepPrefix(args.step);
   capacity = args.capacity;
   receipts = new Float64Array(Math.max(1, sockets.length) * capacity);
   commitMs = new Float64Array(capacity);
@@ -186,13 +145,11 @@ function begin(args: ClientsBeginArgs): null {
   batchFrames = 0;
   conflated = 0;
   errors = 0;
-  cpuAtStart = process.cpuUsage();
+  cpuAtStart = ownCpuMs();
   startedAt = hrNow();
-  return null;
 }
 
 function end(args: ClientsEndArgs): ClientsEndResult {
-  const cpu = process.cpuUsage(cpuAtStart);
   const e2e = new LatencyHistogram();
   const pubToRx = new LatencyHistogram();
   const commitToRx = new LatencyHistogram();
@@ -239,20 +196,15 @@ function end(args: ClientsEndArgs): ClientsEndResult {
     batchFrames,
     conflated,
     errors,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuMs: ownCpuMs() - cpuAtStart,
     elapsedMs: hrNow() - startedAt,
   };
 }
 
 serveRpc({
   connect: (args: ClientsConnectArgs) => connect(args),
-  disconnect: () => disconnect(),
+  closeAll: () => closeAll(),
   begin: (args: ClientsBeginArgs) => begin(args),
   end: (args: ClientsEndArgs) => end(args),
   progress: () => ({ received, clients: sockets.length }),
-  stop: () => {
-    disconnect();
-    setTimeout(() => process.exit(0), 50);
-    return null;
-  },
 });

@@ -1,25 +1,28 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import { loadConfig } from '../src/config/config.js';
 import type { QuoteEvent } from '../src/domain/events.js';
 import { isValidIsin } from '../src/domain/isin.js';
-import { issueToken, type JwtKeys } from '../src/gateway/auth.js';
 import { EventProducer } from '../src/ingest/kafka/event-producer.js';
 import { createKafka, ensureTopics } from '../src/ingest/kafka/kafka-client.js';
 import { FAMILIES, kafkaTopic } from '../src/ingest/kafka/routing.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { RedisLiveFeed } from '../src/store/redis/redis-live-feed.js';
 import { RedisTopicStore } from '../src/store/redis/redis-store.js';
-import { startGateway, startProjector, stopAll, type GatewayProcess, type RoleProcess } from '../test/support/processes.js';
-import type { ClientsConnectArgs, ClientsConnectResult, ClientsEndArgs, ClientsEndResult } from './kafka-e2e-clients.js';
-import { clockOffset, hrNow, LatencyHistogram, machineBusyPct, machineCpu, quoteEvent, RpcClient, sleep, type HistogramJson, type Json } from './shared.js';
+import { ROOT, startGateway, startProjector, stopAll, type GatewayProcess, type RoleProcess } from '../test/support/processes.js';
+import { connectRedis, deleteKeys, serviceUrl } from '../test/support/services.js';
+import { ROOMY_ADMISSION, TEST_SECRET, token } from '../test/support/system.js';
+import { sleep, waitFor } from '../test/support/waits.js';
+import type { ClientsConnectArgs, ClientsEndArgs, ClientsEndResult } from './kafka-e2e-clients.js';
+import { int, list, oneOf, parseOptions, positive, usageError } from './lib/options.js';
+import { fmtInt, fmtNum, machine, writeResults } from './lib/report.js';
+import { clockOffset, runMain, startChild, stopChild, type Child } from './lib/rpc.js';
+import { hrNow, LatencyHistogram, machineBusyPct, machineCpu, ownCpuMs, percentiles, type Percentiles } from './lib/stats.js';
+import { eventNumber, pace, stepPrefix, type ConnectResult } from './lib/steps.js';
+import { benchQuote } from './lib/system.js';
 
 /**
  * `npm run bench:kafka`: end-to-end latency from Kafka produce to socket.io client receipt, across
@@ -39,65 +42,36 @@ import { clockOffset, hrNow, LatencyHistogram, machineBusyPct, machineCpu, quote
  *   bash scripts/services.sh up && eval "$(bash scripts/services.sh env)" && npm run bench:kafka
  */
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, '..');
-const RESULTS = join(HERE, 'results', 'kafka-e2e.json');
-
-const { values: opts } = parseArgs({
-  options: {
-    clients: { type: 'string', default: '100' },
-    rates: { type: 'string', default: '100,250,500,1000' },
-    'step-s': { type: 'string', default: '8' },
-    'warmup-s': { type: 'string', default: '2' },
-    gateways: { type: 'string', default: '1' },
-    'batch-size': { type: 'string', default: '50' },
-    variants: { type: 'string', default: 'plain,batch' },
-    isins: { type: 'string', default: 'IN0020230085,IN0020240019,IN0020240050,IN0020250018' },
-    partitions: { type: 'string', default: '4' },
-    help: { type: 'boolean', default: false },
+type Variant = 'plain' | 'batch';
+const opts = parseOptions(
+  'npm run bench:kafka --',
+  'End-to-end latency from Kafka produce to socket.io client receipt across real projector and gateway processes.',
+  {
+    clients: { help: 'socket.io clients', default: 100, parse: int(1) },
+    rates: { help: 'events/s steps', default: [100, 250, 500, 1000], parse: list(positive) },
+    step: { help: 'seconds per step, warm-up included', default: 8, parse: positive },
+    warmup: { help: 'seconds at the start of each step not measured', default: 2, parse: positive },
+    gateways: { help: 'gateway processes', default: 1, parse: int(1) },
+    batchSize: { help: 'batch_size of the batch variant', default: 50, parse: int(2) },
+    variants: { help: 'plain and/or batch', default: ['plain', 'batch'] as Variant[], parse: list(oneOf<Variant>('plain', 'batch')) },
+    isins: { help: 'the prices topics every client follows', default: ['IN0020230085', 'IN0020240019', 'IN0020240050', 'IN0020250018'], parse: list((isin) => isin) },
+    partitions: { help: 'Kafka partitions per topic', default: 4, parse: int(1) },
   },
-});
+  'Needs REDIS_URL and KAFKA_BROKERS: bash scripts/services.sh up && eval "$(bash scripts/services.sh env)"',
+);
 
-if (opts.help) {
-  console.log(`npm run bench:kafka -- [--clients 100] [--rates 100,250,500,1000] [--step-s 8] [--warmup-s 2]
-  [--gateways 1] [--batch-size 50] [--variants plain,batch] [--isins I1,I2,..] [--partitions 4]
-Needs REDIS_URL and KAFKA_BROKERS: bash scripts/services.sh up && eval "$(bash scripts/services.sh env)"`);
-  process.exit(0);
-}
-
-function num(name: string, text: string | undefined, min: number): number {
-  const v = Number(text);
-  if (!Number.isFinite(v) || v < min) {
-    console.error(`--${name}: expected a number ≥ ${min}, got ${JSON.stringify(text)}`);
-    process.exit(2);
-  }
-  return v;
-}
-
-const CLIENTS = Math.floor(num('clients', opts.clients, 1));
-const RATES = (opts.rates ?? '').split(',').map((r) => num('rates', r, 1));
-const STEP_MS = num('step-s', opts['step-s'], 2) * 1000;
-const WARMUP_MS = num('warmup-s', opts['warmup-s'], 0) * 1000;
-const GATEWAYS = Math.floor(num('gateways', opts.gateways, 1));
-const BATCH_SIZE = Math.floor(num('batch-size', opts['batch-size'], 2));
-const PARTITIONS = Math.floor(num('partitions', opts.partitions, 1));
-const ISINS = (opts.isins ?? '').split(',').map((s) => s.trim());
-const VARIANTS = (opts.variants ?? '').split(',').map((v) => v.trim()) as ('plain' | 'batch')[];
-if (WARMUP_MS >= STEP_MS) {
-  console.error('--warmup-s must be shorter than --step-s');
-  process.exit(2);
-}
+const CLIENTS = opts.clients;
+const RATES = opts.rates;
+const STEP_MS = opts.step * 1000;
+const WARMUP_MS = opts.warmup * 1000;
+const GATEWAYS = opts.gateways;
+const BATCH_SIZE = opts.batchSize;
+const PARTITIONS = opts.partitions;
+const ISINS = opts.isins;
+const VARIANTS = opts.variants;
+if (WARMUP_MS >= STEP_MS) usageError('--warmup must be shorter than --step');
 for (const isin of ISINS) {
-  if (!isValidIsin(isin)) {
-    console.error(`--isins: ${isin} is not a valid ISIN (ISO 6166 check digit); the projector would dead-letter it`);
-    process.exit(2);
-  }
-}
-for (const v of VARIANTS) {
-  if (v !== 'plain' && v !== 'batch') {
-    console.error(`--variants: unknown variant ${v} (plain, batch)`);
-    process.exit(2);
-  }
+  if (!isValidIsin(isin)) usageError(`--isins: ${isin} is not a valid ISIN (ISO 6166 check digit); the projector would dead-letter it`);
 }
 const TOPICS = ISINS.map((isin) => `prices.${isin}`);
 
@@ -114,26 +88,10 @@ const QUIESCE_MS = 1_500;
 /** Steps where processes outside the benchmark used more than this (% of one core) are flagged. */
 const NOISY_OTHER_PCT = 25;
 
-const REDIS_URL = process.env.REDIS_URL;
-const KAFKA_BROKERS = process.env.KAFKA_BROKERS;
-if (!REDIS_URL || !KAFKA_BROKERS) {
-  console.error(
-    [
-      'bench:kafka needs a real Redis and Kafka: REDIS_URL and KAFKA_BROKERS must both be set (it does not start them itself).',
-      'Start the local ones (no Docker needed) and run again:',
-      '  bash scripts/services.sh up && eval "$(bash scripts/services.sh env)" && npm run bench:kafka',
-      'and afterwards `bash scripts/services.sh down`.',
-    ].join('\n'),
-  );
-  process.exit(2);
-}
-
 const RUN = `kbench-${randomBytes(4).toString('hex')}`;
 const PREFIX = RUN;
 const TOPIC_PREFIX = RUN;
 const GROUP = `${RUN}-projector`;
-const SECRET = 'bench-kafka-secret-with-enough-entropy-0123456789';
-const keys: JwtKeys = { algorithm: 'HS256', verifyKey: SECRET, signKey: SECRET, generated: false };
 
 const log = (line: string) => console.log(`[bench:kafka] ${line}`);
 
@@ -167,13 +125,8 @@ type CpuSample = Map<string, number | null>;
 
 function sampleCpu(pids: Map<string, number | null>): CpuSample {
   const out: CpuSample = new Map();
-  for (const [name, pid] of pids) out.set(name, name === 'bench (producer)' ? cpuSelfMs() : pid === null ? null : procCpuMs(pid));
+  for (const [name, pid] of pids) out.set(name, name === 'bench (producer)' ? ownCpuMs() : pid === null ? null : procCpuMs(pid));
   return out;
-}
-
-function cpuSelfMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
 }
 
 function cpuPct(a: CpuSample, b: CpuSample, elapsedMs: number): Record<string, number | null> {
@@ -193,24 +146,6 @@ function round(v: number, digits = 1): number {
   return Math.round(v * f) / f;
 }
 
-interface Pcts {
-  count: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-}
-
-function pcts(h: LatencyHistogram): Pcts {
-  return { count: h.count, p50: round(h.percentile(50), 2), p95: round(h.percentile(95), 2), p99: round(h.percentile(99), 2), max: round(h.count ? h.max : Number.NaN, 2) };
-}
-
-function fromJson(json: HistogramJson): LatencyHistogram {
-  const h = new LatencyHistogram();
-  h.merge(json);
-  return h;
-}
-
 /** Median of Date.now() − hrNow(): converts the delta's `ts` (projector Date.now) to our clock. */
 function dateShift(): number {
   const samples: number[] = [];
@@ -219,8 +154,6 @@ function dateShift(): number {
   return samples[50] as number;
 }
 
-const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '–');
-const thousands = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '–');
 
 // ------------------------------------------------------------------------------------------ state
 
@@ -228,9 +161,7 @@ let redis: Redis | undefined;
 let kafka: Kafka | undefined;
 let producer: EventProducer | undefined;
 let observer: RedisLiveFeed | undefined;
-let clientsProc: ChildProcess | undefined;
-let clientsRpc: RpcClient | undefined;
-let cleaningUp: Promise<void> | undefined;
+let clients: Child | undefined;
 
 /** Observer state for the current step: Redis-publish time per event n. */
 let observedPrefix = '';
@@ -248,15 +179,15 @@ interface StepResult {
   delivered_pct: number;
   expected_msgs: number;
   delivered_msgs: number;
-  latency_ms: Pcts;
+  latency_ms: Percentiles;
   components_ms: {
-    producer_queue: Pcts;
-    produce_ack_rtt: Pcts;
-    produce_to_publish: Pcts;
-    produce_to_commit: Pcts;
-    commit_to_publish: Pcts;
-    publish_to_receipt: Pcts;
-    commit_to_receipt: Pcts;
+    producer_queue: Percentiles;
+    produce_ack_rtt: Percentiles;
+    produce_to_publish: Percentiles;
+    produce_to_commit: Percentiles;
+    commit_to_publish: Percentiles;
+    publish_to_receipt: Percentiles;
+    commit_to_receipt: Percentiles;
   };
   sends: number;
   published_pct: number;
@@ -282,12 +213,12 @@ async function runStep(
   pids: Map<string, number | null>,
   clockShift: number,
 ): Promise<StepResult> {
-  const rpc = clientsRpc as RpcClient;
+  const rpc = (clients as Child).rpc;
   const prod = producer as EventProducer;
   const capacity = Math.ceil((rate * STEP_MS) / 1000) + 2;
   const produced = new Float64Array(capacity);
   observed = new Float64Array(capacity);
-  observedPrefix = `b${step}-`;
+  observedPrefix = stepPrefix(step);
   await rpc.call('begin', { step, capacity });
 
   const queue = new LatencyHistogram();
@@ -295,33 +226,27 @@ async function runStep(
   let sends = 0;
   const cpuA = sampleCpu(pids);
   const machA = machineCpu();
-  const start = hrNow();
   const interval = 1000 / rate;
-  let n = 0;
-  for (;;) {
-    const now = hrNow();
-    const elapsed = now - start;
-    if (elapsed >= STEP_MS) break;
-    const due = Math.min(capacity, Math.floor(elapsed / interval) + 1);
-    if (due > n) {
-      const events: QuoteEvent[] = [];
-      // Stamped right before send(): the latency includes the Kafka produce round trip (acks=all).
+  const batch: QuoteEvent[] = [];
+  // What fell due goes out as one send(); each event is stamped as it joins it, just before the send:
+  // the latency includes the Kafka produce round trip (acks=all).
+  const run = await pace(
+    rate,
+    STEP_MS,
+    (k, dueAt) => {
+      produced[k] = hrNow();
+      queue.add(Math.max(0, (produced[k] as number) - dueAt));
+      batch.push(benchQuote(step, k, ISINS[k % ISINS.length] as string));
+    },
+    async () => {
+      if (batch.length === 0) return;
       const t = hrNow();
-      const ts = new Date(t).toISOString();
-      for (let k = n; k < due; k++) {
-        produced[k] = t;
-        queue.add(Math.max(0, t - (start + k * interval)));
-        events.push({ ...quoteEvent(step, k, ISINS[k % ISINS.length] as string), ts });
-      }
-      n = due;
-      await prod.send(events);
+      await prod.send(batch.splice(0));
       ackRtt.add(hrNow() - t);
       sends++;
-    } else {
-      await sleep(Math.max(0, start + n * interval - hrNow()));
-    }
-  }
-  const end = hrNow();
+    },
+  );
+  const { published: n, startedAt: start, endedAt: end } = run;
   const cpuB = sampleCpu(pids);
   const machB = machineCpu();
 
@@ -356,7 +281,7 @@ async function runStep(
     windowStart,
     windowEnd,
   };
-  const stats = await rpc.call<ClientsEndResult>('end', endArgs as unknown as Json);
+  const stats = await rpc.call<ClientsEndResult>('end', endArgs);
   observedPrefix = '';
 
   // Parent-side components (all in this process's clock except the commit `ts`).
@@ -383,7 +308,7 @@ async function runStep(
   let lastPublish = 0;
   for (let k = 0; k < n; k++) lastPublish = Math.max(lastPublish, observed[k] as number);
   const cpu = cpuPct(cpuA, cpuB, end - start);
-  const machine = machineBusyPct(machA, machB, cpus().length);
+  const machine = machineBusyPct(machA, machB);
   const ours = Object.values(cpu).reduce<number>((sum, v) => sum + (v ?? 0), 0);
   const measured = n - from;
   const windowSec = (windowEnd - windowStart) / 1000;
@@ -397,15 +322,15 @@ async function runStep(
     delivered_pct: stats.expected ? round((100 * stats.delivered) / stats.expected, 3) : Number.NaN,
     expected_msgs: stats.expected,
     delivered_msgs: stats.delivered,
-    latency_ms: pcts(fromJson(stats.e2e)),
+    latency_ms: percentiles(LatencyHistogram.of(stats.e2e)),
     components_ms: {
-      producer_queue: pcts(queue),
-      produce_ack_rtt: pcts(ackRtt),
-      produce_to_publish: pcts(toPublish),
-      produce_to_commit: pcts(toCommit),
-      commit_to_publish: pcts(commitToPublish),
-      publish_to_receipt: pcts(fromJson(stats.publishToReceipt)),
-      commit_to_receipt: pcts(fromJson(stats.commitToReceipt)),
+      producer_queue: percentiles(queue),
+      produce_ack_rtt: percentiles(ackRtt),
+      produce_to_publish: percentiles(toPublish),
+      produce_to_commit: percentiles(toCommit),
+      commit_to_publish: percentiles(commitToPublish),
+      publish_to_receipt: percentiles(LatencyHistogram.of(stats.publishToReceipt)),
+      commit_to_receipt: percentiles(LatencyHistogram.of(stats.commitToReceipt)),
     },
     sends,
     published_pct: measured ? round((100 * publishedCount) / measured, 3) : Number.NaN,
@@ -430,9 +355,9 @@ function progressLine(r: StepResult): string {
     .map(([k, v]) => `${k.replace(' (producer)', '')} ${v}%`)
     .join(', ');
   return (
-    `  ${r.variant.padEnd(5)} ${String(r.rate_target).padStart(5)} ev/s: produced ${fmt(r.events_per_s)}/s, delivered ${thousands(r.msgs_per_s)} msg/s (${fmt(r.delivered_pct, 2)}%), ` +
-    `p50 ${fmt(l.p50)} p95 ${fmt(l.p95)} p99 ${fmt(l.p99)} max ${fmt(l.max)} ms | produce→publish p99 ${fmt(c.produce_to_publish.p99)}, publish→client p99 ${fmt(c.publish_to_receipt.p99)} ms` +
-    ` | last publish / all delivered ${fmt(r.publish_tail_ms, 0)} / ${fmt(r.drain_ms, 0)} ms after last produce | cpu ${cpu}; machine ${r.machine_busy_pct}% of ${cpus().length * 100}%, other processes ${r.other_cpu_pct}%` +
+    `  ${r.variant.padEnd(5)} ${String(r.rate_target).padStart(5)} ev/s: produced ${fmtNum(r.events_per_s)}/s, delivered ${fmtInt(r.msgs_per_s)} msg/s (${fmtNum(r.delivered_pct, 2)}%), ` +
+    `p50 ${fmtNum(l.p50)} p95 ${fmtNum(l.p95)} p99 ${fmtNum(l.p99)} max ${fmtNum(l.max)} ms | produce→publish p99 ${fmtNum(c.produce_to_publish.p99)}, publish→client p99 ${fmtNum(c.publish_to_receipt.p99)} ms` +
+    ` | last publish / all delivered ${fmtNum(r.publish_tail_ms, 0)} / ${fmtNum(r.drain_ms, 0)} ms after last produce | cpu ${cpu}; machine ${r.machine_busy_pct}% of ${machine().cpus * 100}%, other processes ${r.other_cpu_pct}%` +
     (r.conflated_snapshots ? ` | ${r.conflated_snapshots} conflated snapshots` : '')
   );
 }
@@ -441,13 +366,12 @@ function progressLine(r: StepResult): string {
 
 async function main(): Promise<void> {
   const started = hrNow();
+  const REDIS_URL = serviceUrl('REDIS_URL', 'bench:kafka');
+  const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'bench:kafka');
   log(`run ${RUN}: ${CLIENTS} socket.io clients × ${TOPICS.length} topics, ${GATEWAYS} gateway(s), rates ${RATES.join(', ')} ev/s, ${STEP_MS / 1000} s per step (first ${WARMUP_MS / 1000} s discarded), variants ${VARIANTS.join(', ')}${VARIANTS.includes('batch') ? ` (batch_size ${BATCH_SIZE})` : ''}`);
   log(`services: REDIS_URL=${REDIS_URL} KAFKA_BROKERS=${KAFKA_BROKERS}; prefix ${PREFIX}, ${PARTITIONS} partitions`);
 
-  redis = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 2, connectTimeout: 3000 });
-  await redis.ping().catch((err: unknown) => {
-    throw new Error(`cannot reach Redis at REDIS_URL=${REDIS_URL}: ${String(err)}`);
-  });
+  redis = await connectRedis(REDIS_URL);
   const config = loadConfig({ KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_PARTITIONS: String(PARTITIONS), KAFKA_CLIENT_ID: `${RUN}-bench`, LOG_LEVEL: 'silent' });
   kafka = createKafka(config, silentLogger, '-bench');
   await ensureTopics(kafka, config);
@@ -455,69 +379,61 @@ async function main(): Promise<void> {
   await producer.connect();
 
   // The observer: our own subscriber on the live channels the gateways listen to.
-  observer = new RedisLiveFeed(REDIS_URL as string, { prefix: PREFIX });
+  observer = new RedisLiveFeed(REDIS_URL, { prefix: PREFIX });
   for (const topic of TOPICS) {
     observer.subscribe(topic, (entry) => {
-      if (observedPrefix === '' || !entry.event_id.startsWith(observedPrefix)) return;
-      const n = Number(entry.event_id.slice(observedPrefix.length));
-      if (Number.isInteger(n) && n >= 0 && n < observed.length && observed[n] === 0) observed[n] = hrNow();
+      const n = eventNumber(entry.event_id, observedPrefix);
+      if (n !== undefined && n < observed.length && observed[n] === 0) observed[n] = hrNow();
     });
   }
   await observer.ready();
 
-  const common = {
-    REDIS_URL: REDIS_URL as string,
-    REDIS_PREFIX: PREFIX,
-    JWT_SECRET: SECRET,
-    WS_CONNECT_RATE_PER_IP: '1000000',
-    WS_CONNECT_RATE_PER_USER: '1000000',
-    WS_MAX_CONNECTIONS_PER_USER: '1000000',
-    WS_MAX_CONNECTIONS: String(CLIENTS + 100),
-    SIMULATOR: 'false',
-  };
+  const common = { REDIS_URL, REDIS_PREFIX: PREFIX, JWT_SECRET: TEST_SECRET, ...ROOMY_ADMISSION, WS_MAX_CONNECTIONS: String(CLIENTS + 100), SIMULATOR: 'false' };
   const t0 = hrNow();
   const [projector, ...gateways] = (await Promise.all([
-    startProjector({ ...common, KAFKA_BROKERS: KAFKA_BROKERS as string, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_GROUP_ID: GROUP, KAFKA_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'warn' }),
+    startProjector({ ...common, KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_GROUP_ID: GROUP, KAFKA_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'warn' }),
     ...Array.from({ length: GATEWAYS }, () => startGateway({ ...common, KAFKA_BROKERS: '', LOG_LEVEL: 'info' })),
   ])) as [RoleProcess, ...GatewayProcess[]];
-  log(`projector pid ${projector.pid}, gateway(s) ${gateways.map((g) => `${g.url} (pid ${g.pid})`).join(', ')} up in ${fmt((hrNow() - t0) / 1000)} s`);
+  log(`projector pid ${projector.pid}, gateway(s) ${gateways.map((g) => `${g.url} (pid ${g.pid})`).join(', ')} up in ${fmtNum((hrNow() - t0) / 1000)} s`);
 
   // Prime every topic (and wait for the projector's consumer group to be assigned): one quote per ISIN.
   const store = new RedisTopicStore(redis, { prefix: PREFIX });
   const t1 = hrNow();
-  await producer.send(ISINS.map((isin, i) => ({ ...quoteEvent(0, i, isin), event_id: `${RUN}-prime-${i}` })));
-  for (;;) {
-    const heads = await Promise.all(TOPICS.map((t) => store.snapshot(t)));
-    if (heads.every((s) => s !== null && s.seq >= 1)) break;
-    if (hrNow() - t1 > 60_000) throw new Error(`the projector did not project the priming events within 60 s\n${projector.describe()}`);
-    if (projector.exit()) throw new Error(`the projector exited\n${projector.describe()}`);
-    await sleep(100);
-  }
-  log(`projector consuming (first events committed after ${fmt((hrNow() - t1) / 1000)} s)`);
+  await producer.send(ISINS.map((isin, i) => ({ ...benchQuote(0, i, isin), event_id: `${RUN}-prime-${i}` })));
+  await waitFor(
+    async () => {
+      if (projector.exit()) throw new Error(`the projector exited\n${projector.describe()}`);
+      return (await Promise.all(TOPICS.map((t) => store.snapshot(t)))).every((s) => s !== null && s.seq >= 1);
+    },
+    60_000,
+    () => `the projector to project the priming events\n${projector.describe()}`,
+    100,
+  );
+  log(`projector consuming (first events committed after ${fmtNum((hrNow() - t1) / 1000)} s)`);
 
   // The client child.
-  clientsProc = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'kafka-e2e-clients.ts')], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  clientsRpc = new RpcClient('clients', clientsProc);
-  const clock = await clockOffset(clientsRpc);
-  log(`client process pid ${clientsProc.pid}; clock offset ${fmt(clock.offset, 3)} ms (IPC rtt ${fmt(clock.rtt, 3)} ms), Date.now − hr clock ${fmt(dateShift(), 3)} ms`);
+  const child = startChild('clients', 'kafka-e2e-clients.ts');
+  clients = child;
+  const clock = await clockOffset(child.rpc);
+  log(`client process pid ${child.proc.pid}; clock offset ${fmtNum(clock.offset, 3)} ms (IPC rtt ${fmtNum(clock.rtt, 3)} ms), Date.now − hr clock ${fmtNum(dateShift(), 3)} ms`);
 
   const pids = new Map<string, number | null>([
     ['kafka', servicePid('kafka', 'kafka')],
     ['redis', servicePid('redis', 'redis')],
     ['projector', projector.pid],
     ...gateways.map((g, i): [string, number] => [GATEWAYS > 1 ? `gateway${i + 1}` : 'gateway', g.pid]),
-    ['clients', clientsProc.pid ?? null],
+    ['clients', child.proc.pid ?? null],
     ['bench (producer)', process.pid],
   ]);
 
-  const token = issueToken(keys, { sub: 'bench-viewer', ttl: 3600 });
+  const viewer = token('bench-viewer');
   const results: StepResult[] = [];
   let step = 1;
   for (const variant of VARIANTS) {
     const batchSize = variant === 'batch' ? BATCH_SIZE : null;
-    const connectArgs: ClientsConnectArgs = { urls: gateways.map((g) => g.url), token, count: CLIENTS, topics: TOPICS, batchSize };
-    const conn = await clientsRpc.call<ClientsConnectResult>('connect', connectArgs as unknown as Json);
-    log(`${variant}: ${conn.connected}/${CLIENTS} clients connected and subscribed to ${TOPICS.length} topics${batchSize ? ` with batch_size ${batchSize}` : ''} in ${fmt(conn.ms / 1000)} s`);
+    const connectArgs: ClientsConnectArgs = { urls: gateways.map((g) => g.url), token: viewer, count: CLIENTS, topics: TOPICS, batchSize };
+    const conn = await child.rpc.call<ConnectResult>('connect', connectArgs);
+    log(`${variant}: ${conn.connected}/${CLIENTS} clients connected and subscribed to ${TOPICS.length} topics${batchSize ? ` with batch_size ${batchSize}` : ''} in ${fmtNum(conn.ms / 1000)} s`);
     if (conn.failed > 0) throw new Error(`${conn.failed} clients failed to connect: ${conn.firstError ?? ''}`);
     await sleep(QUIESCE_MS);
     for (const rate of RATES) {
@@ -527,7 +443,7 @@ async function main(): Promise<void> {
       for (const p of [projector, ...gateways]) if (p.exit()) throw new Error(`${p.role} exited during the run\n${p.describe()}`);
       await sleep(QUIESCE_MS);
     }
-    await clientsRpc.call('disconnect');
+    await child.rpc.call('closeAll');
     await sleep(500);
   }
 
@@ -548,32 +464,32 @@ function verdictFor(variant: 'plain' | 'batch', results: StepResult[]): Verdict 
   // The lowest step offering ≥ 50k messages/s; it must deliver them (rate and completeness) within the p99 target.
   const offered = steps.filter((r) => r.rate_target * CLIENTS >= TARGET_MSGS_PER_S).sort((a, b) => a.rate_target - b.rate_target);
   const at = offered[0];
-  if (!at) return { variant, step: null, pass: null, why: `no step offered ${thousands(TARGET_MSGS_PER_S)} msg/s (rate × ${CLIENTS} clients)` };
+  if (!at) return { variant, step: null, pass: null, why: `no step offered ${fmtInt(TARGET_MSGS_PER_S)} msg/s (rate × ${CLIENTS} clients)` };
   const rateOk = at.msgs_per_s >= TARGET_MSGS_PER_S * TARGET_RATE_TOLERANCE;
   const deliveryOk = at.delivered_pct >= TARGET_DELIVERY * 100;
   const p99Ok = at.latency_ms.p99 <= TARGET_P99_MS;
   const problems = [
-    ...(p99Ok ? [] : [`p99 ${fmt(at.latency_ms.p99)} ms > ${TARGET_P99_MS} ms`]),
-    ...(rateOk ? [] : [`delivered ${thousands(at.msgs_per_s)} msg/s < ${thousands(TARGET_MSGS_PER_S * TARGET_RATE_TOLERANCE)}`]),
-    ...(deliveryOk ? [] : [`only ${fmt(at.delivered_pct, 2)}% delivered`]),
+    ...(p99Ok ? [] : [`p99 ${fmtNum(at.latency_ms.p99)} ms > ${TARGET_P99_MS} ms`]),
+    ...(rateOk ? [] : [`delivered ${fmtInt(at.msgs_per_s)} msg/s < ${fmtInt(TARGET_MSGS_PER_S * TARGET_RATE_TOLERANCE)}`]),
+    ...(deliveryOk ? [] : [`only ${fmtNum(at.delivered_pct, 2)}% delivered`]),
   ];
   return {
     variant,
     step: at,
     pass: problems.length === 0,
-    why: problems.length === 0 ? `p99 ${fmt(at.latency_ms.p99)} ms at ${thousands(at.msgs_per_s)} msg/s delivered (${fmt(at.delivered_pct, 2)}%)` : problems.join('; '),
+    why: problems.length === 0 ? `p99 ${fmtNum(at.latency_ms.p99)} ms at ${fmtInt(at.msgs_per_s)} msg/s delivered (${fmtNum(at.delivered_pct, 2)}%)` : problems.join('; '),
   };
 }
 
 function report(results: StepResult[], gatewayCount: number, clock: { offset: number; rtt: number }, seconds: number): void {
-  const header = `Kafka produce → socket.io client, ${CLIENTS} clients × ${TOPICS.length} topics on ${gatewayCount} gateway(s), ${cpus().length} cores, ${STEP_MS / 1000} s steps (first ${WARMUP_MS / 1000} s discarded)`;
+  const header = `Kafka produce → socket.io client, ${CLIENTS} clients × ${TOPICS.length} topics on ${gatewayCount} gateway(s), ${machine().cpus} cores, ${STEP_MS / 1000} s steps (first ${WARMUP_MS / 1000} s discarded)`;
   const lines = [
     '| variant | events/s | msgs/s delivered | delivered | p50 ms | p95 ms | p99 ms | max ms | produce→publish p50 / p99 | publish→client p50 / p99 |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map((r) => {
       const l = r.latency_ms;
       const c = r.components_ms;
-      return `| ${r.variant === 'batch' ? `batch_size ${r.batch_size}` : 'plain'} | ${fmt(r.events_per_s, 0)} | ${thousands(r.msgs_per_s)} | ${fmt(r.delivered_pct, 2)}% | ${fmt(l.p50)} | ${fmt(l.p95)} | ${fmt(l.p99)} | ${fmt(l.max)} | ${fmt(c.produce_to_publish.p50)} / ${fmt(c.produce_to_publish.p99)} | ${fmt(c.publish_to_receipt.p50)} / ${fmt(c.publish_to_receipt.p99)} |`;
+      return `| ${r.variant === 'batch' ? `batch_size ${r.batch_size}` : 'plain'} | ${fmtNum(r.events_per_s, 0)} | ${fmtInt(r.msgs_per_s)} | ${fmtNum(r.delivered_pct, 2)}% | ${fmtNum(l.p50)} | ${fmtNum(l.p95)} | ${fmtNum(l.p99)} | ${fmtNum(l.max)} | ${fmtNum(c.produce_to_publish.p50)} / ${fmtNum(c.produce_to_publish.p99)} | ${fmtNum(c.publish_to_receipt.p50)} / ${fmtNum(c.publish_to_receipt.p99)} |`;
     }),
   ];
   const verdicts = [...new Set(results.map((r) => r.variant))].map((v) => verdictFor(v, results));
@@ -594,14 +510,14 @@ function report(results: StepResult[], gatewayCount: number, clock: { offset: nu
     const r = v.step ?? results.filter((x) => x.variant === v.variant).at(-1);
     if (!r) continue;
     const c = r.components_ms;
-    const pp = (p: Pcts) => `${fmt(p.p50)} / ${fmt(p.p99)}`;
+    const pp = (p: Percentiles) => `${fmtNum(p.p50)} / ${fmtNum(p.p99)}`;
     console.log(
       `  ${r.variant} @ ${r.rate_target} ev/s: producer queue before send ${pp(c.producer_queue)} (not in the latency) | Kafka produce ack ${pp(c.produce_ack_rtt)} | ` +
         `produce→commit start ${pp(c.produce_to_commit)} (Kafka + consumer fetch + validate; ±1 ms, commit ts is whole ms) | commit→publish ${pp(c.commit_to_publish)} (Lua commit + pub/sub) | ` +
         `publish→client ${pp(c.publish_to_receipt)} (gateway fan-out + socket.io + client loop)`,
     );
-    console.log(`    CPU (% of one core): ${Object.entries(r.cpu_pct).map(([k, p]) => `${k} ${p ?? '?'}`).join(', ')}; whole machine ${r.machine_busy_pct}% of ${cpus().length * 100}%, of which other processes ${r.other_cpu_pct}%`);
-    console.log(`    last event reached Redis ${fmt(r.publish_tail_ms, 0)} ms after the last produce${r.publish_tail_ms > 50 ? ' (the projector fell behind: produce→commit is queueing, not transit)' : ''}`);
+    console.log(`    CPU (% of one core): ${Object.entries(r.cpu_pct).map(([k, p]) => `${k} ${p ?? '?'}`).join(', ')}; whole machine ${r.machine_busy_pct}% of ${machine().cpus * 100}%, of which other processes ${r.other_cpu_pct}%`);
+    console.log(`    last event reached Redis ${fmtNum(r.publish_tail_ms, 0)} ms after the last produce${r.publish_tail_ms > 50 ? ' (the projector fell behind: produce→commit is queueing, not transit)' : ''}`);
   }
   const noisy = results.filter((r) => r.other_cpu_pct > NOISY_OTHER_PCT);
   if (noisy.length > 0) {
@@ -611,17 +527,13 @@ function report(results: StepResult[], gatewayCount: number, clock: { offset: nu
   console.log('');
   for (const v of verdicts) {
     const tag = v.pass === null ? 'N/A ' : v.pass ? 'PASS' : 'FAIL';
-    console.log(`${tag} ${v.variant}: target Kafka produce → client p99 ≤ ${TARGET_P99_MS} ms at ${thousands(TARGET_MSGS_PER_S)} msg/s delivered — ${v.why}${v.step ? ` (step ${v.step.rate_target} ev/s × ${CLIENTS} clients)` : ''}`);
+    console.log(`${tag} ${v.variant}: target Kafka produce → client p99 ≤ ${TARGET_P99_MS} ms at ${fmtInt(TARGET_MSGS_PER_S)} msg/s delivered — ${v.why}${v.step ? ` (step ${v.step.rate_target} ev/s × ${CLIENTS} clients)` : ''}`);
   }
   if (headline) console.log(`${headline.pass === null ? 'N/A' : headline.pass ? 'PASS' : 'FAIL'} overall (judged on the ${headline.variant} variant)`);
 
-  mkdirSync(dirname(RESULTS), { recursive: true });
-  const out = {
-    benchmark: 'kafka-e2e',
+  const file = writeResults('kafka-e2e', {
     run: RUN,
-    date: new Date().toISOString(),
     seconds: round(seconds, 1),
-    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '', memory_gb: round(totalmem() / 2 ** 30, 1), node: process.version, platform: process.platform },
     setup: {
       clients: CLIENTS,
       topics: TOPICS,
@@ -638,69 +550,36 @@ function report(results: StepResult[], gatewayCount: number, clock: { offset: nu
     target: { p99_ms: TARGET_P99_MS, msgs_per_s: TARGET_MSGS_PER_S, verdicts: verdicts.map((v) => ({ variant: v.variant, pass: v.pass, why: v.why, rate: v.step?.rate_target ?? null })) },
     steps: results,
     markdown: [`**${header}**`, '', ...lines].join('\n'),
-  };
-  writeFileSync(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
-  log(`results written to ${RESULTS.slice(ROOT.length + 1)} (${fmt(seconds, 0)} s)`);
+  });
+  log(`results written to ${file.slice(ROOT.length)} (${fmtNum(seconds, 0)} s)`);
 }
 
 // ------------------------------------------------------------------------------------------ clean-up
 
-async function deleteNamespace(r: Redis, prefix: string): Promise<number> {
-  let cursor = '0';
-  let n = 0;
-  do {
-    const [next, found] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (found.length > 0) n += await r.unlink(...found);
-    cursor = next;
-  } while (cursor !== '0');
-  return n;
+/** Stops what the run started and deletes its Kafka topics, consumer group and Redis keys (best effort). */
+async function cleanup(): Promise<void> {
+  if (clients) await stopChild(clients);
+  await stopAll('SIGTERM', 10_000).catch(() => undefined);
+  await observer?.close().catch(() => undefined);
+  await producer?.disconnect().catch(() => undefined);
+  if (kafka) {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      const topics = [...FAMILIES, 'dlq' as const].map((f) => kafkaTopic(TOPIC_PREFIX, f));
+      await admin.deleteTopics({ topics, timeout: 10_000 }).catch(() => undefined);
+      await admin.deleteGroups([GROUP]).catch(() => undefined);
+    } catch {
+      // best effort
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+  if (redis) {
+    await deleteKeys(redis, `${PREFIX}:*`).catch(() => undefined);
+    await redis.quit().catch(() => undefined);
+    log(`cleaned up: Kafka topics ${TOPIC_PREFIX}.*, group ${GROUP}, Redis keys ${PREFIX}:*`);
+  }
 }
 
-function cleanup(): Promise<void> {
-  cleaningUp ??= (async () => {
-    if (clientsRpc && clientsProc && clientsProc.exitCode === null) {
-      await clientsRpc.call('stop', null, 5_000).catch(() => undefined);
-      if (clientsProc.exitCode === null && clientsProc.signalCode === null) clientsProc.kill('SIGKILL');
-    }
-    await stopAll('SIGTERM', 10_000).catch(() => undefined);
-    await observer?.close().catch(() => undefined);
-    await producer?.disconnect().catch(() => undefined);
-    if (kafka) {
-      const admin = kafka.admin();
-      try {
-        await admin.connect();
-        const topics = [...FAMILIES, 'dlq' as const].map((f) => kafkaTopic(TOPIC_PREFIX, f));
-        await admin.deleteTopics({ topics, timeout: 10_000 }).catch(() => undefined);
-        await admin.deleteGroups([GROUP]).catch(() => undefined);
-      } catch {
-        // best effort
-      } finally {
-        await admin.disconnect().catch(() => undefined);
-      }
-    }
-    if (redis) {
-      const n = await deleteNamespace(redis, PREFIX).catch(() => 0);
-      await redis.quit().catch(() => undefined);
-      log(`cleaned up: Kafka topics ${TOPIC_PREFIX}.*, group ${GROUP}, ${n} Redis keys ${PREFIX}:*`);
-    }
-  })();
-  return cleaningUp;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    log(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-let exitCode = 0;
-try {
-  await main();
-} catch (error) {
-  console.error(`[bench:kafka] failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  exitCode = 1;
-} finally {
-  await cleanup();
-}
-process.exit(exitCode);
+runMain(main, cleanup);

@@ -1,32 +1,14 @@
-import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
-import { Server as SocketIoServer, type Socket as IoSocket } from 'socket.io';
-import { issueToken, jwtKeysFromConfig } from '../src/gateway/auth.js';
-import { silentLogger } from '../src/observability/logger.js';
-import { startSystem, type System } from '../src/runtime/system.js';
-import {
-  clientGroup,
-  fmtInt,
-  fmtMs,
-  fmtPct,
-  fullGc,
-  machine,
-  measureQuietStep,
-  percentiles,
-  quiesce,
-  quoteEnvelope,
-  runMain,
-  startChild,
-  stopChild,
-  table,
-  waitForQuietMachine,
-  writeResults,
-  type ClientGroup,
-  type Percentiles,
-  type StepMeasure,
-} from './rig.js';
-import { benchConfig, BENCH_ISIN, BENCH_TOPIC, HOST, hrNow, quoteEvent, type ConnectArgs, type ConnectResult } from './shared.js';
+import type { Socket as IoSocket } from 'socket.io';
+import { book, ladder } from '../test/support/events.js';
+import { startTestSystem, type TestSystem } from '../test/support/system.js';
+import { sleep } from '../test/support/waits.js';
+import type { ConnectArgs } from './clients.js';
+import { int, list, oneOf, parseOptions, positive, retriesOption, timingOf, timingOptions, usageError } from './lib/options.js';
+import { fmtInt, fmtMs, fmtPct, machine, table, writeResults } from './lib/report.js';
+import { runMain, startChild, stopChild } from './lib/rpc.js';
+import { fullGc, hrNow, waitForQuietMachine } from './lib/stats.js';
+import { clientGroup, figures, localPublisher, measureQuietStep, quiesce, type ClientGroup, type ConnectResult, type Publisher, type StepFigures } from './lib/steps.js';
+import { BENCH_ISIN, benchQuote, BENCH_TOPIC, quoteEnvelope, startBareServer, submitter, type BareServer as BareSocketIo } from './lib/system.js';
 import type { BareStalledArgs, ReleaseResult, WsConnectArgs } from './ws-clients.js';
 
 /**
@@ -44,58 +26,25 @@ import type { BareStalledArgs, ReleaseResult, WsConnectArgs } from './ws-clients
  * Both variants report this process's RSS growth: bare Socket.IO buffers for stalled clients without limit.
  */
 
-const { values: opts } = parseArgs({
-  options: {
-    clients: { type: 'string', default: '200' },
-    stalled: { type: 'string', default: '10' },
-    rates: { type: 'string', default: '100,200' },
-    'max-queue': { type: 'string', default: '200' },
-    warmup: { type: 'string', default: '1' },
-    step: { type: 'string', default: '4' },
-    drain: { type: 'string', default: '3' },
-    retries: { type: 'string', default: '2' },
-    variants: { type: 'string', default: 'ours,bare' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-  strict: true,
-});
-if (opts.help) {
-  console.log(`tsx bench/slow-clients.ts [--clients 200] [--stalled 10] [--rates 100,200] [--max-queue 200] [--warmup 1] [--step 4] [--drain 3] [--retries 2] [--variants ours,bare]
-  --variants     ours (our gateway) and/or bare (plain Socket.IO server, same process), in that order
-  --stalled P    stalled clients as a % of --clients (each rate runs with 0 and with P %)
-  --max-queue    WS_MAX_QUEUE_SIZE of the server`);
-  process.exit(0);
-}
-const CLIENTS = Number(opts.clients);
-const STALLED = Math.round((CLIENTS * Number(opts.stalled)) / 100);
-const RATES = (opts.rates ?? '').split(',').map(Number);
-const MAX_QUEUE = Number(opts['max-queue']);
-const TIMING = { warmupS: Number(opts.warmup), stepS: Number(opts.step), drainS: Number(opts.drain) };
-const RETRIES = Number(opts.retries);
 type Variant = 'ours' | 'bare';
-const RAW_VARIANTS = (opts.variants ?? '').split(',').filter((v) => v !== '');
-const isVariant = (v: string): v is Variant => v === 'ours' || v === 'bare';
-const VARIANTS: Variant[] = RAW_VARIANTS.filter(isVariant);
-if (VARIANTS.length === 0 || VARIANTS.length !== RAW_VARIANTS.length) {
-  console.error('--variants: a comma-separated list of ours,bare');
-  process.exit(2);
-}
+const opts = parseOptions('tsx bench/slow-clients.ts', 'Fan-out with a share of stalled clients: our flow control (pause, conflate) vs a bare Socket.IO server.', {
+  clients: { help: 'healthy socket.io clients', default: 200, parse: int(1) },
+  stalled: { help: 'stalled clients as a % of --clients (each rate runs with 0 and with this %)', default: 10, parse: positive },
+  rates: { help: 'events/s steps', default: [100, 200], parse: list(positive) },
+  maxQueue: { help: 'WS_MAX_QUEUE_SIZE of the server', default: 200, parse: int(1) },
+  ...timingOptions({ warmup: 1, step: 4, drain: 3 }),
+  ...retriesOption(2),
+  variants: { help: 'ours (our gateway) and/or bare (plain Socket.IO server, same process), in that order', default: ['ours', 'bare'] as Variant[], parse: list(oneOf<Variant>('ours', 'bare')) },
+});
+const CLIENTS = opts.clients;
+const STALLED = Math.round((CLIENTS * opts.stalled) / 100);
+if (STALLED < 1) usageError('--stalled must give at least one stalled client');
+const RATES = opts.rates;
+const MAX_QUEUE = opts.maxQueue;
+const TIMING = timingOf(opts);
+const VARIANTS = opts.variants;
 /** Bare Socket.IO's pingTimeout: stalled clients stop answering pings and must not be dropped during a step. */
 const BARE_PING_TIMEOUT_MS = 60_000;
-if (
-  !Number.isInteger(CLIENTS) ||
-  CLIENTS < 1 ||
-  !(STALLED > 0) ||
-  !Number.isInteger(MAX_QUEUE) ||
-  MAX_QUEUE < 1 ||
-  RATES.some((r) => !Number.isFinite(r) || r <= 0) ||
-  Object.values(TIMING).some((x) => !(x > 0)) ||
-  !Number.isInteger(RETRIES) ||
-  RETRIES < 0
-) {
-  console.error('--clients and --max-queue must be positive integers, --stalled a % giving at least one client, --rates positive numbers, --warmup/--step/--drain positive seconds');
-  process.exit(2);
-}
 
 const log = (line: string) => console.log(`[slow-clients] ${line}`);
 
@@ -110,26 +59,16 @@ const FILLER_ISIN = 'IN0020240019';
 const FILLER_TOPIC = `prices.${FILLER_ISIN}`;
 let fillerN = 0;
 
-function fillerEvent(): Record<string, unknown> {
+function fillerEvent() {
   const n = ++fillerN;
   const side = n % 2 === 0 ? 'bid' : 'ask';
-  const base = side === 'bid' ? 99.5 : 99.6;
-  const dir = side === 'bid' ? -1 : 1;
-  return {
-    event_id: `filler-${n}`,
-    type: 'book',
-    ts: new Date().toISOString(),
-    isin: FILLER_ISIN,
-    side,
-    levels: Array.from({ length: 20 }, (_, i) => ({ price: Math.round((base + dir * i * 0.005) * 1000) / 1000, size: 1_000_000 * (1 + ((n + i) % 9)) })),
-  };
+  return book(FILLER_ISIN, side, ladder(side, 20, n, 0.005), `filler-${n}`);
 }
 
 /** Pumps filler until some /market queue is non-empty (kernel buffers full) or the cap; returns events and ms. */
-async function prefill(system: System, maxMs = 15_000): Promise<{ events: number; ms: number; queue: number }> {
-  const ingest = system.ingest;
-  const gateway = system.server?.gateway;
-  if (!ingest || !gateway) throw new Error('no system');
+async function prefill(system: TestSystem, maxMs = 15_000): Promise<{ events: number; ms: number; queue: number }> {
+  const { ingest } = system;
+  const { gateway } = system.server;
   const t0 = hrNow();
   let events = 0;
   let queue = 0;
@@ -154,7 +93,7 @@ class FlowProbe {
   private readonly t0 = hrNow();
 
   constructor(
-    private readonly system: System,
+    private readonly system: TestSystem,
     private readonly expectedSubscribers: number,
     private readonly stalled: number,
   ) {
@@ -163,12 +102,11 @@ class FlowProbe {
 
   /** Subscribers of the bench topic still in a room (paused ones have left it). */
   subscribers(): number {
-    return this.system.server?.gateway.hub.stats().find((s) => s.topic === BENCH_TOPIC)?.subscribers ?? 0;
+    return this.system.server.gateway.hub.stats().find((s) => s.topic === BENCH_TOPIC)?.subscribers ?? 0;
   }
 
   private sample(): void {
-    const gateway = this.system.server?.gateway;
-    if (!gateway) return;
+    const { gateway } = this.system.server;
     this.maxQueue = Math.max(this.maxQueue, gateway.queueSizes().get('market') ?? 0);
     const subs = this.subscribers();
     this.minSubscribers = Math.min(this.minSubscribers, subs);
@@ -185,7 +123,7 @@ class FlowProbe {
   }
 }
 
-async function droppedByReason(system: System): Promise<Record<string, number>> {
+async function droppedByReason(system: TestSystem): Promise<Record<string, number>> {
   const metric = system.metrics.registry.getSingleMetric('bondx_messages_dropped_total');
   const out: Record<string, number> = {};
   if (!metric) return out;
@@ -225,17 +163,11 @@ class MaxSampler {
 
 const rssMb = () => process.memoryUsage.rss() / 2 ** 20;
 
-interface Row {
+/** `clients`, delivery and latency: the healthy clients'. */
+interface Row extends StepFigures {
   variant: Variant;
   stalled: number;
   rate: number;
-  healthy: number;
-  deliveredMsgsPerSec: number;
-  deliveredPct: number;
-  latency: Percentiles;
-  serverCpuPct: number;
-  clientCpuPct: number;
-  otherCpuPct: number;
   noisy: boolean;
   /** Largest outbound queue seen during the step (frames): ours = /market send queue, bare = a stalled socket's Engine.IO writeBuffer. */
   maxQueue: number;
@@ -258,17 +190,14 @@ type VariantFields = Pick<Row, 'maxQueue' | 'pausedAtEnd' | 'firstPausedMs' | 'a
 
 /** What differs between our gateway and bare Socket.IO in a step. */
 interface StepDriver {
-  emit: (step: number, n: number) => void;
+  publisher: Publisher;
   /** Connects `stalled` clients that stop reading, and fills their kernel buffers. */
   stall(stalled: number): Promise<Fill>;
   /** Starts watching the step; `stop` (after the measurement) releases the stalled clients and reports. */
   watch(stalled: number): Promise<{ stop(): Promise<VariantFields> }>;
 }
 
-interface BareServer {
-  io: SocketIoServer;
-  http: HttpServer;
-  url: string;
+interface BareServer extends BareSocketIo {
   stalled: Set<IoSocket>;
 }
 
@@ -289,21 +218,15 @@ function bareQueue(bare: BareServer): number {
 
 /** A plain Socket.IO server, as bench/server.ts's bare mode, with a `stalled` room for sockets whose handshake query has stalled=1. */
 async function startBare(): Promise<BareServer> {
-  const http = createServer();
-  const io = new SocketIoServer(http, { transports: ['websocket'], perMessageDeflate: false, serveClient: false, pingTimeout: BARE_PING_TIMEOUT_MS });
+  const server = await startBareServer({ pingTimeout: BARE_PING_TIMEOUT_MS });
   const stalled = new Set<IoSocket>();
-  io.on('connection', (socket) => {
+  server.io.on('connection', (socket) => {
     if (socket.handshake.query.stalled !== '1') return;
     void socket.join('stalled');
     stalled.add(socket);
     socket.once('disconnect', () => stalled.delete(socket));
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(0, HOST, () => resolve());
-  });
-  const address = http.address() as AddressInfo;
-  return { io, http, url: `http://${HOST}:${address.port}`, stalled };
+  return { ...server, stalled };
 }
 
 /** Pumps filler to the `stalled` room until every stalled socket has frames its TCP socket could not take (kernel buffers full) and packets queued behind them. */
@@ -320,36 +243,19 @@ async function prefillBare(bare: BareServer, maxMs = 15_000): Promise<Fill> {
   return { events, ms: hrNow() - t0, queue: bareQueue(bare) };
 }
 
-/** What every row reports about the healthy clients, whichever server was measured. */
-function measured(m: StepMeasure & { noisy: boolean }) {
-  return {
-    healthy: m.clients,
-    deliveredMsgsPerSec: m.deliveredMsgsPerSec,
-    deliveredPct: m.deliveredPct,
-    latency: percentiles(m.latency),
-    serverCpuPct: m.serverCpuPct,
-    clientCpuPct: m.clientCpuPct,
-    otherCpuPct: m.otherCpuPct,
-    noisy: m.noisy,
-  };
-}
-
 async function main(): Promise<void> {
   const t0 = Date.now();
   log(
     `variants ${VARIANTS.join(',')}: ${CLIENTS} healthy socket.io clients, ${STALLED} stalled clients (${opts.stalled} %), rates ${RATES.join(',')} ev/s, WS_MAX_QUEUE_SIZE ${MAX_QUEUE}, ${TIMING.warmupS}+${TIMING.stepS} s per step; bare pingTimeout ${BARE_PING_TIMEOUT_MS / 1000} s`,
   );
   const idleBusy = await waitForQuietMachine(log);
-  const config = benchConfig(CLIENTS + STALLED + 100, { WS_MAX_QUEUE_SIZE: String(MAX_QUEUE) });
-  const keys = jwtKeysFromConfig(config);
-  const system: System | null = VARIANTS.includes('ours') ? await startSystem(config, silentLogger, { projector: true, gateway: true, simulator: false }, keys) : null;
+  const system = VARIANTS.includes('ours') ? await startTestSystem({ WS_MAX_CONNECTIONS: String(CLIENTS + STALLED + 100), WS_MAX_QUEUE_SIZE: String(MAX_QUEUE) }) : null;
   let bare: BareServer | null = null;
   const healthyChild = startChild('healthy', 'clients.ts');
   const stalledChild = startChild('stalled', 'ws-clients.ts');
   try {
-    const budget = { retries: RETRIES, maxOtherPct: 40, log };
+    const budget = { retries: opts.retries, maxOtherPct: 40, log };
     const rows: Row[] = [];
-    let errors = 0;
 
     const report = (row: Row) => {
       rows.push(row);
@@ -377,38 +283,30 @@ async function main(): Promise<void> {
           const fill = stalled > 0 ? await driver.stall(stalled) : null;
           const rssAfterFill = rssMb();
           const watch = await driver.watch(stalled);
-          const m = await measureQuietStep([healthy], rate, TIMING, driver.emit, budget);
+          const m = await measureQuietStep([healthy], rate, TIMING, driver.publisher, budget);
           const rssEnd = rssMb();
           const rssMax = rssProbe.stop();
           const own = await watch.stop();
-          report({ variant, stalled, rate, ...measured(m), rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd }, fill, ...own });
+          report({ variant, stalled, rate, ...figures(m), noisy: m.noisy, rss: { before: rssBefore, afterFill: rssAfterFill, max: rssMax, end: rssEnd }, fill, ...own });
         }
       }
     };
 
     for (const variant of VARIANTS) {
       if (variant === 'ours') {
-        const ingest = system?.ingest;
-        const server = system?.server;
-        if (!system || !ingest || !server) throw new Error('needs the projector and gateway roles in this process');
-        await ingest.submit(quoteEvent(0, 0), 'bench');
+        if (!system) throw new Error('our system is not started');
+        const { ingest, server } = system;
+        await ingest.submit(benchQuote(0, 0), 'bench');
         await ingest.submit(fillerEvent(), 'bench');
-        const token = issueToken(keys, { sub: 'bench-trader', ttl: 3600 });
+        const token = system.token('bench-trader');
+        const events = submitter(ingest);
         const conn = await healthyChild.rpc.call<ConnectResult>('connect', { url: server.url, namespace: '/market', token, count: CLIENTS, subscribe: { topic: BENCH_TOPIC, batch_size: null } } satisfies ConnectArgs, 300_000);
         log(`ours: ${conn.connected} healthy clients subscribed in ${(conn.ms / 1000).toFixed(1)} s${conn.failed ? ` (${conn.failed} failed: ${conn.firstError})` : ''}`);
         if (conn.connected === 0) throw new Error(`no client connected: ${conn.firstError}`);
         const healthy = await clientGroup(healthyChild);
         const wsUrl = `${server.url.replace('http://', 'ws://')}/api/v1/ws/market/${BENCH_ISIN}?token=${encodeURIComponent(token)}`;
-        const emit = (step: number, n: number) => {
-          ingest.submit(quoteEvent(step, n), 'bench').then(
-            (o) => {
-              if (o.status !== 'applied') errors++;
-            },
-            () => errors++,
-          );
-        };
         await runSteps(variant, healthy, {
-          emit,
+          publisher: localPublisher((step, n) => events.submit(benchQuote(step, n))),
           async stall(stalled) {
             const s = await stalledChild.rpc.call<ConnectResult>('connect', { url: wsUrl, count: stalled, topic: BENCH_TOPIC, extraTopics: [FILLER_TOPIC], stall: true } satisfies WsConnectArgs, 120_000);
             if (s.connected !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected (${s.firstError})`);
@@ -433,6 +331,7 @@ async function main(): Promise<void> {
             };
           },
         });
+        if (events.errors() > 0) log(`WARNING: ${events.errors()} events not applied`);
         await healthyChild.rpc.call('closeAll');
       } else {
         const b = await startBare();
@@ -443,12 +342,9 @@ async function main(): Promise<void> {
         const healthy = await clientGroup(healthyChild);
         const eioUrl = `${b.url.replace('http://', 'ws://')}/socket.io/?EIO=4&transport=websocket&stalled=1`;
         let seq = 0;
-        // The same envelope our gateway sends for a quote, broadcast to every socket (stalled ones included).
-        const emit = (step: number, n: number) => {
-          b.io.emit('delta', quoteEnvelope(quoteEvent(step, n), ++seq, 'bare'));
-        };
         await runSteps(variant, healthy, {
-          emit,
+          // The same envelope our gateway sends for a quote, broadcast to every socket (stalled ones included).
+          publisher: localPublisher((step, n) => b.io.emit('delta', quoteEnvelope(benchQuote(step, n), ++seq, 'bare'))),
           async stall(stalled) {
             const s = await stalledChild.rpc.call<ConnectResult>('connectBareStalled', { url: eioUrl, count: stalled } satisfies BareStalledArgs, 120_000);
             if (s.connected !== stalled || b.stalled.size !== stalled) throw new Error(`stalled clients: ${s.connected} of ${stalled} connected, ${b.stalled.size} in the room (${s.firstError})`);
@@ -465,7 +361,7 @@ async function main(): Promise<void> {
                 if (stalled > 0) await stalledChild.rpc.call('closeAll');
                 // Let the server notice the closed connections and free their buffers before the next step.
                 const until = hrNow() + 5_000;
-                while (b.stalled.size > 0 && hrNow() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+                while (b.stalled.size > 0 && hrNow() < until) await sleep(50);
                 // Bare Socket.IO has no flow control: nobody is paused; count those still connected (not dropped) instead.
                 return { maxQueue, pausedAtEnd: 0, firstPausedMs: Number.NaN, allPausedMs: Number.NaN, release: null, stalledConnectedAtEnd: stalled > 0 ? stillStalled : null, dropped: {} };
               },
@@ -475,7 +371,6 @@ async function main(): Promise<void> {
         await healthyChild.rpc.call('closeAll');
       }
     }
-    if (errors > 0) log(`WARNING: ${errors} events not applied`);
 
     const env = machine();
     const variantOrder = (v: Variant) => VARIANTS.indexOf(v);
@@ -520,7 +415,7 @@ async function main(): Promise<void> {
     const file = writeResults('slow-clients', {
       durationS: (Date.now() - t0) / 1000,
       machineBusyBeforePct: idleBusy,
-      config: { variants: VARIANTS, clients: CLIENTS, stalled: STALLED, rates: RATES, maxQueue: MAX_QUEUE, barePingTimeoutMs: BARE_PING_TIMEOUT_MS, ...TIMING, retries: RETRIES },
+      config: { variants: VARIANTS, clients: CLIENTS, stalled: STALLED, rates: RATES, maxQueue: MAX_QUEUE, barePingTimeoutMs: BARE_PING_TIMEOUT_MS, ...TIMING, retries: opts.retries },
       rows: sorted,
       markdown: md,
     });
@@ -528,8 +423,7 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all([stopChild(healthyChild), stopChild(stalledChild)]);
     await system?.close();
-    const b = bare;
-    if (b) await new Promise<void>((resolve) => b.io.close(() => resolve()));
+    await bare?.close();
   }
 }
 

@@ -1,7 +1,9 @@
 import type { Socket as NetSocket } from 'node:net';
 import { WebSocket, type RawData } from 'ws';
-import { StepRecorder, type WireEnvelope } from './recorder.js';
-import { connectInWaves, hrNow, serveRpc, sleep, type ConnectResult, type EndStepArgs, type StepStats } from './shared.js';
+import { sleep } from '../test/support/waits.js';
+import { serveRpc } from './lib/rpc.js';
+import { hrNow } from './lib/stats.js';
+import { connectInWaves, StepRecorder, type ConnectResult, type EndStepArgs, type StepStats, type WireEnvelope } from './lib/steps.js';
 
 /**
  * Client child for the plain-WebSocket API (`/api/v1/ws/{stream}/{id}`): holds N `ws` connections
@@ -69,11 +71,12 @@ function bytesRead(): number {
   return recording().reduce((a, c) => a + (c.socket?.bytesRead ?? 0), 0);
 }
 
+const textOf = (data: RawData): string => (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)).toString('utf8');
+
 function onMessage(conn: Conn, data: RawData, isBinary: boolean): void {
   if (isBinary) return;
   const t = hrNow();
-  const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
-  const env = JSON.parse(text) as WireEnvelope;
+  const env = JSON.parse(textOf(data)) as WireEnvelope;
   if (conn.stalled) {
     if (env.type === 'delta') deltasAfterResume++;
     const range = env.meta?.conflated as { from?: number; to?: number } | undefined;
@@ -160,7 +163,7 @@ async function openBareStalled(args: BareStalledArgs): Promise<void> {
     ws.once('error', fail);
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (isBinary) return;
-      const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+      const text = textOf(data);
       if (text.startsWith('0{')) ws.send('40');
       else if (text.startsWith('40')) {
         clearTimeout(timer);
@@ -189,11 +192,10 @@ async function setCompression(args: { topic: string; on: boolean }): Promise<{ a
   return { acked, refused };
 }
 
-function beginStep(args: { step: number }): null {
+function beginStep(args: { step: number }): void {
   recorder.begin(args.step);
   bytesAtBegin = bytesRead();
   framesAtBegin = frames;
-  return null;
 }
 
 function endStep(args: EndStepArgs): WsStepStats {
