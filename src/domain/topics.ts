@@ -84,6 +84,11 @@ export function streamServes(stream: Stream, kind: TopicKind): boolean {
   return STREAM_KINDS[stream].includes(kind);
 }
 
+/** The stream a client follows a topic kind on: the first that serves it (`/mobile`, which serves nearly all, is last). */
+export function streamFor(kind: TopicKind): Stream {
+  return STREAMS.find((stream) => streamServes(stream, kind)) ?? 'mobile';
+}
+
 /** The topics a plain-WebSocket connection to `/api/v1/ws/{stream}/{id}` subscribes to on connect. */
 export function defaultTopics(stream: Stream, id: string): string[] {
   switch (stream) {
