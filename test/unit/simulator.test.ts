@@ -4,22 +4,20 @@ import type { DomainEvent, OrderEvent } from '../../src/domain/events.js';
 import { isValidIsin } from '../../src/domain/isin.js';
 import { validateEvent } from '../../src/ingest/validate.js';
 import { INSTRUMENTS, priceFromYield, yieldFromPrice } from '../../src/simulator/instruments.js';
-import { DEFAULT_SIM_USERS, MarketSimulator, seededRandom } from '../../src/simulator/simulator.js';
+import { DEFAULT_SIM_USERS, MarketGenerator, type EventSource } from '../../src/simulator/generator.js';
+import { seededRandom } from '../../src/simulator/random.js';
+import { MarketSimulator } from '../../src/simulator/simulator.js';
+import { sleep } from '../support/waits.js';
 
 const START = Date.parse('2026-11-26T04:00:00.000Z');
 
-/** A simulator on a seeded PRNG and a fake clock advancing 20 ms per step. */
+/** The generator on a seeded PRNG and a fake clock advancing 20 ms per batch: no timers, no publishing. */
 function run(seed: number, steps: number): { batches: DomainEvent[][]; events: DomainEvent[] } {
   let t = START;
-  const sim = new MarketSimulator({
-    publish: async () => undefined,
-    ratePerSecond: 50,
-    random: seededRandom(seed),
-    now: () => new Date(t),
-  });
+  const generator = new MarketGenerator({ ratePerSecond: 50, random: seededRandom(seed), now: () => new Date(t) });
   const batches: DomainEvent[][] = [];
   for (let i = 0; i < steps; i++) {
-    batches.push(sim.step());
+    batches.push(generator.next());
     t += 20;
   }
   return { batches, events: batches.flat() };
@@ -58,7 +56,7 @@ describe('instruments', () => {
   });
 });
 
-describe('MarketSimulator.step', () => {
+describe('MarketGenerator.next', () => {
   it('produces only events that pass ingest validation, with unique ids and ISO timestamps', () => {
     expect(events.length).toBeGreaterThan(STEPS);
     const problems: string[] = [];
@@ -248,14 +246,23 @@ describe('MarketSimulator.step', () => {
   });
 });
 
-describe('MarketSimulator timer', () => {
+/** A source of single quotes with increasing, zero-padded ids: the loop's behaviour without the market's. */
+function quotes(): EventSource & { taken: number } {
+  const source = {
+    taken: 0,
+    next: (): DomainEvent[] => [{ event_id: `q-${String(++source.taken).padStart(8, '0')}`, type: 'quote', ts: new Date().toISOString(), isin: 'IN0020230085', bid: 99.5, ask: 99.6, bid_size: 5, ask_size: 5 }],
+  };
+  return source;
+}
+
+describe('MarketSimulator loop', () => {
   it('publishes about ratePerSecond events, in order, one at a time', async () => {
     const seen: string[] = [];
     let inFlight = 0;
     let maxInFlight = 0;
     const sim = new MarketSimulator({
       ratePerSecond: 200,
-      random: seededRandom(1),
+      source: quotes(),
       publish: async (e) => {
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
@@ -265,40 +272,51 @@ describe('MarketSimulator timer', () => {
       },
     });
     sim.start();
-    await new Promise((r) => setTimeout(r, 600));
+    await sleep(600);
     await sim.stop();
     const n = seen.length;
     expect(n).toBeGreaterThan(60);
     expect(n).toBeLessThan(200);
     expect(maxInFlight).toBe(1);
-    expect([...seen].sort()).toEqual(seen); // ids are zero-padded and increasing
-    await new Promise((r) => setTimeout(r, 150));
+    expect([...seen].sort()).toEqual(seen);
+    await sleep(150);
     expect(seen.length).toBe(n); // nothing after stop()
-    expect(sim.stats().published).toBe(n);
+    expect(sim.stats()).toMatchObject({ steps: n, generated: n, published: n, failed: 0 });
   });
 
   it('slows down instead of piling up when publish is slow, and survives publish errors', async () => {
     let calls = 0;
     let inFlight = 0;
     let maxInFlight = 0;
+    const source = quotes();
     const sim = new MarketSimulator({
       ratePerSecond: 5000,
-      random: seededRandom(2),
+      source,
       publish: async () => {
         calls++;
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
         inFlight--;
         if (calls % 3 === 0) throw new Error('broker unavailable');
       },
     });
     sim.start();
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     await sim.stop();
     expect(maxInFlight).toBe(1);
     expect(calls).toBeLessThan(40); // ~500 ms / 20 ms, not 2500
+    expect(source.taken).toBe(calls); // nothing generated ahead of publishing
     expect(sim.stats().failed).toBeGreaterThan(0);
-    expect(sim.stats().generated - sim.stats().published - sim.stats().failed).toBeLessThan(10);
+    expect(sim.stats().published + sim.stats().failed).toBe(calls);
+  });
+
+  it('publishes the market generator by default', async () => {
+    const types = new Set<string>();
+    const sim = new MarketSimulator({ ratePerSecond: 500, publish: async (e) => void types.add(e.type) });
+    sim.start();
+    await sleep(300);
+    await sim.stop();
+    expect(types.has('quote') && types.has('book')).toBe(true);
   });
 });
