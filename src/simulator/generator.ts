@@ -81,8 +81,8 @@ export class MarketGenerator implements EventSource {
   next(): DomainEvent[] {
     const ts = this.ctx.now().toISOString();
     const out: DomainEvent[] = [];
-    const emit: Emit = (e) => {
-      out.push({ ...e, event_id: this.nextEventId(), ts } as DomainEvent);
+    const emit: Emit = <E extends DomainEvent>(e: Omit<E, 'event_id' | 'ts'>) => {
+      out.push({ ...e, event_id: this.nextEventId(), ts } as E);
     };
     const markets = this.market.states;
     if (this.warmupIndex < markets.length) {
