@@ -2,7 +2,8 @@
 # What `npm run bench` runs: in memory, the fan-out benchmark (against a bare Socket.IO server), slow
 # clients and compression; then on real Redis and Kafka (started here unless REDIS_URL and KAFKA_BROKERS
 # are given or services are already up; stopped on exit if started here) the cost of the Socket.IO Redis
-# adapter and Kafka produce -> client latency. Each prints a table and writes bench/results/*.json.
+# adapter, Kafka produce -> client latency, and audit replay (entries/s from Redis into a file, the
+# gateway's RSS while streaming a 1,000,000-entry topic). Each prints a table and writes bench/results/*.json.
 #   npm run bench                 # both
 #   npm run bench -- --clients 500 # args go to the fan-out benchmark; `npm run bench:kafka -- …` for the other
 set -euo pipefail
@@ -26,3 +27,4 @@ if [[ -z "${REDIS_URL:-}" || -z "${KAFKA_BROKERS:-}" ]]; then
 fi
 node_modules/.bin/tsx bench/adapter-cost.ts
 node_modules/.bin/tsx bench/kafka-e2e.ts
+node_modules/.bin/tsx bench/replay.ts

@@ -10,7 +10,8 @@ import { CSV_PAYLOAD_COLUMNS, csvLayout } from '../../src/replay/csv.js';
 import { resolveSeqRange, type MissingPart } from '../../src/replay/range.js';
 import { planReplay, replayEncoder, replayPages, runReplay, type HistoryReader, type ReplaySink } from '../../src/replay/replay.js';
 import { parseReplayRequest, type ReplayParams } from '../../src/replay/request.js';
-import { MarketSimulator, seededRandom } from '../../src/simulator/simulator.js';
+import { MarketGenerator } from '../../src/simulator/generator.js';
+import { seededRandom } from '../../src/simulator/random.js';
 import { MemoryTopicStore } from '../../src/store/memory-store.js';
 import type { HistoryEntry } from '../../src/store/topic-store.js';
 
@@ -214,6 +215,7 @@ describe('replay: CSV', () => {
       event_ts: '2026-03-02T08:59:59.000Z',
       event_id: 'alert-1',
       payload: { kind: 'system_alert', name: 'p95', state: 'raised', value: 0.5, threshold: null, message: 'say "hi",\r\nthen, go', since: 's', instance: 'i', at: 'a', extra: { deep: [1, 2] } },
+      hash: '0'.repeat(64),
     };
     const rows = parse(layout.header + layout.row(entry), { columns: true, record_delimiter: '\r\n' }) as Record<string, string>[];
     expect(rows).toEqual([
@@ -239,12 +241,12 @@ describe('replay: CSV', () => {
   });
 
   it('the column table names every field the reducers put in a payload, and no kind they never make', async () => {
-    // What the simulator publishes, through the real projector: every payload kind but system alerts.
+    // What the simulator generates, through the real projector: every payload kind but system alerts.
     let t = Date.parse('2026-11-26T04:00:00.000Z');
     const events: DomainEvent[] = [];
-    const sim = new MarketSimulator({ publish: async () => undefined, ratePerSecond: 50, random: seededRandom(7), now: () => new Date(t) });
+    const generator = new MarketGenerator({ ratePerSecond: 50, random: seededRandom(7), now: () => new Date(t) });
     for (let i = 0; i < 20_000; i++) {
-      events.push(...sim.step());
+      events.push(...generator.next());
       t += 20;
     }
     const store = new MemoryTopicStore(100_000);

@@ -1,0 +1,129 @@
+/**
+ * Replay throughput and server memory (issue 10, phase 1): fills one topic in Redis through the store's
+ * own commit path, then replays all of it into a file twice — straight from Redis as `bondx replay`
+ * does, and through a `bondx gateway` process's GET /api/v1/replay — reporting entries/s and the
+ * gateway's RSS (sampled every 50 ms from /proc) before, at peak during, and after the stream.
+ *   REDIS_URL=redis://127.0.0.1:6390 npx tsx bench/replay.ts [--entries 1000000]
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Command } from 'commander';
+import { entryEnvelope } from '../src/gateway/envelope.js';
+import { planReplay, replayEncoder, runReplay, writableSink } from '../src/replay/replay.js';
+import { parseReplayRequest } from '../src/replay/request.js';
+import { RedisTopicStore } from '../src/store/redis/redis-store.js';
+import { startGateway, stopAll } from '../test/support/processes.js';
+import { connectRedis, deleteKeys, serviceUrl } from '../test/support/services.js';
+import { TEST_SECRET, token } from '../test/support/system.js';
+
+const opts = new Command()
+  .option('--entries <n>', 'entries in the replayed topic', (v) => Number(v), 1_000_000)
+  .option('--in-flight <n>', 'commits in flight while filling', (v) => Number(v), 256)
+  .parse()
+  .opts<{ entries: number; inFlight: number }>();
+
+const REDIS_URL = serviceUrl('REDIS_URL', 'the replay benchmark');
+const PREFIX = `bench-replay-${randomBytes(4).toString('hex')}`;
+const TOPIC = 'prices.IN0020230085';
+const dir = mkdtempSync(join(tmpdir(), 'bondx-bench-replay-'));
+
+function rssMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return kb / 1024;
+}
+
+async function fill(store: RedisTopicStore, total: number): Promise<number> {
+  const started = Date.now();
+  let next = 1;
+  const worker = async () => {
+    while (next <= total) {
+      const i = next++;
+      const ts = new Date(Date.parse('2026-11-26T04:00:00.000Z') + i).toISOString();
+      const l1 = { bid: 99 + (i % 1000) / 1000, ask: 99.6, bid_size: 5_000_000, ask_size: 5_000_000, bid_yield: 7.1, ask_yield: 7.09, mid: 99.3, spread: 0.1, ts };
+      await store.commit({ eventId: `bench-${PREFIX}-${i}`, eventTs: ts, source: { stream: 'bench/0', offset: String(i), ts }, changes: [{ topic: TOPIC, type: 'delta', payload: { kind: 'l1', ...l1 }, state: { l1 } }] });
+    }
+  };
+  await Promise.all(Array.from({ length: opts.inFlight }, worker));
+  return (total / (Date.now() - started)) * 1000;
+}
+
+async function main(): Promise<void> {
+  const total = opts.entries;
+  const store = new RedisTopicStore(REDIS_URL, { prefix: PREFIX, maxLen: total, dedupWindow: 1000 });
+  const results: Record<string, unknown> = { date: new Date().toISOString(), entries: total, node: process.version, cpus: cpus().length };
+  try {
+    process.stderr.write(`filling ${total.toLocaleString('en')} entries…\n`);
+    results.fill_per_s = Math.round(await fill(store, total));
+
+    // 1. Straight from Redis into a file (what `bondx replay` does without --server).
+    const direct = join(dir, 'direct.ndjson');
+    let started = Date.now();
+    const plan = await planReplay(store, parseReplayRequest({ topic: TOPIC }));
+    const out = createWriteStream(direct);
+    const end = await runReplay(store, plan, replayEncoder('ndjson', TOPIC, entryEnvelope), writableSink(out));
+    await new Promise<void>((resolve) => out.end(resolve));
+    const directMs = Date.now() - started;
+    if (end.count !== total) throw new Error(`direct replay wrote ${end.count} of ${total}`);
+    results.direct = { entries_per_s: Math.round((total / directMs) * 1000), seconds: directMs / 1000, bytes: statSync(direct).size };
+
+    // 2. Through a gateway process, its RSS sampled while it streams.
+    const gateway = await startGateway({ REDIS_URL, REDIS_PREFIX: PREFIX, JWT_SECRET: TEST_SECRET, SIMULATOR: 'false' });
+    const before = rssMb(gateway.pid);
+    const samples: number[] = [];
+    const sampler = setInterval(() => samples.push(rssMb(gateway.pid)), 50);
+    started = Date.now();
+    const viaHttp = join(dir, 'http.ndjson');
+    await new Promise<void>((resolve, reject) => {
+      get(`${gateway.url}/api/v1/replay?topic=${TOPIC}`, { headers: { authorization: `Bearer ${token('bench', 'auditor')}` } }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
+        pipeline(res, createWriteStream(viaHttp)).then(resolve, reject);
+      }).on('error', reject);
+    });
+    const httpMs = Date.now() - started;
+    clearInterval(sampler);
+    const after = rssMb(gateway.pid);
+    await gateway.kill();
+    if (statSync(viaHttp).size !== statSync(direct).size) throw new Error('HTTP and direct replays differ in size');
+    const quarter = samples.slice(0, Math.max(1, Math.floor(samples.length / 4)));
+    results.http = {
+      entries_per_s: Math.round((total / httpMs) * 1000),
+      seconds: httpMs / 1000,
+      rss_mb: { before: round(before), first_quarter_max: round(Math.max(...quarter)), peak: round(Math.max(...samples)), after: round(after), samples: samples.length },
+    };
+    const fmt = (n: number) => n.toLocaleString('en');
+    const h = results.http as { entries_per_s: number; seconds: number; rss_mb: Record<string, number> };
+    const d = results.direct as { entries_per_s: number; seconds: number; bytes: number };
+    process.stdout.write(
+      [
+        `| ${fmt(total)} entries (${(d.bytes / 2 ** 20).toFixed(0)} MB NDJSON) | entries/s | seconds | gateway RSS before / peak / after |`,
+        '|---|--:|--:|--:|',
+        `| from Redis into a file (\`bondx replay\`) | ${fmt(d.entries_per_s)} | ${d.seconds.toFixed(1)} | — |`,
+        `| through a gateway's \`GET /api/v1/replay\` into a file | ${fmt(h.entries_per_s)} | ${h.seconds.toFixed(1)} | ${h.rss_mb.before} / ${h.rss_mb.peak} / ${h.rss_mb.after} MB |`,
+        `(filled at ${fmt(results.fill_per_s as number)} commits/s)`,
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(import.meta.dirname, 'results', 'replay.json'), `${JSON.stringify(results, null, 2)}\n`);
+  } finally {
+    await stopAll('SIGKILL');
+    const redis = await connectRedis(REDIS_URL);
+    await deleteKeys(redis, `${PREFIX}:*`);
+    redis.disconnect();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
