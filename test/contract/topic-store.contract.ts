@@ -104,7 +104,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       expect(held.map((e) => e.ts)).toEqual(['2024-05-01T12:00:01.000Z', '2024-05-01T12:00:01.000Z', '2024-05-01T12:00:02.250Z']);
       expect(held).toEqual([first, late, next]);
       expect((await store.snapshot('src-ts'))?.ts).toBe('2024-05-01T12:00:02.250Z');
-      await waitFor(() => seen.length === 3, 'live entries');
+      await waitFor(() => seen.length === 3, 5000, 'live entries');
       expect(seen).toEqual(held);
       // Without a source ts the store's clock is used, still not before the previous entry.
       const [clock] = applied(await store.commit(event([change('src-ts', 4)])));

@@ -50,11 +50,11 @@ function ndjson(got: Got): { envelopes: Envelope[]; end: ReplayEnd } {
   expect(got.status, got.body).toBe(200);
   expect(got.headers['content-type']).toBe('application/x-ndjson');
   expect(got.body.endsWith('\n')).toBe(true);
-  const lines = got.body.slice(0, -1).split('\n').map((line) => JSON.parse(line) as Envelope & ReplayEnd);
+  const lines = got.body.slice(0, -1).split('\n').map((line) => JSON.parse(line) as unknown);
   const end = lines.pop() as ReplayEnd;
   expect(end.type).toBe('replay_end');
   expect(JSON.parse(got.trailers['x-replay-end'] ?? 'null')).toEqual(end);
-  return { envelopes: lines, end };
+  return { envelopes: lines as Envelope[], end };
 }
 
 const query = (params: Record<string, string | number>) => `/api/v1/replay?${new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]))}`;
