@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ROLES } from '../../src/gateway/auth.js';
 import { type CliRun, runBondx } from '../support/processes.js';
 import { TEST_SECRET } from '../support/system.js';
 
@@ -47,7 +48,7 @@ describe('bondx tools refuse what they can not do right', () => {
   it('`bondx token` refuses an unknown role, issues a known one', async () => {
     const bad = runBondx(['token', '--sub', 'alice', '--role', 'superuser'], { JWT_SECRET: TEST_SECRET });
     expect(await bad.exited()).toBe(2);
-    expect(bad.stderr()).toContain("Unknown role 'superuser': roles are publisher, operator.");
+    expect(bad.stderr()).toContain(`Unknown role 'superuser': roles are ${ROLES.join(', ')}.`);
     expect(bad.stdout()).toBe('');
 
     const good = runBondx(['token', '--sub', 'alice', '--role', 'publisher'], { JWT_SECRET: TEST_SECRET });
