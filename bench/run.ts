@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { ROOT } from '../test/support/processes.js';
 import { sleep } from '../test/support/waits.js';
 import type { ConnectArgs, ResumeArgs, ResumeResult } from './clients.js';
+import { DELIVERY_LIMIT_PCT, NOISY_OTHER_PCT, P99_LIMIT_MS, QUIESCE_S } from './lib/criteria.js';
 import { int, list, oneOf, parseOptions, retriesOption, timingOf, timingOptions } from './lib/options.js';
 import { fmtInt, fmtMs, fmtPct, machine, table, writeResults } from './lib/report.js';
 import { clockOffset, runMain, startChild, stopChild, type Child } from './lib/rpc.js';
@@ -37,13 +38,6 @@ const opts = parseOptions('npm run bench --', 'Fan-out through our gateway vs a 
 
 const TIMING = timingOf(opts);
 const VARIANTS = opts.variants.filter((v) => v !== 'ours/batch' || opts.batch > 1);
-/** Longest wait after a step for its backlog to clear before the next step starts. */
-const QUIESCE_S = 5;
-/** Steps during which other processes used more than this (% of one core) are re-run, within a budget. */
-const NOISY_OTHER_PCT = 50;
-/** Pass criteria for the summary. */
-const P99_LIMIT_MS = 50;
-const DELIVERY_LIMIT = 0.99;
 
 const log = (line: string) => console.log(line);
 const budget = { retries: opts.retries, maxOtherPct: NOISY_OTHER_PCT, log };
@@ -180,7 +174,7 @@ async function runStep(v: VariantRig, rate: number): Promise<StepRow> {
     noisy: m.noisy,
     pass: false,
   };
-  row.pass = row.latency.p99 <= P99_LIMIT_MS && row.deliveredPct >= DELIVERY_LIMIT * 100;
+  row.pass = row.latency.p99 <= P99_LIMIT_MS && row.deliveredPct >= DELIVERY_LIMIT_PCT;
   log(
     `[${variant}] ${rate} ev/s x ${row.clients} clients: ${fmtInt(row.deliveredMsgsPerSec)} msg/s delivered (${fmtPct(row.deliveredPct, 2)}), ` +
       `p50 ${fmtMs(row.latency.p50)} p95 ${fmtMs(row.latency.p95)} p99 ${fmtMs(row.latency.p99)} max ${fmtMs(row.latency.max)} ms, ` +
@@ -351,7 +345,7 @@ function markdown(results: VariantResult[], summaries: Summary[], memory: Memory
   const out: string[] = [];
   out.push(`### Fan-out: ${opts.clients} Socket.IO clients on one topic (${env.cpus} cores, Node ${env.node}, socket.io ${env.socketio}, all on 127.0.0.1)`);
   out.push('');
-  out.push(`Each step: ${TIMING.warmupS} s warm-up + ${TIMING.stepS} s measured. Latency = client receipt - server publish (high-res clock, matched by correlation_id). Pass = p99 <= ${P99_LIMIT_MS} ms and >= ${DELIVERY_LIMIT * 100}% delivered.`);
+  out.push(`Each step: ${TIMING.warmupS} s warm-up + ${TIMING.stepS} s measured. Latency = client receipt - server publish (high-res clock, matched by correlation_id). Pass = p99 <= ${P99_LIMIT_MS} ms and >= ${DELIVERY_LIMIT_PCT}% delivered.`);
   out.push('');
   out.push(
     `Variants: **ours** = the real system (ingest.submit -> validate -> project -> in-memory store -> topic feed -> room broadcast on /market), so its latency includes ingest; ` +

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What `npm run bench` runs: in memory, the fan-out benchmark (against a bare Socket.IO server), slow
-# clients and compression; then on real Redis and Kafka (started here unless REDIS_URL and KAFKA_BROKERS
+# What `npm run bench` runs: in memory, the fan-out benchmark (against a bare Socket.IO server), our
+# gateway next to Centrifugo on the same WebSocket clients (bench:peers; Centrifugo is built with
+# `go install` by scripts/centrifugo.sh, skipped with a message without Go), slow clients and compression; then on real Redis and Kafka (started here unless REDIS_URL and KAFKA_BROKERS
 # are given or services are already up; stopped on exit if started here) the cost of the Socket.IO Redis
 # adapter, Kafka produce -> client latency, and audit replay (entries/s from Redis into a file, the
 # gateway's RSS while streaming a 1,000,000-entry topic). Each prints a table and writes bench/results/*.json.
@@ -11,6 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 node_modules/.bin/tsx bench/run.ts "$@"
+node_modules/.bin/tsx bench/peers.ts
 node_modules/.bin/tsx bench/slow-clients.ts
 node_modules/.bin/tsx bench/compression.ts
 
