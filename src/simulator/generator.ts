@@ -102,17 +102,23 @@ export class MarketGenerator implements EventSource {
   private act(action: Action, ts: string, emit: Emit): void {
     switch (action) {
       case 'quote':
-        return this.market.quoteAction(emit);
+        this.market.quoteAction(emit);
+        return;
       case 'book':
-        return this.market.bookAction(emit);
+        this.market.bookAction(emit);
+        return;
       case 'trade':
-        return this.market.tradeAction(emit);
+        this.market.tradeAction(emit);
+        return;
       case 'auction':
-        return this.auctions.action(ts, emit);
+        this.auctions.action(ts, emit);
+        return;
       case 'order':
-        return this.trading.orderAction(emit);
+        this.trading.orderAction(emit);
+        return;
       case 'risk':
-        return this.trading.riskAction(emit);
+        this.trading.riskAction(emit);
+        return;
     }
   }
 

@@ -95,7 +95,7 @@ export function priceFromYield(coupon: number, years: number, yieldPct: number):
   const c = coupon / 2;
   const r = yieldPct / 200;
   if (Math.abs(r) < 1e-12) return c * n + 100;
-  const disc = Math.pow(1 + r, -n);
+  const disc = (1 + r) ** -n;
   return (c * (1 - disc)) / r + 100 * disc;
 }
 

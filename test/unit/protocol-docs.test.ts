@@ -29,7 +29,7 @@ const codesIn = (cell: string): string[] => [...cell.matchAll(/`([A-Z_]+)`/g)].m
 describe('README protocol tables', () => {
   it('the error-code table lists every code once, with its HTTP status, WebSocket close code and Socket.IO forms', () => {
     const rows = tableAfter('#### Error codes');
-    expect(rows.map(([code]) => codesIn(code ?? '')).flat()).toEqual(ERROR_CODES);
+    expect(rows.flatMap(([code]) => codesIn(code ?? ''))).toEqual(ERROR_CODES);
     for (const [codeCell = '', when = '', http = '', close = '', socketIo = ''] of rows) {
       const code = codesIn(codeCell)[0] as ErrorCode;
       expect(when.length, code).toBeGreaterThan(0);

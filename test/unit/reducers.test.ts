@@ -442,7 +442,7 @@ describe('project', () => {
   it('keeps exactly the 20 best ask levels of 25', () => {
     const levels = Array.from({ length: 25 }, (_, i): [number, number] => [101 + i, 1]);
     const { changes } = project(ev.book('ask', levels.reverse()), new Map());
-    const asks = (changes[0]?.state['l2'] as { asks: { price: number }[] }).asks;
+    const asks = (changes[0]?.state['l2'] as { asks: { price: number }[] } | undefined)?.asks ?? [];
     expect(asks.map((l) => l.price)).toEqual(Array.from({ length: 20 }, (_, i) => 101 + i));
   });
 
