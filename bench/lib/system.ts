@@ -39,7 +39,7 @@ export function benchBook(step: number, n: number, depth: number, isin = BENCH_I
 export function quoteEnvelope(event: QuoteEvent, seq: number, epoch = 'bench'): Envelope {
   const [change] = project(event, new Map()).changes;
   if (!change) throw new Error(`the prices reducer refused ${event.event_id}`);
-  return entryEnvelope({ topic: change.topic, epoch, seq, type: change.type, ts: new Date().toISOString(), event_ts: event.ts, event_id: event.event_id, payload: change.payload });
+  return entryEnvelope({ topic: change.topic, epoch, seq, type: change.type, ts: new Date().toISOString(), event_ts: event.ts, event_id: event.event_id, payload: change.payload, hash: '' });
 }
 
 /** Submits without waiting (the publisher must not be paced by the system's latency), counting events not applied. */

@@ -4,7 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/config.js';
-import { entryEnvelope } from '../gateway/envelope.js';
+import { replayEnvelope } from '../gateway/envelope.js';
 import { ClientError } from '../protocol/errors.js';
 import { planReplay, replayEncoder, runReplay, writableSink, type ReplayEnd, type ReplayProgress } from '../replay/replay.js';
 import { parseReplayRequest, REPLAY_PARAMS, type ReplayParams, type ReplayRequest } from '../replay/request.js';
@@ -61,7 +61,7 @@ async function fromRedis(cfg: Config, request: ReplayRequest, out: Writable, pro
   const store = new RedisTopicStore(cfg.REDIS_URL, { prefix: cfg.REDIS_PREFIX });
   try {
     const plan = await planReplay(store, request);
-    return await runReplay(store, plan, replayEncoder(request.format, request.topic, entryEnvelope), writableSink(out), progress?.update);
+    return await runReplay(store, plan, replayEncoder(request.format, request.topic, replayEnvelope), writableSink(out), progress?.update);
   } finally {
     await store.close();
   }

@@ -236,7 +236,7 @@ export class Connection implements Subscriber {
   /** `forceResync`: the server is re-subscribing the client because the topic's history was reset. */
   private async subscribe(request: SubscribeMessage, forceResync = false): Promise<Envelope> {
     const parsed = authorise(this.stream, this.principal, request.topic);
-    const filter = deliveryFilter(parsed.kind, request.subtopics);
+    const filter = deliveryFilter(parsed.kind, request.subtopics, request.integrity === true);
     const { topic } = request;
     const correlationId = request.correlation_id ?? null;
     const { hub, batchFlushMs } = this.context;

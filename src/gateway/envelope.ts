@@ -5,18 +5,22 @@ import type { HistoryEntry, Snapshot } from '../store/topic-store.js';
 
 /** Builders for every envelope the server sends, so both transports produce identical messages. */
 
-export function entryEnvelope(entry: HistoryEntry, payload: JsonValue = entry.payload): Envelope {
+/** `integrity`: with `meta.hash`, the entry's hash-chain link (replay lines, subscribers that ask for it). */
+export function entryEnvelope(entry: HistoryEntry, integrity = false): Envelope {
   return {
     type: entry.type,
     topic: entry.topic,
     seq: entry.seq,
     ts: entry.ts,
-    payload,
+    payload: entry.payload,
     // The epoch too: a replayed line must be exactly this envelope, and says which numbering its seq is in.
-    meta: { event_ts: entry.event_ts, epoch: entry.epoch },
+    meta: integrity ? { event_ts: entry.event_ts, epoch: entry.epoch, hash: entry.hash } : { event_ts: entry.event_ts, epoch: entry.epoch },
     correlation_id: entry.event_id,
   };
 }
+
+/** A replayed line: the live envelope of an integrity subscriber, so an auditor can recompute the chain. */
+export const replayEnvelope = (entry: HistoryEntry): Envelope => entryEnvelope(entry, true);
 
 /** Several entries of one topic in one frame: fewer packets, one serialisation for all of them. */
 export function batchEnvelope(topic: string, envelopes: Envelope[]): Envelope {

@@ -11,7 +11,7 @@ import type { Publisher } from '../ingest/publisher.js';
 import { planReplay, replayEncoder, runReplay, writableSink } from '../replay/replay.js';
 import { parseReplayRequest, parseStateRequest, REPLAY_PARAMS, STATE_PARAMS } from '../replay/request.js';
 import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
-import { entryEnvelope, errorEnvelope, snapshotEnvelope } from './envelope.js';
+import { errorEnvelope, replayEnvelope, snapshotEnvelope } from './envelope.js';
 import type { Gateway } from './gateway.js';
 
 const PUBLIC_DIR = new URL('../../public/', import.meta.url);
@@ -244,7 +244,7 @@ async function replay(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchP
   const request = parseReplayRequest(params(query, REPLAY_PARAMS));
   const store = deps.gateway.store;
   const plan = await planReplay(store, request);
-  const encoder = replayEncoder(request.format, request.topic, entryEnvelope);
+  const encoder = replayEncoder(request.format, request.topic, replayEnvelope);
   const { topic, epoch, fromSeq, toSeq, firstSeq, headSeq, missing } = plan;
   return {
     status: 200,

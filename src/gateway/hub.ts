@@ -2,7 +2,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Envelope } from '../protocol/messages.js';
 import type { HistoryEntry, LiveFeed, TopicStore } from '../store/topic-store.js';
-import { batchEnvelope, entryEnvelope } from './envelope.js';
+import { batchEnvelope } from './envelope.js';
 import { Frame, type Fanout, type Link } from './link.js';
 import type { DeliveryFilter } from './subtopics.js';
 import { TopicFeed, type Outlet } from './topic-feed.js';
@@ -82,7 +82,7 @@ export class Room implements Outlet {
    */
   deliver(entry: HistoryEntry): void {
     if (this.members.size === 0 || !this.filter.accepts(entry)) return;
-    const envelope = entryEnvelope(entry);
+    const envelope = this.filter.envelope(entry);
     const eventTs = Date.parse(entry.event_ts);
     if (this.batching.size <= 1 || this.window === undefined) {
       this.send([envelope], [eventTs]);

@@ -1,6 +1,6 @@
 import type { Envelope, SubscribeMessage } from '../protocol/messages.js';
 import type { HistoryEntry } from '../store/topic-store.js';
-import { batchEnvelope, entryEnvelope, snapshotEnvelope } from './envelope.js';
+import { batchEnvelope, snapshotEnvelope } from './envelope.js';
 import type { Hub, Room, RoomMember } from './hub.js';
 import type { Link } from './link.js';
 import { recover, type RecoveryRequest, type RecoveryResult } from './recovery.js';
@@ -127,7 +127,7 @@ export class Subscription implements RoomMember {
 
   /** Sends catch-up entries directly, batched the same way the room batches live ones. */
   private sendEntries(entries: HistoryEntry[], room: Room): void {
-    const envelopes = entries.filter((e) => room.filter.accepts(e)).map((e) => entryEnvelope(e));
+    const envelopes = entries.filter((e) => room.filter.accepts(e)).map((e) => room.filter.envelope(e));
     const size = room.batching.size;
     if (size <= 1) for (const envelope of envelopes) this.owner.send(envelope);
     else for (let i = 0; i < envelopes.length; i += size) this.owner.send(batchEnvelope(room.topic, envelopes.slice(i, i + size)));

@@ -1,12 +1,14 @@
 import type { JsonObject } from '../domain/json.js';
 import type { TopicKind } from '../domain/topics.js';
 import { ClientError } from '../protocol/errors.js';
-import type { Subtopics } from '../protocol/messages.js';
+import type { Envelope, Subtopics } from '../protocol/messages.js';
 import type { HistoryEntry } from '../store/topic-store.js';
+import { entryEnvelope } from './envelope.js';
 
 /**
- * What part of a topic a subscriber wants. Subscribers with the same filter share one room, so a
- * delta is still serialised once per room. Only `prices.*` topics have subtopics (L1, L2, trades).
+ * What part of a topic a subscriber wants, and in which form. Subscribers with the same filter share one
+ * room, so a delta is still serialised once per room. Only `prices.*` topics have subtopics (L1, L2,
+ * trades); any topic can be asked for with `integrity` (each entry's `meta.hash`).
  */
 export interface DeliveryFilter {
   /** Stable key; part of the room name. */
@@ -14,9 +16,16 @@ export interface DeliveryFilter {
   accepts(entry: HistoryEntry): boolean;
   /** The part of a snapshot state this subscriber sees. */
   view(state: JsonObject): JsonObject;
+  /** The envelope of an accepted entry, as this subscriber gets it. */
+  envelope(entry: HistoryEntry): Envelope;
 }
 
-const ALL: DeliveryFilter = { key: 'all', accepts: () => true, view: (state) => state };
+/** `integrity` is part of the key: those who did not ask share rooms whose envelopes have no hash. */
+function withIntegrity(filter: Omit<DeliveryFilter, 'envelope'>, integrity: boolean): DeliveryFilter {
+  return integrity ? { ...filter, key: `${filter.key}+hash`, envelope: (entry) => entryEnvelope(entry, true) } : { ...filter, envelope: (entry) => entryEnvelope(entry) };
+}
+
+const ALL = { key: 'all', accepts: () => true, view: (state: JsonObject) => state };
 
 /** Payload kinds and snapshot fields behind each prices subtopic. */
 const PRICE_PARTS = {
@@ -26,7 +35,11 @@ const PRICE_PARTS = {
 } as const;
 type PricePart = keyof typeof PRICE_PARTS;
 
-export function deliveryFilter(kind: TopicKind, subtopics: Subtopics | undefined): DeliveryFilter {
+export function deliveryFilter(kind: TopicKind, subtopics: Subtopics | undefined, integrity = false): DeliveryFilter {
+  return withIntegrity(partsFilter(kind, subtopics), integrity);
+}
+
+function partsFilter(kind: TopicKind, subtopics: Subtopics | undefined): Omit<DeliveryFilter, 'envelope'> {
   if (kind !== 'prices' || subtopics === undefined) return ALL;
   const parts = new Set<PricePart>();
   const levels = (subtopics.levels ?? 'L1,L2').split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);

@@ -237,7 +237,7 @@ export class AlertMonitor {
         await store.commit({
           eventId: `alert-${randomUUID()}`,
           eventTs: at,
-          expectedHeads: new Map([[SYSTEM_ALERTS_TOPIC, head?.seq ?? 0]]),
+          expectedHeads: new Map([[SYSTEM_ALERTS_TOPIC, head ?? null]]),
           changes: [
             {
               topic: SYSTEM_ALERTS_TOPIC,

@@ -1,7 +1,7 @@
 import type { DomainEvent } from '../domain/events.js';
 import type { JsonObject } from '../domain/json.js';
 import type { Logger } from '../observability/logger.js';
-import { HeadMismatch, type CommitResult, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
+import { HeadMismatch, type ChainHead, type CommitResult, type HistoryEntry, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
 import { project, topicsFor } from './project.js';
 
 export type ApplyOutcome = CommitResult | { applied: false; reason: 'rejected'; detail: string };
@@ -20,6 +20,8 @@ export class Projector {
   constructor(
     private readonly store: TopicStore,
     private readonly log: Logger,
+    /** Told of every commit's entries (the checkpointer signs the heads they leave). */
+    private readonly onCommitted?: (entries: readonly HistoryEntry[]) => void,
   ) {}
 
   apply(event: DomainEvent, source?: SourcePosition): Promise<ApplyOutcome> {
@@ -57,11 +59,11 @@ export class Projector {
     const missing = topics.filter((t) => !this.heads.has(t));
     if (missing.length > 0) for (const [topic, head] of await this.store.states(missing)) this.heads.set(topic, head);
     const current = new Map<string, JsonObject>();
-    const expectedHeads = new Map<string, number>();
+    const expectedHeads = new Map<string, ChainHead | null>();
     for (const topic of topics) {
       const head = this.heads.get(topic);
       if (head) current.set(topic, head.state);
-      expectedHeads.set(topic, head?.seq ?? 0);
+      expectedHeads.set(topic, head ?? null);
     }
     const { changes, rejected } = project(event, current);
     if (rejected !== undefined) {
@@ -72,8 +74,9 @@ export class Projector {
     if (result.applied) {
       changes.forEach((change, i) => {
         const entry = result.entries[i];
-        if (entry) this.heads.set(change.topic, { epoch: entry.epoch, seq: entry.seq, state: change.state });
+        if (entry) this.heads.set(change.topic, { epoch: entry.epoch, seq: entry.seq, ts: entry.ts, hash: entry.hash, state: change.state });
       });
+      this.onCommitted?.(result.entries);
     }
     return result;
   }

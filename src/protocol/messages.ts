@@ -44,6 +44,8 @@ export interface SubscribeMessage {
   epoch?: string;
   compression?: boolean;
   batch_size?: number;
+  /** Deltas and alerts carry `meta.hash`, their link in the topic's hash chain (others do not pay the bytes). */
+  integrity?: boolean;
   correlation_id?: string;
 }
 

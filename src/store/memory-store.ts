@@ -1,16 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { DEFAULTS } from '../config/config.js';
 import type { JsonObject } from '../domain/json.js';
+import { chainEntries, genesisHash } from './chain.js';
 import {
   commitTime,
   HeadMismatch,
   SourceOffsetMismatch,
   type CommitInput,
+  type ChainHead,
   type CommitResult,
   type HistoryEntry,
   type HistoryRead,
   type LiveFeed,
+  type SignedCheckpoint,
   type Snapshot,
+  type TopicChange,
   type TopicHead,
   type TopicInfo,
   type TopicStore,
@@ -23,7 +27,10 @@ interface TopicRecord {
   /** Ring of the newest entries, oldest first; trimmed to `maxLen`. */
   history: HistoryEntry[];
   state: JsonObject;
+  /** The newest entry's ts. */
   updatedAt: string;
+  /** The chain head's hash: the newest entry's, or the epoch's hash(0) after a renewal. */
+  hash: string;
 }
 
 /**
@@ -35,6 +42,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
   private readonly listeners = new Map<string, Set<{ onEntry: (entry: HistoryEntry) => void; onStale?: () => void }>>();
   private readonly seenEvents = new Set<string>();
   private readonly offsets = new Map<string, bigint>();
+  private readonly checkpointsByTopic = new Map<string, SignedCheckpoint[]>();
 
   constructor(
     /** History entries kept per topic (HISTORY_MAX_LEN). */
@@ -56,8 +64,8 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
       if (stored !== expected) throw new SourceOffsetMismatch(input.source.stream, input.source.after, stored?.toString() ?? null);
     }
     for (const [topic, expected] of input.expectedHeads ?? []) {
-      const head = this.topicsByName.get(topic)?.headSeq ?? 0;
-      if (head !== expected) throw new HeadMismatch(topic, expected, head);
+      const head = this.head(topic);
+      if (!sameHead(head, expected)) throw new HeadMismatch(topic, expected?.seq ?? 0, head?.seq ?? 0);
     }
     if (input.source) {
       const applied = this.offsets.get(input.source.stream);
@@ -68,27 +76,19 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     if (this.seenEvents.has(input.eventId)) return { applied: false, reason: 'duplicate_event' };
     this.rememberEvent(input.eventId);
 
-    const entries = input.changes.map((change) => {
-      const record = this.record(change.topic);
-      // Canonical ISO-8601 strings order as text; the previous entry is the last of the ring.
-      const previous = record.history.at(-1)?.ts ?? '';
-      const ts = previous > committedAt ? previous : committedAt;
-      const entry: HistoryEntry = {
-        topic: change.topic,
-        epoch: record.epoch,
-        seq: ++record.headSeq,
-        type: change.type,
-        ts,
-        event_ts: input.eventTs,
-        event_id: input.eventId,
-        payload: change.payload,
-      };
+    // Synchronous from the check to here: the heads just compared are the ones chained onto.
+    const heads = new Map(input.changes.map((change) => [change.topic, this.head(change.topic)]));
+    const entries = chainEntries({ eventId: input.eventId, eventTs: input.eventTs, committedAt, changes: input.changes }, heads, newEpoch);
+    entries.forEach((entry, i) => {
+      let record = this.topicsByName.get(entry.topic);
+      if (!record) this.topicsByName.set(entry.topic, (record = { epoch: entry.epoch, headSeq: 0, history: [], state: {}, updatedAt: entry.ts, hash: '' }));
       record.history.push(entry);
       // Trim in chunks so the array is not shifted on every append.
       if (record.history.length > this.maxLen + Math.max(16, this.maxLen >> 4)) record.history.splice(0, record.history.length - this.maxLen);
-      record.state = change.state;
-      record.updatedAt = ts;
-      return entry;
+      record.headSeq = entry.seq;
+      record.hash = entry.hash;
+      record.state = (input.changes[i] as TopicChange).state;
+      record.updatedAt = entry.ts;
     });
     for (const entry of entries) for (const listener of this.listeners.get(entry.topic) ?? []) listener.onEntry(entry);
     return { applied: true, entries };
@@ -104,7 +104,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     const out = new Map<string, TopicHead>();
     for (const topic of topics) {
       const record = this.topicsByName.get(topic);
-      if (record) out.set(topic, { epoch: record.epoch, seq: record.headSeq, state: record.state });
+      if (record) out.set(topic, { epoch: record.epoch, seq: record.headSeq, ts: record.updatedAt, hash: record.hash, state: record.state });
     }
     return out;
   }
@@ -136,9 +136,22 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     if (!record) return '';
     if (record.epoch === epoch) {
       record.epoch = newEpoch();
+      record.hash = genesisHash(topic, record.epoch);
       for (const listener of this.listeners.get(topic) ?? []) listener.onStale?.();
     }
     return record.epoch;
+  }
+
+  async appendCheckpoint(checkpoint: SignedCheckpoint): Promise<void> {
+    let list = this.checkpointsByTopic.get(checkpoint.topic);
+    if (!list) this.checkpointsByTopic.set(checkpoint.topic, (list = []));
+    list.push(checkpoint);
+    // Kept as long as the history they can be checked against (HISTORY_MAX_LEN).
+    if (list.length > this.maxLen) list.shift();
+  }
+
+  async checkpoints(topic: string): Promise<SignedCheckpoint[]> {
+    return [...(this.checkpointsByTopic.get(topic) ?? [])];
   }
 
   subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onStale?: () => void): Unsubscribe {
@@ -156,13 +169,9 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     this.listeners.clear();
   }
 
-  private record(topic: string): TopicRecord {
-    let record = this.topicsByName.get(topic);
-    if (!record) {
-      record = { epoch: newEpoch(), headSeq: 0, history: [], state: {}, updatedAt: new Date().toISOString() };
-      this.topicsByName.set(topic, record);
-    }
-    return record;
+  private head(topic: string): ChainHead | null {
+    const record = this.topicsByName.get(topic);
+    return record ? { epoch: record.epoch, seq: record.headSeq, ts: record.updatedAt, hash: record.hash } : null;
   }
 
   private rememberEvent(eventId: string): void {
@@ -173,6 +182,12 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
       if (oldest !== undefined) this.seenEvents.delete(oldest);
     }
   }
+}
+
+/** Whether a stored head is the one a committer expects (null: no topic). */
+function sameHead(stored: ChainHead | null, expected: ChainHead | null): boolean {
+  if (stored === null || expected === null) return stored === expected;
+  return stored.seq === expected.seq && stored.epoch === expected.epoch && stored.hash === expected.hash;
 }
 
 function newEpoch(): string {

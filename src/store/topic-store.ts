@@ -34,6 +34,12 @@ export interface HistoryEntry {
   /** The upstream event_id that produced this entry; used as the envelope's correlation_id. */
   event_id: string;
   payload: JsonObject & { kind: string };
+  /**
+   * The entry's link in its topic's hash chain (src/store/chain.ts): `hex(SHA-256(previous hash + "\n" +
+   * JCS(the fields above)))`, the previous hash being the epoch's `hash(0)` for its first entry. Computed
+   * when the seq is assigned, in the same atomic commit.
+   */
+  hash: string;
 }
 
 export interface Snapshot {
@@ -93,10 +99,21 @@ export function commitTime(source: SourcePosition | undefined): string {
   return new Date(ms).toISOString();
 }
 
-/** What a projector caches per topic: the state to fold onto and the head seq it belongs to. */
-export interface TopicHead {
+/**
+ * Where a topic's hash chain stands: its newest entry's epoch, seq, ts and hash; or, for an epoch with no
+ * entry yet (a renewed one), the old head's seq and ts with the new epoch's `hash(0)`. The next entry
+ * follows it (src/store/chain.ts), and a commit naming it is refused unless it is still the store's.
+ */
+export interface ChainHead {
   epoch: string;
   seq: number;
+  /** The newest entry's ts ('' before the first entry): the next one is never earlier. */
+  ts: string;
+  hash: string;
+}
+
+/** What a projector caches per topic: the state to fold onto and the chain head it belongs to. */
+export interface TopicHead extends ChainHead {
   state: JsonObject;
 }
 
@@ -106,11 +123,13 @@ export interface CommitInput {
   source?: SourcePosition;
   changes: TopicChange[];
   /**
-   * Head seq the caller expects per changed topic (0: the topic does not exist yet). A topic whose head
-   * differs refuses the whole commit with {@link HeadMismatch}: the state the change was folded onto is
-   * not the store's, so committing it would hand a seq to the wrong content.
+   * The chain head the caller expects per changed topic (null: the topic does not exist yet); the new
+   * entries are chained onto these. A topic whose head (seq, epoch or hash) differs refuses the whole
+   * commit with {@link HeadMismatch}: the state the change was folded onto is not the store's, so
+   * committing it would hand a seq to the wrong content. Without it the store reads the heads itself
+   * (one more round trip) and commits onto them the same way.
    */
-  expectedHeads?: ReadonlyMap<string, number>;
+  expectedHeads?: ReadonlyMap<string, ChainHead | null>;
 }
 
 /**
@@ -128,14 +147,17 @@ export class SourceOffsetMismatch extends Error {
   }
 }
 
-/** A changed topic's head is not the one the committer expected. Nothing was written. */
+/**
+ * A changed topic's head is not the one the committer expected: another seq (`stored` < `expected`: the
+ * store lost entries), or the same seq with another epoch or hash (renewed, or rewritten). Nothing was written.
+ */
 export class HeadMismatch extends Error {
   constructor(
     readonly topic: string,
     readonly expected: number,
     readonly stored: number,
   ) {
-    super(`topic ${topic}: store head is ${stored}, committer expected ${expected}`);
+    super(`topic ${topic}: store head is ${stored}, committer expected ${expected}${stored === expected ? ' (with another epoch or hash)' : ''}`);
     this.name = 'HeadMismatch';
   }
 }
@@ -154,7 +176,10 @@ export type Unsubscribe = () => void;
  * - a commit given expectations (source `after`, `expectedHeads`) writes nothing unless all hold;
  * - history is bounded (oldest trimmed), snapshots always reflect the head seq;
  * - an entry's ts is the source's `ts` when the commit gives one, else the clock, raised to the topic's
- *   previous entry's ts when earlier (history is ts-ordered: replay finds a time by binary search).
+ *   previous entry's ts when earlier (history is ts-ordered: replay finds a time by binary search);
+ * - every entry carries its hash-chain link, computed by src/store/chain.ts from the head it was
+ *   committed onto; a renewed epoch starts a new chain (its `hash(0)` becomes the head's hash);
+ * - signed checkpoints appended to a topic are read back in order (kept as long as its history).
  */
 export interface TopicStore {
   commit(input: CommitInput): Promise<CommitResult>;
@@ -173,7 +198,30 @@ export interface TopicStore {
    * holding the old epoch re-sync. Resolves with the topic's epoch afterwards ('' if it does not exist).
    */
   renewEpoch(topic: string, epoch: string): Promise<string>;
+  /** Appends a signed checkpoint of a topic's head (where no Kafka audit topic is configured). */
+  appendCheckpoint(checkpoint: SignedCheckpoint): Promise<void>;
+  /** A topic's checkpoints, oldest first. */
+  checkpoints(topic: string): Promise<SignedCheckpoint[]>;
   close(): Promise<void>;
+}
+
+/** A topic's head as a checkpoint signs it: the newest entry's link in the chain. */
+export interface Checkpoint {
+  topic: string;
+  epoch: string;
+  seq: number;
+  hash: string;
+  ts: string;
+}
+
+/** A checkpoint with its Ed25519 signature over `JCS(checkpoint)` (src/store/checkpoint.ts). */
+export interface SignedCheckpoint extends Checkpoint {
+  /** When it was signed (ISO-8601 UTC); not signed itself. */
+  signed_at: string;
+  /** First 16 hex digits of SHA-256 of the raw public key: which key signed it. */
+  key_id: string;
+  /** base64 signature. */
+  sig: string;
 }
 
 /**

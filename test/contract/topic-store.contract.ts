@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/domain/json.js';
-import { HeadMismatch, SourceOffsetMismatch, type CommitInput, type CommitResult, type HistoryEntry, type LiveFeed, type SourcePosition, type TopicChange, type TopicStore } from '../../src/store/topic-store.js';
+import { ChainVerifier, entryHash, genesisHash } from '../../src/store/chain.js';
+import { HeadMismatch, SourceOffsetMismatch, type ChainHead, type CommitInput, type CommitResult, type HistoryEntry, type LiveFeed, type SourcePosition, type TopicChange, type TopicHead, type TopicStore } from '../../src/store/topic-store.js';
 import { sleep, waitFor } from '../support/waits.js';
 
 /** One store under test, fresh and empty (its own namespace). */
@@ -199,13 +200,71 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       const { store } = await make();
       applied(await store.commit(event([change('h1', 1)])));
       applied(await store.commit(event([change('h1', 2)])));
-      const input = { ...event([change('h1', 3), change('h2', 1)]), expectedHeads: new Map([['h1', 2], ['h2', 5]]) };
+      const h1 = (await store.states(['h1'])).get('h1') as TopicHead;
+      const input = { ...event([change('h1', 3), change('h2', 1)]), expectedHeads: new Map<string, ChainHead | null>([['h1', h1], ['h2', { ...h1, seq: 5 }]]) };
       await expect(store.commit(input)).rejects.toEqual(new HeadMismatch('h2', 5, 0));
       expect((await store.snapshot('h1'))?.seq).toBe(2);
       expect(await store.snapshot('h2')).toBeNull();
-      await expect(store.commit({ ...input, expectedHeads: new Map([['h1', 7], ['h2', 0]]) })).rejects.toMatchObject({ topic: 'h1', expected: 7, stored: 2 });
-      const entries = applied(await store.commit({ ...input, expectedHeads: new Map([['h1', 2], ['h2', 0]]) }));
+      await expect(store.commit({ ...input, expectedHeads: new Map([['h1', { ...h1, seq: 7 }], ['h2', null]]) })).rejects.toMatchObject({ topic: 'h1', expected: 7, stored: 2 });
+      // The same seq with another hash or epoch is another head too.
+      await expect(store.commit({ ...input, expectedHeads: new Map([['h1', { ...h1, hash: 'f'.repeat(64) }], ['h2', null]]) })).rejects.toMatchObject({ topic: 'h1', expected: 2, stored: 2 });
+      await expect(store.commit({ ...input, expectedHeads: new Map([['h1', { ...h1, epoch: 'other' }], ['h2', null]]) })).rejects.toBeInstanceOf(HeadMismatch);
+      expect((await store.readAfter('h1', 0, 10)).entries).toHaveLength(2);
+      const entries = applied(await store.commit({ ...input, expectedHeads: new Map([['h1', h1], ['h2', null]]) }));
       expect(entries.map((e) => [e.topic, e.seq])).toEqual([['h1', 3], ['h2', 1]]);
+    });
+
+    it('chains every entry onto the one before it: hash(0) of the epoch, then hash(n-1), the same in history, live and states', async () => {
+      const { store, feed, feedReady } = await make();
+      const seen: HistoryEntry[] = [];
+      feed.subscribe('ch', (entry) => seen.push(entry));
+      await feedReady?.();
+      // Two changes of one topic in one commit chain onto each other.
+      const entries = [...applied(await store.commit(event([change('ch', 1)]))), ...applied(await store.commit(event([change('ch', 2), change('ch', 3)])))];
+      const epoch = entries[0]?.epoch as string;
+      let previous = genesisHash('ch', epoch);
+      for (const entry of entries) {
+        expect(entry.hash).toBe(entryHash(previous, entry));
+        previous = entry.hash;
+      }
+      expect((await store.readAfter('ch', 0, 10)).entries).toEqual(entries);
+      await waitFor(() => seen.length === 3, 5000, 'live entries');
+      expect(seen).toEqual(entries);
+      expect((await store.states(['ch'])).get('ch')).toMatchObject({ epoch, seq: 3, ts: entries[2]?.ts, hash: entries[2]?.hash });
+    });
+
+    it('a renewed epoch starts a new chain at the head: hash(0) of the new epoch, the kept entries verifiable under their own', async () => {
+      const { store } = await make();
+      const [first] = applied(await store.commit(event([change('rc', 1)])));
+      const old = first?.epoch as string;
+      const renewed = await store.renewEpoch('rc', old);
+      const head = (await store.states(['rc'])).get('rc');
+      expect(head).toMatchObject({ epoch: renewed, seq: 1, ts: first?.ts, hash: genesisHash('rc', renewed) });
+      // A committer still holding the old head is refused (same seq, other epoch and hash).
+      await expect(store.commit({ ...event([change('rc', 2)]), expectedHeads: new Map([['rc', first as HistoryEntry]]) })).rejects.toMatchObject({ topic: 'rc', expected: 1, stored: 1 });
+      const [next] = applied(await store.commit({ ...event([change('rc', 2)]), expectedHeads: new Map([['rc', head as TopicHead]]) }));
+      expect(next).toMatchObject({ epoch: renewed, seq: 2, hash: entryHash(genesisHash('rc', renewed), next as HistoryEntry) });
+      const held = (await store.readAfter('rc', 0, 10)).entries;
+      expect(held.map((e) => e.epoch)).toEqual([old, renewed]);
+      const verifier = new ChainVerifier('rc');
+      expect(held.map((e) => verifier.check(e))).toEqual([undefined, undefined]);
+    });
+
+    it('a commit naming no heads chains onto the stored ones', async () => {
+      const { store } = await make();
+      const [a] = applied(await store.commit(event([change('nh', 1)])));
+      const [b] = applied(await store.commit({ ...event([change('nh', 2)]), expectedHeads: new Map([['nh', a as HistoryEntry]]) }));
+      const [c] = applied(await store.commit(event([change('nh', 3)])));
+      expect(c).toMatchObject({ seq: 3, hash: entryHash(b?.hash as string, c as HistoryEntry) });
+    });
+
+    it('keeps signed checkpoints per topic, in order', async () => {
+      const { store } = await make();
+      const checkpoint = (seq: number) => ({ topic: 'cp', epoch: 'e1', seq, hash: String(seq).repeat(64).slice(0, 64), ts: '2024-05-01T12:00:00.000Z', signed_at: '2024-05-01T12:01:00.000Z', key_id: '0123456789abcdef', sig: 'c2ln' });
+      expect(await store.checkpoints('cp')).toEqual([]);
+      for (const seq of [1, 2, 3]) await store.appendCheckpoint(checkpoint(seq));
+      await store.appendCheckpoint({ ...checkpoint(9), topic: 'other' });
+      expect(await store.checkpoints('cp')).toEqual([checkpoint(1), checkpoint(2), checkpoint(3)]);
     });
 
     it('renewEpoch tells live listeners of the topic that it is stale (no entry carries the new epoch)', async () => {
@@ -251,7 +310,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       expect(snap).toEqual({ topic: 's', epoch: last?.epoch, seq: 7, ts: last?.ts, state: { last: 7, px: 100 + 7 / 8 } });
       const states = await store.states(['s', 'missing']);
       expect([...states.keys()]).toEqual(['s']);
-      expect(states.get('s')).toEqual({ epoch: last?.epoch, seq: 7, state: { last: 7, px: 100 + 7 / 8 } });
+      expect(states.get('s')).toEqual({ epoch: last?.epoch, seq: 7, ts: last?.ts, hash: last?.hash, state: { last: 7, px: 100 + 7 / 8 } });
       expect((await store.states([])).size).toBe(0);
     });
 

@@ -90,7 +90,7 @@ describe.each(['memory', 'redis'])('replay over HTTP (%s store)', (name) => {
     const got = await get(system(), query({ topic: TOPIC, from_seq: 1, to_seq: TOTAL + 5 }));
     const { envelopes, end } = ndjson(got);
     expect(envelopes.map((e) => e.seq)).toEqual(entries.map((e) => e.seq));
-    expect(envelopes[0]).toEqual({ type: 'delta', topic: TOPIC, seq: first, ts: entries[0]?.ts, payload: entries[0]?.payload, meta: { event_ts: entries[0]?.event_ts, epoch: entries[0]?.epoch }, correlation_id: entries[0]?.event_id });
+    expect(envelopes[0]).toEqual({ type: 'delta', topic: TOPIC, seq: first, ts: entries[0]?.ts, payload: entries[0]?.payload, meta: { event_ts: entries[0]?.event_ts, epoch: entries[0]?.epoch, hash: entries[0]?.hash }, correlation_id: entries[0]?.event_id });
     const missing = [
       { from_seq: 1, to_seq: first - 1, reason: 'trimmed' },
       { from_seq: TOTAL + 1, to_seq: TOTAL + 5, reason: 'beyond_head' },
@@ -191,6 +191,8 @@ describe.each(['memory', 'redis'])('replay over HTTP (%s store)', (name) => {
     const topic = `prices.${isin}`;
     const clients = await Promise.all(TRANSPORTS.map((transport) => openClient(transport, system().server.url, 'market', isin, system().token('live', undefined))));
     try {
+      // Replay lines carry meta.hash, as the deltas of a subscriber that asks for integrity do.
+      for (const client of clients) expect(await client.request('subscribe', { topic, integrity: true })).toMatchObject({ type: 'ack' });
       for (let i = 0; i < 60; i++) await system().ingest.submit(quote(isin, 98 + i / 100, 98.5), 'test');
       const live = () => clients.map((c) => c.received.filter((e) => e.topic === topic && e.type === 'delta'));
       await waitFor(() => live().every((deltas) => deltas.length === 60), 10_000, 'every live delta');

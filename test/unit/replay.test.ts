@@ -215,6 +215,7 @@ describe('replay: CSV', () => {
       event_ts: '2026-03-02T08:59:59.000Z',
       event_id: 'alert-1',
       payload: { kind: 'system_alert', name: 'p95', state: 'raised', value: 0.5, threshold: null, message: 'say "hi",\r\nthen, go', since: 's', instance: 'i', at: 'a', extra: { deep: [1, 2] } },
+      hash: '0'.repeat(64),
     };
     const rows = parse(layout.header + layout.row(entry), { columns: true, record_delimiter: '\r\n' }) as Record<string, string>[];
     expect(rows).toEqual([

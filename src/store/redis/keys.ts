@@ -28,10 +28,12 @@ export interface RedisKeyLayout {
   readonly offsets: string;
   /** sorted set: event_id -> arrival order (a counter); the newest DEDUP_WINDOW ids. */
   readonly dedup: string;
-  /** hash: epoch, seq (head), updated_at (the newest entry's ts), state (snapshot JSON). */
+  /** hash: epoch, seq (head), updated_at (the newest entry's ts), hash (the chain head's), state (snapshot JSON). */
   meta(topic: string): string;
-  /** stream: id `<seq>-0`, fields type, ts, event_ts, event_id, payload (JSON). */
+  /** stream: id `<seq>-0`, fields type, ts, event_ts, event_id, payload (JSON), epoch, hash. */
   history(topic: string): string;
+  /** stream: signed checkpoints of the topic's head, field `cp` (JSON); where no Kafka audit topic is configured. */
+  checkpoints(topic: string): string;
   // --- live feed ----------------------------------------------------------------------------------
   /** pub/sub channel: full HistoryEntry JSON of every committed entry. */
   live(topic: string): string;
@@ -60,6 +62,7 @@ export function redisKeys(prefix: string): RedisKeyLayout {
     dedup: `${prefix}:dedup`,
     meta: (topic) => `${prefix}:${tag(topic)}:meta`,
     history: (topic) => `${prefix}:${tag(topic)}:h`,
+    checkpoints: (topic) => `${prefix}:${tag(topic)}:cp`,
     live: (topic) => `${prefix}:live:${tag(topic)}`,
     deadLetters: `${prefix}:dlq`,
     deadLetterCount: `${prefix}:dlq:count`,

@@ -2,15 +2,20 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { DEFAULTS } from '../../config/config.js';
 import type { JsonObject, JsonValue } from '../../domain/json.js';
+import { chainEntries } from '../chain.js';
+import { toSignedCheckpoint } from '../checkpoint.js';
 import {
   commitTime,
   HeadMismatch,
   SourceOffsetMismatch,
+  type ChainHead,
   type CommitInput,
   type CommitResult,
   type HistoryEntry,
   type HistoryRead,
+  type SignedCheckpoint,
   type Snapshot,
+  type TopicChange,
   type TopicHead,
   type TopicInfo,
   type TopicStore,
@@ -43,6 +48,8 @@ export class RedisTopicStore implements TopicStore {
   private readonly scripts: RedisScripts;
   private readonly maxLen: number;
   private readonly dedupWindow: number;
+  /** The queue of commits that name no heads (see commit). */
+  private unchecked: Promise<unknown> = Promise.resolve();
 
   constructor(redis: Redis | string, options: RedisTopicStoreOptions) {
     this.ownsClient = typeof redis === 'string';
@@ -57,39 +64,46 @@ export class RedisTopicStore implements TopicStore {
     if (input.source && !/^\d+$/.test(input.source.offset)) {
       throw new Error(`source offset must be a non-negative decimal integer, got ${JSON.stringify(input.source.offset)}`);
     }
+    const committedAt = commitTime(input.source);
+    if (input.expectedHeads) return this.commitOnto(input, committedAt, input.expectedHeads);
+    // Commits naming no heads go one at a time per store, so this process's callers never race each
+    // other between reading the heads and the compare-and-set; another process getting in between is
+    // met by reading again.
+    const run = this.unchecked.then(() => this.commitOntoStored(input, committedAt));
+    this.unchecked = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commitOntoStored(input: CommitInput, committedAt: string): Promise<CommitResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.commitOnto(input, committedAt, await this.chainHeads([...new Set(input.changes.map((c) => c.topic))]));
+      } catch (err) {
+        if (!(err instanceof HeadMismatch) || attempt >= UNCHECKED_COMMIT_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  /** Chains the changes onto `heads` (here: Lua has no SHA-256) and commits them if those are still the store's heads. */
+  private async commitOnto(input: CommitInput, committedAt: string, heads: ReadonlyMap<string, ChainHead | null>): Promise<CommitResult> {
+    const entries = chainEntries({ eventId: input.eventId, eventTs: input.eventTs, committedAt, changes: input.changes }, heads, newEpoch);
+    const checked = new Set<string>();
     const result = await this.scripts.commit({
       eventId: input.eventId,
       eventTs: input.eventTs,
-      ts: commitTime(input.source),
-      candidateEpoch: newEpoch(),
       source: input.source,
       maxLen: this.maxLen,
       dedupWindow: this.dedupWindow,
-      changes: input.changes.map((change) => ({
-        topic: change.topic,
-        type: change.type,
-        payloadJson: JSON.stringify(change.payload),
-        stateJson: JSON.stringify(change.state),
-        expectedHead: input.expectedHeads?.get(change.topic),
-      })),
+      changes: entries.map((entry, i) => {
+        const first = !checked.has(entry.topic);
+        checked.add(entry.topic);
+        return { entry, stateJson: JSON.stringify((input.changes[i] as TopicChange).state), follows: first ? (heads.get(entry.topic) ?? null) : undefined };
+      }),
     });
+    if (result.status === 'ok') return { applied: true, entries };
     if (result.status === 'offset_mismatch') throw new SourceOffsetMismatch(input.source?.stream ?? '', input.source?.after ?? null, result.stored);
-    if (result.status === 'head_mismatch') throw new HeadMismatch(result.topic, input.expectedHeads?.get(result.topic) ?? -1, result.stored);
-    if (result.status !== 'ok') return { applied: false, reason: result.status };
-    const entries = input.changes.map((change, i): HistoryEntry => {
-      const assigned = result.assigned[i] as { epoch: string; seq: number; ts: string };
-      return {
-        topic: change.topic,
-        epoch: assigned.epoch,
-        seq: assigned.seq,
-        type: change.type,
-        ts: assigned.ts,
-        event_ts: input.eventTs,
-        event_id: input.eventId,
-        payload: change.payload,
-      };
-    });
-    return { applied: true, entries };
+    if (result.status === 'head_mismatch') throw new HeadMismatch(result.topic, heads.get(result.topic)?.seq ?? 0, result.stored);
+    return { applied: false, reason: result.status };
   }
 
   async snapshot(topic: string): Promise<Snapshot | null> {
@@ -100,15 +114,28 @@ export class RedisTopicStore implements TopicStore {
 
   async states(topics: string[]): Promise<Map<string, TopicHead>> {
     const out = new Map<string, TopicHead>();
-    if (topics.length === 0) return out;
-    const tx = this.redis.multi();
-    for (const topic of topics) tx.hmget(this.keys.meta(topic), 'epoch', 'seq', 'state');
-    const replies = execReplies(await tx.exec());
+    const rows = await this.metaRows(topics, 'state');
     topics.forEach((topic, i) => {
-      const [epoch, seq, state] = (replies[i] as (string | null)[] | undefined) ?? [];
-      if (typeof epoch === 'string' && typeof state === 'string') out.set(topic, { epoch, seq: Number(seq ?? 0), state: parseObject(state, topic) });
+      const row = rows[i] ?? [];
+      const head = chainHeadOf(row);
+      const state = row[4];
+      if (head && typeof state === 'string') out.set(topic, { ...head, state: parseObject(state, topic) });
     });
     return out;
+  }
+
+  /** The chain heads of topics (null: no such topic), without their states. */
+  private async chainHeads(topics: string[]): Promise<Map<string, ChainHead | null>> {
+    const rows = await this.metaRows(topics);
+    return new Map(topics.map((topic, i) => [topic, chainHeadOf(rows[i] ?? [])]));
+  }
+
+  /** Per topic: epoch, seq, updated_at, hash, then the extra meta fields asked for. */
+  private async metaRows(topics: string[], ...extra: string[]): Promise<(string | null)[][]> {
+    if (topics.length === 0) return [];
+    const tx = this.redis.multi();
+    for (const topic of topics) tx.hmget(this.keys.meta(topic), 'epoch', 'seq', 'updated_at', 'hash', ...extra);
+    return execReplies(await tx.exec()).map((row) => (Array.isArray(row) ? (row as (string | null)[]) : []));
   }
 
   async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
@@ -151,9 +178,27 @@ export class RedisTopicStore implements TopicStore {
     return this.scripts.renewEpoch(topic, epoch, newEpoch());
   }
 
+  async appendCheckpoint(checkpoint: SignedCheckpoint): Promise<void> {
+    // Kept as long as the history they can be checked against (HISTORY_MAX_LEN).
+    await this.redis.xadd(this.keys.checkpoints(checkpoint.topic), 'MAXLEN', '~', this.maxLen, '*', 'cp', JSON.stringify(checkpoint));
+  }
+
+  async checkpoints(topic: string): Promise<SignedCheckpoint[]> {
+    const entries = streamEntries(await this.redis.xrange(this.keys.checkpoints(topic), '-', '+'));
+    return entries.map(([, fields]) => toSignedCheckpoint(JSON.parse(fields[1] ?? 'null') as unknown));
+  }
+
   async close(): Promise<void> {
     if (this.ownsClient && this.redis.status !== 'end') await this.redis.quit();
   }
+}
+
+/** How often a commit that names no heads re-reads them when another process's commit got in between. */
+const UNCHECKED_COMMIT_ATTEMPTS = 10;
+
+/** A meta row's chain head (epoch, seq, updated_at, hash); null when the topic does not exist. */
+function chainHeadOf([epoch, seq, ts, hash]: (string | null | undefined)[]): ChainHead | null {
+  return typeof epoch === 'string' ? { epoch, seq: Number(seq ?? 0), ts: ts ?? '', hash: hash ?? '' } : null;
 }
 
 /** 48 random bits as 12 hex chars. randomUUID draws from a cached entropy pool; randomBytes per commit costs ~4% CPU. */
@@ -198,13 +243,15 @@ function toEntry(topic: string, epoch: string, id: string, fields: string[]): Hi
   }
   return {
     topic,
-    epoch,
+    // Its own epoch: entries kept across a renewal are still those of the epoch they were committed in.
+    epoch: f.get('epoch') ?? epoch,
     seq: seqOf(id),
     type,
     ts: f.get('ts') ?? '',
     event_ts: f.get('event_ts') ?? '',
     event_id: f.get('event_id') ?? '',
     payload: payload as JsonObject & { kind: string },
+    hash: f.get('hash') ?? '',
   };
 }
 

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
-import type { HistoryEntry, SourcePosition } from '../topic-store.js';
+import type { ChainHead, HistoryEntry, SourcePosition } from '../topic-store.js';
+import { genesisHash } from '../chain.js';
 import type { RedisKeyLayout } from './keys.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -42,21 +43,19 @@ export function scriptSource(name: ScriptName): string {
 // to EVAL on NOSCRIPT, handled by ioredis); keys are variable in number, so numkeys is passed per call.
 
 export interface CommitScriptChange {
-  topic: string;
-  type: 'delta' | 'alert';
-  payloadJson: string;
+  /** The entry as chained by the committer (src/store/chain.ts). */
+  entry: HistoryEntry;
   stateJson: string;
-  /** Head seq the committer expects (0 = topic absent); undefined: no expectation. */
-  expectedHead?: number;
+  /**
+   * The head the entry follows, checked before anything is written (null: the topic must not exist);
+   * undefined for a later change of a topic already checked in this commit.
+   */
+  follows: ChainHead | null | undefined;
 }
 
 export interface CommitScriptInput {
   eventId: string;
   eventTs: string;
-  /** Commit time, canonical ISO-8601 (raised per topic to its previous entry's ts). */
-  ts: string;
-  /** Epoch given to topics created by this commit. */
-  candidateEpoch: string;
   source?: SourcePosition;
   maxLen: number;
   dedupWindow: number;
@@ -64,7 +63,7 @@ export interface CommitScriptInput {
 }
 
 export type CommitScriptResult =
-  | { status: 'ok'; assigned: { epoch: string; seq: number; ts: string }[] }
+  | { status: 'ok' }
   | { status: 'duplicate_event' | 'already_applied_offset' }
   | { status: 'offset_mismatch'; stored: string | null }
   | { status: 'head_mismatch'; topic: string; stored: number };
@@ -102,28 +101,27 @@ export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts 
       const argv: (string | number)[] = [
         input.eventId,
         input.eventTs,
-        input.ts,
         expectedOffsetArg(input.source),
-        input.candidateEpoch,
         input.source?.stream ?? '',
         input.source?.offset ?? '',
         input.maxLen,
         input.dedupWindow,
         input.changes.length,
       ];
-      for (const change of input.changes) {
-        keyArgs.push(keys.meta(change.topic), keys.history(change.topic));
-        argv.push(change.topic, keys.live(change.topic), change.type, change.payloadJson, change.stateJson, change.expectedHead ?? -1);
+      for (const { entry, stateJson, follows } of input.changes) {
+        keyArgs.push(keys.meta(entry.topic), keys.history(entry.topic));
+        argv.push(entry.topic, keys.live(entry.topic), entry.type, JSON.stringify(entry.payload), stateJson, entry.epoch, entry.seq, entry.ts, entry.hash);
+        // commit.lua: follows seq 0 = the topic must not exist, -1 = not checked.
+        argv.push(follows === undefined ? -1 : (follows?.seq ?? 0), follows?.epoch ?? '', follows?.hash ?? '');
       }
-      const reply = await commitCall(keyArgs.length, ...keyArgs, ...argv);
-      return parseCommitReply(reply, input.changes.length);
+      return parseCommitReply(await commitCall(keyArgs.length, ...keyArgs, ...argv));
     },
     async reset(topic) {
       const reply = await resetCall(3, keys.topics, keys.meta(topic), keys.history(topic), topic);
       return reply === 1;
     },
     async renewEpoch(topic, epoch, candidate) {
-      const reply = await renewEpochCall(2, keys.topics, keys.meta(topic), topic, epoch, candidate, keys.live(topic));
+      const reply = await renewEpochCall(2, keys.topics, keys.meta(topic), topic, epoch, candidate, keys.live(topic), genesisHash(topic, candidate));
       if (typeof reply !== 'string') throw new Error(`bxRenewEpoch: unexpected reply ${JSON.stringify(reply)}`);
       return reply;
     },
@@ -149,6 +147,7 @@ export function toHistoryEntry(value: unknown): HistoryEntry {
     typeof e.ts !== 'string' ||
     typeof e.event_ts !== 'string' ||
     typeof e.event_id !== 'string' ||
+    typeof e.hash !== 'string' ||
     typeof payload !== 'object' ||
     payload === null ||
     Array.isArray(payload) ||
@@ -159,20 +158,11 @@ export function toHistoryEntry(value: unknown): HistoryEntry {
   return value as HistoryEntry;
 }
 
-function parseCommitReply(reply: unknown, changes: number): CommitScriptResult {
+function parseCommitReply(reply: unknown): CommitScriptResult {
   if (!Array.isArray(reply) || reply.length === 0) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
   const status: unknown = reply[0];
-  if (status === 'duplicate_event' || status === 'already_applied_offset') return { status };
+  if (status === 'ok' || status === 'duplicate_event' || status === 'already_applied_offset') return { status };
   if (status === 'offset_mismatch' && typeof reply[1] === 'string') return { status, stored: reply[1] === '' ? null : reply[1] };
   if (status === 'head_mismatch' && typeof reply[1] === 'string' && typeof reply[2] === 'number') return { status, topic: reply[1], stored: reply[2] };
-  if (status !== 'ok' || reply.length !== 1 + 3 * changes) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
-  const assigned: { epoch: string; seq: number; ts: string }[] = [];
-  for (let i = 1; i < reply.length; i += 3) {
-    const epoch: unknown = reply[i];
-    const seq: unknown = reply[i + 1];
-    const ts: unknown = reply[i + 2];
-    if (typeof epoch !== 'string' || typeof seq !== 'number' || typeof ts !== 'string') throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
-    assigned.push({ epoch, seq, ts });
-  }
-  return { status: 'ok', assigned };
+  throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
 }

@@ -1,26 +1,30 @@
 --[[
   commit: apply one projected event to its topics, atomically. Called through scripts.ts (bxCommit).
 
+  The entries arrive complete: seq, epoch, ts and hash-chain link are computed by the committer
+  (src/store/chain.ts; Lua has no SHA-256 and cjson does not write RFC 8785 JSON) from the heads it
+  names. The script refuses unless each topic's head is still that one (seq, epoch and hash: a
+  compare-and-set), then writes them as given.
+
   KEYS[1]  <p>:topics    hash   topic -> "<headSeq>|<epoch>|<updated_at>" (registry for listing)
   KEYS[2]  <p>:offsets   hash   source stream -> last applied offset (decimal string)
   KEYS[3]  <p>:dedup     zset   event_id -> arrival order (1, 2, 3, …); the newest `dedupWindow` ids are kept
   then, for change i = 1..n:
-  KEYS[2+2i]  <p>:{<topic>}:meta  hash    epoch, seq (head), updated_at, state (snapshot JSON)
-  KEYS[3+2i]  <p>:{<topic>}:h     stream  id <seq>-0, fields: type ts event_ts event_id payload
+  KEYS[2+2i]  <p>:{<topic>}:meta  hash    epoch, seq (head), updated_at, hash (chain head), state (snapshot JSON)
+  KEYS[3+2i]  <p>:{<topic>}:h     stream  id <seq>-0, fields: type ts event_ts event_id payload epoch hash
 
-  ARGV[1] event_id      ARGV[2] event_ts       ARGV[3] ts (commit time, canonical ISO-8601: raised per
-                                                       topic to its previous entry's ts when earlier)
-  ARGV[4] offset the committer expects stored for the source ('' = no expectation, '-' = none stored)
-  ARGV[5] candidate epoch for topics created now
-  ARGV[6] source stream ('' = none)            ARGV[7] source offset (decimal string)
-  ARGV[8] history max length (XADD MAXLEN ~)   ARGV[9] dedup window (number of event ids)
-  ARGV[10] n (number of changes)
-  then, for change i (a = 5+6i): ARGV[a] topic, ARGV[a+1] live channel, ARGV[a+2] type,
-                                 ARGV[a+3] payload JSON, ARGV[a+4] state JSON,
-                                 ARGV[a+5] expected head seq (-1 = no expectation)
+  ARGV[1] event_id      ARGV[2] event_ts
+  ARGV[3] offset the committer expects stored for the source ('' = no expectation, '-' = none stored)
+  ARGV[4] source stream ('' = none)            ARGV[5] source offset (decimal string)
+  ARGV[6] history max length (XADD MAXLEN ~)   ARGV[7] dedup window (number of event ids)
+  ARGV[8] n (number of changes)
+  then, for change i (a = 8 + 12(i-1)): ARGV[a+1] topic, ARGV[a+2] live channel, ARGV[a+3] type,
+      ARGV[a+4] payload JSON, ARGV[a+5] state JSON, ARGV[a+6] epoch, ARGV[a+7] seq, ARGV[a+8] ts,
+      ARGV[a+9] hash, and the head it follows: ARGV[a+10] seq (0 = no topic yet; -1 = not checked:
+      a later change of a topic already checked), ARGV[a+11] epoch, ARGV[a+12] hash
 
   Returns {'offset_mismatch', stored|''} | {'head_mismatch', topic, stored_seq} | {'already_applied_offset'}
-        | {'duplicate_event'} | {'ok', epoch1, seq1, ts1, epoch2, seq2, ts2, ...}.
+        | {'duplicate_event'} | {'ok'}.
 
   The two mismatches guard history against a store that came back older than its writer believes
   (restored RDB snapshot, AOF everysec after a crash, async replica promoted): without them the writer
@@ -38,13 +42,18 @@
   hash tag already keeps a topic's meta and history in one slot.
 ]]
 
-local event_id, event_ts, ts = ARGV[1], ARGV[2], ARGV[3]
-local src_after, candidate_epoch = ARGV[4], ARGV[5]
-local src_stream, src_offset = ARGV[6], ARGV[7]
-local max_len, dedup_window, n = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local event_id, event_ts = ARGV[1], ARGV[2]
+local src_after, src_stream, src_offset = ARGV[3], ARGV[4], ARGV[5]
+local max_len, dedup_window, n = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local PER_CHANGE = 12
 
-if #KEYS ~= 3 + 2 * n or #ARGV ~= 10 + 6 * n then
-  return redis.error_reply('ERR bxCommit: expected ' .. (3 + 2 * n) .. ' keys and ' .. (10 + 6 * n) .. ' args')
+if #KEYS ~= 3 + 2 * n or #ARGV ~= 8 + PER_CHANGE * n then
+  return redis.error_reply('ERR bxCommit: expected ' .. (3 + 2 * n) .. ' keys and ' .. (8 + PER_CHANGE * n) .. ' args')
+end
+
+-- The k-th argument (1..PER_CHANGE) of change i.
+local function arg(i, k)
+  return ARGV[8 + PER_CHANGE * (i - 1) + k]
 end
 
 -- Offsets are compared as unsigned decimal strings: Lua numbers are doubles and Kafka offsets are int64.
@@ -74,11 +83,14 @@ if src_stream ~= '' then
   end
 end
 for i = 1, n do
-  local expected = tonumber(ARGV[10 + 6 * i])
+  local expected = tonumber(arg(i, 10))
   if expected >= 0 then
-    local head = tonumber(redis.call('HGET', KEYS[2 + 2 * i], 'seq') or '0')
-    if head ~= expected then
-      return { 'head_mismatch', ARGV[5 + 6 * i], head }
+    local head = redis.call('HMGET', KEYS[2 + 2 * i], 'epoch', 'seq', 'hash')
+    local seq = tonumber(head[2] or '0')
+    local same
+    if expected == 0 then same = head[1] == false else same = seq == expected and head[1] == arg(i, 11) and head[3] == arg(i, 12) end
+    if not same then
+      return { 'head_mismatch', arg(i, 1), seq }
     end
   end
 end
@@ -104,36 +116,22 @@ if remembered > dedup_window then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, remembered - dedup_window - 1)
 end
 
--- 4. Append one history entry per change, update the snapshot, publish the entry.
-local result = { 'ok' }
+-- 4. Append one history entry per change, update the snapshot and chain head, publish the entry.
 for i = 1, n do
   local meta, hist = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  local a = 5 + 6 * i
-  local topic, channel, entry_type, payload, state = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local topic, channel, entry_type, payload, state = arg(i, 1), arg(i, 2), arg(i, 3), arg(i, 4), arg(i, 5)
+  local epoch, seq, entry_ts, hash = arg(i, 6), arg(i, 7), arg(i, 8), arg(i, 9)
 
-  local epoch = redis.call('HGET', meta, 'epoch')
-  if not epoch then
-    epoch = candidate_epoch
-    redis.call('HSET', meta, 'epoch', epoch)
-  end
-  local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  -- A topic's history is ordered by ts too: updated_at is its previous entry's ts (only commits set it).
-  local entry_ts = ts
-  local previous = redis.call('HGET', meta, 'updated_at')
-  if previous and previous > ts then entry_ts = previous end
-  redis.call('HSET', meta, 'updated_at', entry_ts, 'state', state)
+  redis.call('HSET', meta, 'epoch', epoch, 'seq', seq, 'updated_at', entry_ts, 'hash', hash, 'state', state)
   redis.call('XADD', hist, 'MAXLEN', '~', max_len, seq .. '-0',
-    'type', entry_type, 'ts', entry_ts, 'event_ts', event_ts, 'event_id', event_id, 'payload', payload)
+    'type', entry_type, 'ts', entry_ts, 'event_ts', event_ts, 'event_id', event_id, 'payload', payload,
+    'epoch', epoch, 'hash', hash)
   redis.call('HSET', KEYS[1], topic, seq .. '|' .. epoch .. '|' .. entry_ts)
 
   -- The full entry, so live consumers need no read. `payload` is already JSON and is spliced in as is.
   redis.call('PUBLISH', channel, '{"topic":' .. cjson.encode(topic) .. ',"epoch":' .. cjson.encode(epoch) ..
     ',"seq":' .. seq .. ',"type":' .. cjson.encode(entry_type) .. ',"ts":' .. cjson.encode(entry_ts) ..
     ',"event_ts":' .. cjson.encode(event_ts) .. ',"event_id":' .. cjson.encode(event_id) ..
-    ',"payload":' .. payload .. '}')
-
-  result[#result + 1] = epoch
-  result[#result + 1] = seq
-  result[#result + 1] = entry_ts
+    ',"payload":' .. payload .. ',"hash":' .. cjson.encode(hash) .. '}')
 end
-return result
+return { 'ok' }

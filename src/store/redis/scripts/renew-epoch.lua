@@ -5,6 +5,8 @@
 
   KEYS[1] <p>:topics   KEYS[2] <p>:{<topic>}:meta
   ARGV[1] topic   ARGV[2] epoch the caller saw   ARGV[3] candidate new epoch   ARGV[4] live channel
+  ARGV[5] hash(0) of the candidate epoch: the chain head from now on (the new epoch's chain starts
+          at the head's seq; the kept entries stay in their own epoch's chain)
   Returns the topic's epoch afterwards ('' when the topic does not exist).
   A renewal publishes {"topic":…,"stale":true} on the live channel: no entry carries the new epoch
   until the next commit, and a quiet topic's gateways must not keep serving the old one meanwhile.
@@ -14,7 +16,7 @@
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then return '' end
 if epoch ~= ARGV[2] then return epoch end
-redis.call('HSET', KEYS[2], 'epoch', ARGV[3])
+redis.call('HSET', KEYS[2], 'epoch', ARGV[3], 'hash', ARGV[5])
 local seq = redis.call('HGET', KEYS[2], 'seq') or '0'
 local updated = redis.call('HGET', KEYS[2], 'updated_at') or ''
 redis.call('HSET', KEYS[1], ARGV[1], seq .. '|' .. ARGV[3] .. '|' .. updated)
