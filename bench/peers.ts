@@ -11,7 +11,7 @@ import { cpuMsOf, freePort, processTree, rssOf } from './lib/proc.js';
 import { fmtInt, fmtMs, fmtNum, fmtPct, machine, table, writeResults } from './lib/report.js';
 import { clockOffset, runMain, startChild, stopChild, type Child } from './lib/rpc.js';
 import { waitForQuietMachine } from './lib/stats.js';
-import { clientGroup, combined, drain, figures, measureQuietStep, shares, type ClientGroup, type ConnectResult, type Publisher, type StepFigures } from './lib/steps.js';
+import { clientGroup, combined, drain, figures, measureQuietStep, measureStep, shares, type ClientGroup, type ConnectResult, type Publisher, type StepFigures } from './lib/steps.js';
 import { BENCH_ISIN, BENCH_TOPIC, HOST } from './lib/system.js';
 import type { PeerConnectArgs, PeerStepStats } from './peer-clients.js';
 import type { PublishRunResult, PublishTarget } from './peer-publisher.js';
@@ -357,6 +357,8 @@ async function runPeer(peer: Peer): Promise<Row[]> {
   const rig = await startRig(peer, opts.clients, opts.clientProcs);
   const rows: Row[] = [];
   try {
+    // An unrecorded step first: code the first messages compile is a one-off cost, not the rate's.
+    await measureStep(rig.groups, opts.rates[0] ?? 50, { warmupS: 0.5, stepS: 1, drainS: 2 }, rig.publisher);
     await sleep(500);
     let saturated = 0;
     for (const rate of opts.rates) {

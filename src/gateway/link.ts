@@ -10,12 +10,23 @@ import type { Envelope } from '../protocol/messages.js';
 /** One envelope on its way out, serialised at most once however many links write it. */
 export class Frame {
   private json: string | undefined;
+  private wire: Buffer | undefined;
 
   constructor(readonly envelope: Envelope) {}
 
   get text(): string {
     this.json ??= JSON.stringify(this.envelope);
     return this.json;
+  }
+
+  /**
+   * The transport's encoding of the text (a whole WebSocket frame), built once for every link that
+   * writes this frame: a room's members then share one buffer instead of encoding it per socket.
+   * A frame belongs to one room, and a room to one transport, so one encoding is all it ever needs.
+   */
+  encoded(encode: (text: string) => Buffer): Buffer {
+    this.wire ??= encode(this.text);
+    return this.wire;
   }
 }
 

@@ -11,6 +11,7 @@ import { Frame, type Fanout, type Link } from '../../gateway/link.js';
 import type { Logger } from '../../observability/logger.js';
 import { ClientError, closeCodeOf, httpStatusOf } from '../../protocol/errors.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
+import { textFrame, TurnCork } from './wire.js';
 
 /** How long shutdown waits for clients to complete their close handshake. */
 const CLOSE_GRACE_MS = 1000;
@@ -49,7 +50,7 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
     wss.handleUpgrade(req, socket, head, (ws) => {
       // Frames a client sends right after the handshake wait until the connection listens for them.
       ws.pause();
-      const link = new WsLink(ws);
+      const link = new WsLink(ws, socket);
       accept(link, req)
         .catch((err: unknown) => {
           log.error({ err }, 'websocket accept failed');
@@ -115,16 +116,29 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
   };
 }
 
+/** Every WebSocket link's socket is corked for the rest of the turn it is written in (wire.ts). */
+const turnCork = new TurnCork();
+
 /** One socket as the gateway's Link. A class rather than closures: an idle connection costs a few fields. */
 class WsLink implements Link {
   readonly id = randomUUID();
   lastSeen = Date.now();
-  /** Frames handed to ws whose write has not completed yet: the outbound queue. */
+  /** Frames handed to the socket (or to ws) whose write has not completed yet: the outbound queue. */
   private pending = 0;
+  /** Of those, the ones handed to ws: while any is outstanding, later frames go through ws too (order). */
+  private viaWs = 0;
   /** permessage-deflate for this connection's frames (`compression` of a subscribe). */
   private deflate = false;
 
-  constructor(readonly ws: WebSocket) {}
+  /**
+   * `socket` is the upgraded TCP socket ws itself writes to: uncompressed frames are written there
+   * directly, pre-framed and shared by the room, since ws would encode and frame the text again for
+   * every socket. Compressed frames need ws's per-connection deflate, and ws owns control frames.
+   */
+  constructor(
+    readonly ws: WebSocket,
+    private readonly socket: Duplex,
+  ) {}
 
   get isOpen(): boolean {
     return this.ws.readyState === this.ws.OPEN;
@@ -137,8 +151,24 @@ class WsLink implements Link {
   write(frame: Frame): void {
     if (!this.isOpen) return;
     this.pending++;
-    this.ws.send(frame.text, { compress: this.deflate }, () => this.pending--);
+    // ws queues frames behind a deflate in progress: until its sends are done, ours must queue there too.
+    if (this.deflate || this.viaWs > 0) {
+      this.viaWs++;
+      this.ws.send(frame.text, { compress: this.deflate }, this.sentViaWs);
+      return;
+    }
+    turnCork.hold(this.socket);
+    this.socket.write(frame.encoded(textFrame), this.written);
   }
+
+  private readonly written = (): void => {
+    this.pending--;
+  };
+
+  private readonly sentViaWs = (): void => {
+    this.pending--;
+    this.viaWs--;
+  };
 
   buffered(): number {
     return this.pending;
