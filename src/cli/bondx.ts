@@ -145,6 +145,7 @@ program
   .option('--since <time>', 'commit time from (inclusive, ISO-8601)')
   .option('--until <time>', 'commit time up to (exclusive, ISO-8601)')
   .option('--format <format>', 'ndjson or csv', 'ndjson')
+  .option('--source <source>', 'auto (Redis, and Kafka for what Redis no longer holds: needs KAFKA_BROKERS), redis or kafka (every entry rebuilt)', 'auto')
   .option('--out <file>', 'write to a file instead of stdout')
   .option('--server <url>', "a running gateway's base URL, e.g. http://127.0.0.1:8000")
   .option('--token <token>', 'with --server: a token with role auditor or operator')

@@ -5,7 +5,9 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/config.js';
 import { replayEnvelope } from '../gateway/envelope.js';
+import { silentLogger } from '../observability/logger.js';
 import { ClientError } from '../protocol/errors.js';
+import { historyFor, replayKafkaOptions } from '../replay/kafka-history.js';
 import { planReplay, replayEncoder, runReplay, writableSink, type ReplayEnd, type ReplayProgress } from '../replay/replay.js';
 import { parseReplayRequest, REPLAY_PARAMS, type ReplayParams, type ReplayRequest } from '../replay/request.js';
 import { RedisTopicStore } from '../store/redis/redis-store.js';
@@ -23,6 +25,7 @@ export interface ReplayCliOptions {
   since?: string;
   until?: string;
   format?: string;
+  source?: string;
   out?: string;
   server?: string;
   token?: string;
@@ -32,7 +35,7 @@ export interface ReplayCliOptions {
 class ReplayFailure extends Error {}
 
 export async function replayCommand(config: () => Config, topic: string, opts: ReplayCliOptions): Promise<number> {
-  const params: ReplayParams = { topic, from_seq: opts.fromSeq, to_seq: opts.toSeq, since: opts.since, until: opts.until, format: opts.format };
+  const params: ReplayParams = { topic, from_seq: opts.fromSeq, to_seq: opts.toSeq, since: opts.since, until: opts.until, format: opts.format, source: opts.source };
   let request: ReplayRequest;
   try {
     request = parseReplayRequest(params);
@@ -51,7 +54,7 @@ export async function replayCommand(config: () => Config, topic: string, opts: R
     return 0;
   } catch (err) {
     progress?.done();
-    process.stderr.write(`bondx replay: ${(err as Error).message}\n`);
+    process.stderr.write(`bondx replay: ${err instanceof ClientError ? String(err.details.reason) : (err as Error).message}\n`);
     return 1;
   }
 }
@@ -60,8 +63,13 @@ async function fromRedis(cfg: Config, request: ReplayRequest, out: Writable, pro
   if (!cfg.REDIS_URL) throw new ReplayFailure('reads Redis: set REDIS_URL (and REDIS_PREFIX), or use --server URL --token TOKEN against a running gateway (an in-memory npm start has its history in its own memory)');
   const store = new RedisTopicStore(cfg.REDIS_URL, { prefix: cfg.REDIS_PREFIX });
   try {
-    const plan = await planReplay(store, request);
-    return await runReplay(store, plan, replayEncoder(request.format, request.topic, replayEnvelope), writableSink(out), progress?.update);
+    const history = historyFor(store, cfg.KAFKA_BROKERS ? replayKafkaOptions(cfg, silentLogger) : undefined, request.source);
+    try {
+      const plan = await planReplay(history, request);
+      return await runReplay(history, plan, replayEncoder(request.format, request.topic, replayEnvelope), writableSink(out), progress?.update);
+    } finally {
+      await history.close();
+    }
   } finally {
     await store.close();
   }

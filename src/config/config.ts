@@ -107,6 +107,10 @@ const envSchema = z.object({
   KAFKA_PARTITIONS: int(6, 1),
   /** How long the group waits for a silent projector before giving its partitions to another (ms). */
   KAFKA_SESSION_TIMEOUT_MS: int(10_000, 6000),
+  /** retention.ms of the domain event topics when ensureTopics creates them: -1 keeps them forever (replays rebuild from them). */
+  KAFKA_RETENTION_MS: int(-1, -1),
+  /** Entries of a topic between two replay checkpoints in `<prefix>.checkpoints` (where a rebuild from Kafka starts). */
+  REPLAY_CHECKPOINT_EVERY: int(1000, 1),
 
   HISTORY_MAX_LEN: int(DEFAULTS.HISTORY_MAX_LEN, 100),
   /** How many recent event ids the store remembers: a redelivery older than that would be applied again. */

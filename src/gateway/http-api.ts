@@ -8,7 +8,8 @@ import type { Logger } from '../observability/logger.js';
 import { ClientError, httpStatusOf, type ErrorCode } from '../protocol/errors.js';
 import type { DeadLetterStore } from '../ingest/dead-letter.js';
 import type { Publisher } from '../ingest/publisher.js';
-import { planReplay, replayEncoder, runReplay, writableSink } from '../replay/replay.js';
+import { historyFor, type KafkaHistoryOptions } from '../replay/kafka-history.js';
+import { planReplay, replayEncoder, runReplay, writableSink, type ReplayPlan } from '../replay/replay.js';
 import { parseReplayRequest, parseStateRequest, REPLAY_PARAMS, STATE_PARAMS } from '../replay/request.js';
 import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
 import { errorEnvelope, replayEnvelope, snapshotEnvelope } from './envelope.js';
@@ -50,6 +51,8 @@ export interface HttpApiDeps {
   cluster: () => ClusterView;
   /** Read on every health and readiness request (draining turns /readyz 503 so balancers stop sending clients). */
   health: () => Promise<HealthReport>;
+  /** Where replays rebuild what the store no longer holds (absent: no Kafka, replays serve the store's part). */
+  replayKafka?: KafkaHistoryOptions;
 }
 
 /**
@@ -242,8 +245,14 @@ function params<N extends string>(query: URLSearchParams, names: readonly N[]): 
 async function replay(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchParams): Promise<Reply> {
   requireRole(deps, req, REPLAY_ROLES);
   const request = parseReplayRequest(params(query, REPLAY_PARAMS));
-  const store = deps.gateway.store;
-  const plan = await planReplay(store, request);
+  const history = historyFor(deps.gateway.store, deps.replayKafka, request.source);
+  let plan: ReplayPlan;
+  try {
+    plan = await planReplay(history, request);
+  } catch (err) {
+    await history.close();
+    throw err;
+  }
   const encoder = replayEncoder(request.format, request.topic, replayEnvelope);
   const { topic, epoch, fromSeq, toSeq, firstSeq, headSeq, missing } = plan;
   return {
@@ -254,7 +263,13 @@ async function replay(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchP
       'x-replay-plan': JSON.stringify({ topic, epoch: epoch || null, from_seq: fromSeq, to_seq: toSeq, first_seq: firstSeq, head_seq: headSeq, missing }),
       trailer: 'x-replay-end',
     },
-    body: async (res) => ({ 'x-replay-end': JSON.stringify(await runReplay(store, plan, encoder, writableSink(res))) }),
+    body: async (res) => {
+      try {
+        return { 'x-replay-end': JSON.stringify(await runReplay(history, plan, encoder, writableSink(res))) };
+      } finally {
+        await history.close();
+      }
+    },
   };
 }
 

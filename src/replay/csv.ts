@@ -52,7 +52,10 @@ export function csvLayout(topicKind: TopicKind): CsvLayout {
     header: csvLine([...ENTRY_COLUMNS, ...payloadColumns, 'other']),
     row(entry) {
       const cells: string[] = new Array<string>(width).fill('');
-      [entry.seq, entry.ts, entry.type, entry.epoch, entry.event_ts, entry.event_id, entry.payload.kind].forEach((value, i) => (cells[i] = cell(value)));
+      const own = [entry.seq, entry.ts, entry.type, entry.epoch, entry.event_ts, entry.event_id, entry.payload.kind];
+      own.forEach((value, i) => {
+        cells[i] = cell(value);
+      });
       const other: Record<string, JsonValue> = {};
       const walk = (value: JsonValue, path: string) => {
         const at = index.get(`${entry.payload.kind}.${path}`);

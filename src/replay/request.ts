@@ -10,6 +10,13 @@ import { ClientError } from '../protocol/errors.js';
 export const REPLAY_FORMATS = ['ndjson', 'csv'] as const;
 export type ReplayFormat = (typeof REPLAY_FORMATS)[number];
 
+/**
+ * Where the entries come from: `redis` what the store holds; `kafka` every entry rebuilt from the topic's
+ * Kafka partition; `auto` (default) Redis for what it holds and Kafka for the older rest.
+ */
+export const REPLAY_SOURCES = ['auto', 'redis', 'kafka'] as const;
+export type ReplaySource = (typeof REPLAY_SOURCES)[number];
+
 export type ReplayRange =
   /** `toSeq` absent: up to the head when the replay starts. */
   | { by: 'seq'; fromSeq: number; toSeq?: number }
@@ -20,6 +27,7 @@ export interface ReplayRequest {
   topic: string;
   range: ReplayRange;
   format: ReplayFormat;
+  source: ReplaySource;
 }
 
 /** The request's parameters as given (HTTP query names); absent ones undefined. */
@@ -30,10 +38,11 @@ export interface ReplayParams {
   since?: string | undefined;
   until?: string | undefined;
   format?: string | undefined;
+  source?: string | undefined;
 }
 
 /** Parameter names, as the HTTP route reads them. */
-export const REPLAY_PARAMS = ['topic', 'from_seq', 'to_seq', 'since', 'until', 'format'] as const satisfies readonly (keyof ReplayParams)[];
+export const REPLAY_PARAMS = ['topic', 'from_seq', 'to_seq', 'since', 'until', 'format', 'source'] as const satisfies readonly (keyof ReplayParams)[];
 
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 /** A date (UTC midnight), or a date and time with its zone: a time without one would be the server's local time. */
@@ -48,10 +57,12 @@ export function parseReplayRequest(params: ReplayParams): ReplayRequest {
   const topic = validTopic(params.topic);
   const format = params.format ?? 'ndjson';
   if (!(REPLAY_FORMATS as readonly string[]).includes(format)) throw invalid(`format must be one of ${REPLAY_FORMATS.join(', ')}`);
+  const source = params.source ?? 'auto';
+  if (!(REPLAY_SOURCES as readonly string[]).includes(source)) throw invalid(`source must be one of ${REPLAY_SOURCES.join(', ')}`);
   const bySeq = params.from_seq !== undefined || params.to_seq !== undefined;
   const byTime = params.since !== undefined || params.until !== undefined;
   if (bySeq && byTime) throw invalid('give a range by seq (from_seq, to_seq) or by time (since, until), not both');
-  return { topic, format: format as ReplayFormat, range: byTime ? timeRange(params.since, params.until) : seqRange(params.from_seq, params.to_seq) };
+  return { topic, format: format as ReplayFormat, source: source as ReplaySource, range: byTime ? timeRange(params.since, params.until) : seqRange(params.from_seq, params.to_seq) };
 }
 
 /** `GET /api/v1/replay/state`: a topic and an instant. */

@@ -9,6 +9,7 @@ import { Admission } from '../flow/admission.js';
 import { Gateway } from '../gateway/gateway.js';
 import { answerUnroutable, createHttpHandler, type HealthReport } from '../gateway/http-api.js';
 import type { Publisher } from '../ingest/publisher.js';
+import { replayKafkaOptions } from '../replay/kafka-history.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { attachSocketIo, clusterView, enginePathPrefix } from '../transports/socketio/socketio-transport.js';
@@ -49,6 +50,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       // Socket.IO must attach after the HTTP handler, so the handler reaches the cluster view lazily.
       cluster: () => cluster,
       ...(opts.publisher ? { publisher: opts.publisher } : {}),
+      ...(config.KAFKA_BROKERS ? { replayKafka: replayKafkaOptions(config, log) } : {}),
     }),
   );
   http.on('clientError', (err: Error & { code?: string }, socket) => answerUnroutable('malformed', err, socket));

@@ -1,3 +1,4 @@
+import type { Kafka } from 'kafkajs';
 import { Redis } from 'ioredis';
 
 /**
@@ -32,4 +33,15 @@ export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
     if (keys.length > 0) await redis.unlink(...keys);
     cursor = next;
   } while (cursor !== '0');
+}
+
+/** Deletes a test run's Kafka topics (`<prefix>.*`) and Redis keys (`<prefix>:*`). */
+export async function dropRun(kafka: Kafka, redisUrl: string, prefix: string): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`)) });
+  await admin.disconnect();
+  const redis = await connectRedis(redisUrl);
+  await deleteKeys(redis, `${prefix}:*`);
+  redis.disconnect();
 }

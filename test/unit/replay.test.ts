@@ -194,10 +194,11 @@ describe('replay: request parameters', () => {
   });
 
   it('normalises times and defaults', () => {
-    expect(parseReplayRequest({ topic: TOPIC })).toEqual({ topic: TOPIC, format: 'ndjson', range: { by: 'seq', fromSeq: 1 } });
+    expect(parseReplayRequest({ topic: TOPIC })).toEqual({ topic: TOPIC, format: 'ndjson', source: 'auto', range: { by: 'seq', fromSeq: 1 } });
     expect(parseReplayRequest({ topic: TOPIC, since: '2026-01-01T05:30:00+05:30', until: '2026-01-02', format: 'csv' })).toEqual({
       topic: TOPIC,
       format: 'csv',
+      source: 'auto',
       range: { by: 'time', since: '2026-01-01T00:00:00.000Z', until: '2026-01-02T00:00:00.000Z' },
     });
   });

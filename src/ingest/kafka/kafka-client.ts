@@ -1,6 +1,7 @@
-import { Kafka, logLevel, Partitioners, type LogEntry, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type ITopicConfig, type LogEntry, type Producer } from 'kafkajs';
 import type { Config } from '../../config/config.js';
 import type { Logger } from '../../observability/logger.js';
+import { checkpointsTopic } from './checkpoints.js';
 import { FAMILIES, kafkaTopic } from './routing.js';
 
 /** A kafkajs client whose own logs go through our structured logger. */
@@ -23,16 +24,19 @@ export function createKafka(config: Config, log: Logger, clientSuffix = ''): Kaf
   });
 }
 
-/** Creates the event topics and the DLQ when missing (idempotent). */
+/** Creates the event topics, the DLQ and the replay checkpoints topic when missing (idempotent). */
 export async function ensureTopics(kafka: Kafka, config: Config): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
-    const wanted = [...FAMILIES, 'dlq' as const].map((f) => kafkaTopic(config.KAFKA_TOPIC_PREFIX, f)).filter((t) => !existing.has(t));
-    if (wanted.length > 0) {
-      await admin.createTopics({ waitForLeaders: true, topics: wanted.map((topic) => ({ topic, numPartitions: config.KAFKA_PARTITIONS, replicationFactor: 1 })) });
-    }
+    const wanted: ITopicConfig[] = [
+      // The domain topics are the audit trail replays rebuild from (README "Audit and replay"): KAFKA_RETENTION_MS, default forever.
+      ...FAMILIES.map((f) => ({ topic: kafkaTopic(config.KAFKA_TOPIC_PREFIX, f), numPartitions: config.KAFKA_PARTITIONS, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: String(config.KAFKA_RETENTION_MS) }] })),
+      { topic: kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'dlq'), numPartitions: config.KAFKA_PARTITIONS, replicationFactor: 1 },
+      { topic: checkpointsTopic(config.KAFKA_TOPIC_PREFIX), numPartitions: config.KAFKA_PARTITIONS, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
+    ].filter((t) => !existing.has(t.topic));
+    if (wanted.length > 0) await admin.createTopics({ waitForLeaders: true, topics: wanted });
   } finally {
     await admin.disconnect();
   }

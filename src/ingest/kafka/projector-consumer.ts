@@ -1,11 +1,13 @@
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { Config } from '../../config/config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Projector } from '../../projector/projector.js';
 import { SourceOffsetMismatch, type TopicStore } from '../../store/topic-store.js';
 import type { Ingest } from '../ingest.js';
+import { CheckpointWriter, checkpointsTopic } from './checkpoints.js';
 import { ConnectionState, type KafkaClientStatus } from './connection-state.js';
-import { FAMILIES, kafkaTopic, sourceStream } from './routing.js';
+import { createProducer } from './kafka-client.js';
+import { FAMILIES, kafkaTopic, recordTime, sourceStream } from './routing.js';
 
 /** Kafka's "earliest offset" for a seek: the store holds nothing of a partition any more. */
 const EARLIEST = '-2';
@@ -42,6 +44,9 @@ export class ProjectorConsumer {
   private readonly renewed = new Set<string>();
   /** Connectivity for health, from the consumer's instrumentation events. */
   private readonly state = new ConnectionState('not started');
+  /** Replay checkpoints every REPLAY_CHECKPOINT_EVERY entries of a topic (README "Audit and replay"). */
+  private readonly checkpoints: CheckpointWriter;
+  private readonly checkpointProducer: Producer;
 
   constructor(
     kafka: Kafka,
@@ -65,6 +70,8 @@ export class ProjectorConsumer {
     this.consumer.on(GROUP_JOIN, (e) => this.state.set('up', `member of group ${e.payload.groupId}`));
     this.consumer.on(STOP, () => this.state.set('down', 'stopped'));
     this.consumer.on(DISCONNECT, () => this.state.set('down', 'disconnected'));
+    this.checkpointProducer = createProducer(kafka, true);
+    this.checkpoints = new CheckpointWriter(this.checkpointProducer, checkpointsTopic(config.KAFKA_TOPIC_PREFIX), config.REPLAY_CHECKPOINT_EVERY, store, log);
     this.consumer.on(CRASH, (e) => this.state.set('down', `crashed: ${e.payload.error.message}${e.payload.restart ? ' (restarting)' : ''}`));
   }
 
@@ -78,6 +85,7 @@ export class ProjectorConsumer {
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
       this.resumed = this.onAssignment(e.payload.memberAssignment).catch((err: unknown) => this.log.error({ err }, 'resuming from stored offsets failed'));
     });
+    await this.checkpointProducer.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topics, fromBeginning: true });
     await this.consumer.run({
@@ -97,7 +105,8 @@ export class ProjectorConsumer {
           if (done === undefined || offset > done) {
             const text = message.value?.toString('utf8') ?? '';
             try {
-              await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset, after: done?.toString() ?? null, ...recordTime(message.timestamp) });
+              const outcome = await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset, after: done?.toString() ?? null, ...recordTime(message.timestamp) });
+              if (outcome.status === 'applied') await this.checkpoint(outcome.entries, batch.partition, message.offset);
             } catch (err) {
               if (!(err instanceof SourceOffsetMismatch)) throw err;
               this.realign(batch.topic, batch.partition, err);
@@ -122,6 +131,16 @@ export class ProjectorConsumer {
 
   async stop(): Promise<void> {
     await this.consumer.disconnect();
+    await this.checkpointProducer.disconnect();
+  }
+
+  /** A replay checkpoint that fails to be written only makes rebuilds start further back: logged, never fatal. */
+  private async checkpoint(entries: readonly { topic: string; seq: number }[], partition: number, offset: string): Promise<void> {
+    try {
+      await this.checkpoints.committed(entries, partition, offset);
+    } catch (err) {
+      this.log.warn({ err, partition, offset }, 'replay checkpoint not written');
+    }
   }
 
   /** The store is not where this consumer left the partition: continue from where the store is. */
@@ -168,17 +187,8 @@ export class ProjectorConsumer {
   }
 }
 
-/**
- * The record's timestamp as the commit time: kept in Kafka with the record, so projecting it again (after
- * a Redis loss, or a rebuild) gives its entries the same `ts`. A record without one (-1) commits at the clock.
- */
-function recordTime(timestamp: string): { ts?: string } {
-  const ms = Number(timestamp);
-  return Number.isSafeInteger(ms) && ms >= 0 ? { ts: new Date(ms).toISOString() } : {};
-}
-
 /** Kafka values are JSON events; anything else is passed on as text so it is dead-lettered, not lost. */
-function parseOrRaw(text: string): unknown {
+export function parseOrRaw(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {

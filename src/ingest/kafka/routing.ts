@@ -1,10 +1,13 @@
+import { Partitioners } from 'kafkajs';
 import type { DomainEvent } from '../../domain/events.js';
+import { parseTopic } from '../../domain/topics.js';
 
 /** The Kafka topic families of the upstream contract; the full name is `{prefix}.{family}`. */
 export const FAMILIES = ['market', 'auctions', 'trading', 'risk'] as const;
 export type Family = (typeof FAMILIES)[number];
 
-export function kafkaTopic(prefix: string, family: Family | 'dlq'): string {
+/** `dlq`: dead letters; `checkpoints`: replay checkpoints (kept forever). */
+export function kafkaTopic(prefix: string, family: Family | 'dlq' | 'checkpoints'): string {
   return `${prefix}.${family}`;
 }
 
@@ -39,4 +42,42 @@ export function routeEvent(event: DomainEvent): { family: Family; key: string } 
 /** The source stream name a partition's offsets are stored under with the projection. */
 export function sourceStream(topic: string, partition: number): string {
   return `${topic}/${partition}`;
+}
+
+/**
+ * Where a projected topic's events are: the family and entity key `routeEvent` gives every event that
+ * touches it (prices.<isin> -> market/<isin>, trading.<user> and portfolio.<user> -> trading/<user>, …).
+ * Null for topics no Kafka event feeds (system alerts, mobile streams).
+ */
+export function topicSource(topic: string): { family: Family; key: string } | null {
+  const parsed = parseTopic(topic);
+  switch (parsed?.kind) {
+    case 'prices':
+      return { family: 'market', key: parsed.id };
+    case 'auctions':
+      return { family: 'auctions', key: parsed.id };
+    case 'trading':
+    case 'portfolio':
+      return { family: 'trading', key: parsed.id };
+    case 'risk':
+    case 'risk_alerts':
+      return { family: 'risk', key: parsed.id };
+    default:
+      return null;
+  }
+}
+
+/** The partition a key lands on among `partitions`: the producer's own (murmur2) partitioner, asked directly. */
+export function partitionOf(key: string, partitions: number): number {
+  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
+  return Partitioners.DefaultPartitioner()({ topic: '', partitionMetadata, message: { key, value: null } });
+}
+
+/**
+ * The record's timestamp as the commit time: kept in Kafka with the record, so projecting it again (after
+ * a Redis loss, or a rebuild) gives its entries the same `ts`. A record without one (-1) commits at the clock.
+ */
+export function recordTime(timestamp: string): { ts?: string } {
+  const ms = Number(timestamp);
+  return Number.isSafeInteger(ms) && ms >= 0 ? { ts: new Date(ms).toISOString() } : {};
 }

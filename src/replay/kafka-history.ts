@@ -1,0 +1,166 @@
+import type { Kafka } from 'kafkajs';
+import type { Config } from '../config/config.js';
+import { createKafka } from '../ingest/kafka/kafka-client.js';
+import { readCheckpoints, type ReplayCheckpoint } from '../ingest/kafka/checkpoints.js';
+import { partitionCount, readPartition, type PartitionRecord } from '../ingest/kafka/partition-reader.js';
+import { kafkaTopic, partitionOf, topicSource } from '../ingest/kafka/routing.js';
+import { entryHash, genesisHead } from '../store/chain.js';
+import type { HistoryEntry, HistoryRead } from '../store/topic-store.js';
+import { rebuildTopic, type RebuildStart, type RebuiltEntry } from './rebuild.js';
+import type { Logger } from '../observability/logger.js';
+import { ClientError } from '../protocol/errors.js';
+import type { HistoryReader } from './replay.js';
+import type { ReplaySource } from './request.js';
+
+/**
+ * History beyond what Redis holds, rebuilt from Kafka (README "Audit and replay"), and the reader that
+ * stitches the two: Redis for what it holds, Kafka for the rest, in seq order with no gap or duplicate.
+ */
+
+export interface KafkaHistoryOptions {
+  kafka: Kafka;
+  /** KAFKA_TOPIC_PREFIX. */
+  prefix: string;
+  /** Group id prefix of the rebuild's own consumers (each read joins a group of its own, commits nothing). */
+  groupPrefix: string;
+}
+
+/** A replay's Kafka access from the configuration (the client connects only when a rebuild reads). */
+export function replayKafkaOptions(config: Config, log: Logger): KafkaHistoryOptions {
+  return { kafka: createKafka(config, log, '-replay'), prefix: config.KAFKA_TOPIC_PREFIX, groupPrefix: `${config.KAFKA_GROUP_ID}.replay` };
+}
+
+/** What a replay reads for `source`; closed when the replay is done. Without Kafka, `auto` is what the store holds. */
+export function historyFor(store: HistoryReader, kafka: KafkaHistoryOptions | undefined, source: ReplaySource): HistoryReader & { close(): Promise<void> } {
+  if (source === 'redis' || (source === 'auto' && !kafka)) return { readAfter: (topic, afterSeq, limit) => store.readAfter(topic, afterSeq, limit), close: async () => undefined };
+  if (!kafka) throw new ClientError('INVALID_MESSAGE', { reason: 'source kafka needs Kafka (KAFKA_BROKERS), which this server does not have' });
+  return new StitchedHistory(store, new KafkaHistory(kafka), source);
+}
+
+/** The rebuilt entries do not meet what Redis holds: the projection is not reproducible from Kafka. */
+export class RebuildMismatch extends Error {
+  constructor(topic: string, seq: number) {
+    super(`topic ${topic}: the entries rebuilt from Kafka do not chain onto Redis' entry ${seq} (its hash does not follow the rebuilt one)`);
+    this.name = 'RebuildMismatch';
+  }
+}
+
+/** A rebuild in progress: the next seq it yields, so consecutive pages continue one pass over the partition. */
+interface Cursor {
+  topic: string;
+  epoch: string;
+  next: number;
+  entries: AsyncGenerator<RebuiltEntry>;
+}
+
+/** Re-projects topics from their Kafka partitions, from the nearest checkpoint. */
+export class KafkaHistory {
+  private cursor: Cursor | undefined;
+  private partitions: number | undefined;
+  private readonly checkpointsByTopic = new Map<string, ReplayCheckpoint[]>();
+
+  constructor(private readonly options: KafkaHistoryOptions) {}
+
+  /** Whether the topic's events come from Kafka at all (system alerts, for one, do not). */
+  covers(topic: string): boolean {
+    return topicSource(topic) !== null;
+  }
+
+  /**
+   * Entries `from`..`to` of the topic's epoch `epoch` (fewer if the partition ends first), each with the
+   * state after it. Continues the current pass when it is where the last call stopped.
+   */
+  async entries(topic: string, epoch: string, from: number, to: number): Promise<RebuiltEntry[]> {
+    let cursor = this.cursor;
+    if (!cursor || cursor.topic !== topic || cursor.epoch !== epoch || cursor.next !== from) cursor = await this.open(topic, epoch, from);
+    const out: RebuiltEntry[] = [];
+    while (cursor.next <= to) {
+      const step = await cursor.entries.next();
+      if (step.done) break;
+      cursor.next = step.value.entry.seq + 1;
+      if (step.value.entry.seq >= from) out.push(step.value);
+    }
+    return out;
+  }
+
+  /** A topic's checkpoints, oldest first (read once per KafkaHistory). */
+  async checkpoints(topic: string): Promise<ReplayCheckpoint[]> {
+    let list = this.checkpointsByTopic.get(topic);
+    if (!list) {
+      const { kafka, prefix, groupPrefix } = this.options;
+      list = await readCheckpoints(kafka, prefix, groupPrefix, await this.partitionCount(), topic);
+      this.checkpointsByTopic.set(topic, list);
+    }
+    return list;
+  }
+
+  async close(): Promise<void> {
+    await this.cursor?.entries.return(undefined);
+    this.cursor = undefined;
+  }
+
+  /** A pass from the newest checkpoint of `epoch` before `from` (none: the partition's start). */
+  private async open(topic: string, epoch: string, from: number): Promise<Cursor> {
+    await this.close();
+    const source = topicSource(topic);
+    if (!source) throw new Error(`topic ${topic} is not projected from Kafka`);
+    const checkpoint = (await this.checkpoints(topic)).filter((c) => c.epoch === epoch && c.seq < from).at(-1);
+    const start: RebuildStart = checkpoint
+      ? { head: { epoch, seq: checkpoint.seq, ts: checkpoint.ts, hash: checkpoint.hash }, state: checkpoint.state }
+      : { head: genesisHead(topic, epoch), state: undefined };
+    const { kafka, prefix, groupPrefix } = this.options;
+    const partition = checkpoint?.partition ?? partitionOf(source.key, await this.partitionCount());
+    const batches = readPartition(kafka, groupPrefix, kafkaTopic(prefix, source.family), partition, checkpoint ? BigInt(checkpoint.offset) + 1n : undefined);
+    this.cursor = { topic, epoch, next: start.head.seq + 1, entries: rebuildTopic(topic, flatten(batches), start) };
+    return this.cursor;
+  }
+
+  private async partitionCount(): Promise<number> {
+    this.partitions ??= await partitionCount(this.options.kafka, kafkaTopic(this.options.prefix, 'market'));
+    return this.partitions;
+  }
+}
+
+async function* flatten(batches: AsyncGenerator<PartitionRecord[]>): AsyncGenerator<PartitionRecord> {
+  for await (const batch of batches) yield* batch;
+}
+
+/**
+ * A history reader over Redis and Kafka. `auto`: Redis' entries where it holds them, rebuilt ones before
+ * its first held seq, the seam checked by the hash chain (Redis' first held entry must follow the last
+ * rebuilt one); `kafka`: every entry rebuilt (Redis gives only the topic's epoch and head). Either way
+ * the history it shows starts at seq 1, so a replay's range is never `trimmed`.
+ */
+export class StitchedHistory implements HistoryReader {
+  constructor(
+    private readonly store: HistoryReader,
+    private readonly kafka: KafkaHistory,
+    private readonly source: Exclude<ReplaySource, 'redis'>,
+  ) {}
+
+  async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
+    const held = await this.store.readAfter(topic, afterSeq, limit);
+    if (!this.kafka.covers(topic)) return held;
+    const firstHeld = this.source === 'kafka' ? held.headSeq + 1 : held.firstSeq;
+    const bounds = { epoch: held.epoch, headSeq: held.headSeq, firstSeq: 1 };
+    const heldEntries = this.source === 'kafka' ? [] : held.entries;
+    if (limit === 0 || afterSeq + 1 >= firstHeld) return { ...bounds, entries: heldEntries };
+    // The epoch the oldest held entry was committed in is the one its predecessors were (phase 2: one epoch per rebuild).
+    const epoch = held.entries[0]?.epoch ?? held.epoch;
+    const rebuilt = (await this.kafka.entries(topic, epoch, afterSeq + 1, Math.min(afterSeq + limit, firstHeld - 1))).map((r) => r.entry);
+    const last = rebuilt.at(-1);
+    const seam = heldEntries[0];
+    if (last?.seq !== firstHeld - 1 || !seam) return { ...bounds, entries: rebuilt };
+    if (!follows(last, seam)) throw new RebuildMismatch(topic, seam.seq);
+    return { ...bounds, entries: [...rebuilt, ...heldEntries].slice(0, limit) };
+  }
+
+  close(): Promise<void> {
+    return this.kafka.close();
+  }
+}
+
+/** Whether `next` is the chain's entry after `previous` (same epoch, next seq, hash linked). */
+function follows(previous: HistoryEntry, next: HistoryEntry): boolean {
+  return next.epoch === previous.epoch && next.seq === previous.seq + 1 && entryHash(previous.hash, next) === next.hash;
+}
