@@ -1,10 +1,13 @@
 #!/usr/bin/env node
+import type { KeyObject } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { isRole, issueToken, jwtKeysFromConfig, ROLES, type JwtKeys } from '../gateway/auth.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createBackends, demoBanner, startSystem, type Roles } from '../runtime/system.js';
-import { DEV_KEY_FILE, devSecret, readDevSecret } from './dev-key.js';
+import { parseSigningKey, rawPublicKey } from '../store/checkpoint.js';
+import type { AuditVerifyOptions } from './audit.js';
+import { DEV_AUDIT_KEY_FILE, DEV_KEY_FILE, devAuditKey, devSecret, readDevSecret } from './dev-key.js';
 import type { ReplayCliOptions } from './replay.js';
 
 /** `bondx <role|tool>`: every role reads the same environment configuration (see README). */
@@ -55,6 +58,18 @@ function keysFor(cfg: Config, log: Logger): { keys: JwtKeys; devKey: boolean } {
   return { keys: { ...jwtKeysFromConfig({ ...cfg, JWT_SECRET: secret }), generated: true }, devKey: true };
 }
 
+/** With no AUDIT_SIGNING_KEY, the projector signs checkpoints with the development audit key (created on first use), printed at start. */
+function devAuditKeyFor(cfg: Config, log: Logger, roles: Roles): KeyObject | undefined {
+  if (cfg.AUDIT_SIGNING_KEY || !roles.projector) return undefined;
+  const pem = devAuditKey();
+  if (!pem) {
+    log.warn({ file: DEV_AUDIT_KEY_FILE }, 'no AUDIT_SIGNING_KEY and the development audit key can not be written: no checkpoints are signed');
+    return undefined;
+  }
+  log.warn({ file: DEV_AUDIT_KEY_FILE }, 'no AUDIT_SIGNING_KEY: signing audit checkpoints with the development key (set AUDIT_SIGNING_KEY in production)');
+  return parseSigningKey(pem);
+}
+
 /** Refuses a command: one line on stderr, exit code 2 (as for a bad configuration). */
 function refuse(message: string): never {
   process.stderr.write(`${message}\n`);
@@ -74,13 +89,15 @@ async function run(roles: Roles): Promise<void> {
   const cfg = config();
   const log = createLogger(cfg.LOG_LEVEL);
   const { keys, devKey } = keysFor(cfg, log);
-  const system = await startSystem(cfg, log, roles, keys).catch((err: unknown) => {
+  const auditKey = devAuditKeyFor(cfg, log, roles);
+  const system = await startSystem(cfg, log, roles, keys, auditKey).catch((err: unknown) => {
     log.fatal({ err }, 'start-up failed');
     process.stderr.write(`bondx: ${(err as Error).message}\n`);
     process.exit(1);
   });
   onShutdown(log, () => system.close());
   process.stdout.write(demoBanner(system, devKey ? DEV_KEY_FILE : undefined));
+  if (auditKey) process.stdout.write(`  Development audit key: ${DEV_AUDIT_KEY_FILE} (public key, base64: ${rawPublicKey(auditKey)}); npm run bondx -- audit verify --all checks with it\n`);
 }
 
 program
@@ -153,6 +170,20 @@ program
   .action(async (topic: string, opts: ReplayCliOptions) => {
     const { replayCommand } = await import('./replay.js');
     process.exitCode = await replayCommand(config, topic, opts);
+  });
+
+const audit = program.command('audit').description('audit tools: verify the hash chain of topic histories');
+audit
+  .command('verify')
+  .description("recompute topics' hash chains over Redis history (REDIS_URL) or a gateway's replay API (--server, --token) and check them against the signed checkpoints (Kafka audit topic with KAFKA_BROKERS, else the store); exit 1 on a break")
+  .argument('[topics...]', 'topics to verify')
+  .option('--all', 'every topic the store holds')
+  .option('--from-seq <n>', 'recompute from this seq on (the entry before it is the anchor)')
+  .option('--server <url>', "a running gateway's base URL, e.g. http://127.0.0.1:8000")
+  .option('--token <token>', 'with --server: a token with role auditor or operator')
+  .action(async (topics: string[], opts: AuditVerifyOptions) => {
+    const { auditVerifyCommand } = await import('./audit.js');
+    process.exitCode = await auditVerifyCommand(config, topics, opts);
   });
 
 program

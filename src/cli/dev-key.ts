@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,27 +10,54 @@ import { fileURLToPath } from 'node:url';
  */
 export const DEV_KEY_FILE = fileURLToPath(new URL('../../.bondx/dev-jwt-secret', import.meta.url));
 
-/** The development secret, or undefined when there is none yet. */
-export function readDevSecret(): string | undefined {
+/**
+ * The development audit key: with no AUDIT_SIGNING_KEY, the projector signs hash-chain checkpoints with
+ * the Ed25519 private key (PKCS#8 PEM) in this file, created on first use, so `bondx audit verify` in
+ * another terminal can check them. Never used when AUDIT_SIGNING_KEY is set.
+ */
+export const DEV_AUDIT_KEY_FILE = fileURLToPath(new URL('../../.bondx/dev-audit-key.pem', import.meta.url));
+
+/** A development file's content, or undefined when there is none yet. */
+function readDevFile(file: string): string | undefined {
   try {
-    const secret = readFileSync(DEV_KEY_FILE, 'utf8').trim();
-    return secret === '' ? undefined : secret;
+    const content = readFileSync(file, 'utf8').trim();
+    return content === '' ? undefined : content;
   } catch {
     return undefined;
   }
 }
 
-/** The development secret, created (mode 0600) when missing; undefined when the file can not be written (e.g. a read-only image). */
-export function devSecret(): string | undefined {
-  const existing = readDevSecret();
+/** A development file's content, created (mode 0600) from `make` when missing; undefined when it can not be written (e.g. a read-only image). */
+function devFile(file: string, make: () => string): string | undefined {
+  const existing = readDevFile(file);
   if (existing) return existing;
-  const secret = randomBytes(32).toString('base64url');
+  const content = make();
   try {
-    mkdirSync(dirname(DEV_KEY_FILE), { recursive: true });
-    writeFileSync(DEV_KEY_FILE, `${secret}\n`, { mode: 0o600, flag: 'wx' });
-    return secret;
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${content}\n`, { mode: 0o600, flag: 'wx' });
+    return content;
   } catch {
     // Created meanwhile by another process (flag wx): use that one; unwritable: none.
-    return readDevSecret();
+    return readDevFile(file);
   }
+}
+
+/** The development secret, or undefined when there is none yet. */
+export function readDevSecret(): string | undefined {
+  return readDevFile(DEV_KEY_FILE);
+}
+
+/** The development secret, created when missing; undefined when the file can not be written. */
+export function devSecret(): string | undefined {
+  return devFile(DEV_KEY_FILE, () => randomBytes(32).toString('base64url'));
+}
+
+/** The development audit key (PEM), or undefined when there is none yet. */
+export function readDevAuditKey(): string | undefined {
+  return readDevFile(DEV_AUDIT_KEY_FILE);
+}
+
+/** The development audit key (PEM), created when missing; undefined when the file can not be written. */
+export function devAuditKey(): string | undefined {
+  return devFile(DEV_AUDIT_KEY_FILE, () => generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString().trim());
 }

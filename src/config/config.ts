@@ -130,6 +130,13 @@ const envSchema = z.object({
   ALERT_WINDOW_MS: int(60_000, 10),
   /** Fewest observations (connection attempts, messages, deliveries) in a window before a rate or the p95 can alert. */
   ALERT_MIN_SAMPLES: int(20, 1),
+
+  /** Ed25519 key that signs hash-chain checkpoints: PKCS#8 PEM, or base64 of the raw 32-byte key or its PKCS#8 DER; unset: the development key. */
+  AUDIT_SIGNING_KEY: optionalString,
+  /** What `bondx audit verify` checks signatures with: SPKI PEM, or base64 of the raw 32-byte key or its SPKI DER; unset: derived from AUDIT_SIGNING_KEY. */
+  AUDIT_PUBLIC_KEY: optionalString,
+  /** How often the projector signs the head of every topic that changed since its last checkpoint (ms). */
+  AUDIT_CHECKPOINT_INTERVAL_MS: int(60_000, 100),
 });
 
 export type Env = z.infer<typeof envSchema>;

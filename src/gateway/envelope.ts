@@ -22,6 +22,16 @@ export function entryEnvelope(entry: HistoryEntry, integrity = false): Envelope 
 /** A replayed line: the live envelope of an integrity subscriber, so an auditor can recompute the chain. */
 export const replayEnvelope = (entry: HistoryEntry): Envelope => entryEnvelope(entry, true);
 
+/** The entry a replayed line was made from (replayEnvelope's inverse); undefined when the line is not one. */
+export function entryOfEnvelope(envelope: Envelope): HistoryEntry | undefined {
+  const { type, topic, seq, ts, payload, meta, correlation_id } = envelope;
+  if ((type !== 'delta' && type !== 'alert') || topic === null || seq === null || correlation_id === null) return undefined;
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload) || typeof payload.kind !== 'string') return undefined;
+  const { epoch, event_ts, hash } = meta;
+  if (typeof epoch !== 'string' || typeof event_ts !== 'string' || typeof hash !== 'string') return undefined;
+  return { topic, epoch, seq, type, ts, event_ts, event_id: correlation_id, payload: payload as JsonObject & { kind: string }, hash };
+}
+
 /** Several entries of one topic in one frame: fewer packets, one serialisation for all of them. */
 export function batchEnvelope(topic: string, envelopes: Envelope[]): Envelope {
   const first = envelopes[0]?.seq ?? null;

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { parseTopic } from '../domain/topics.js';
 import type { ActiveAlert } from '../observability/alerts.js';
 import type { Health } from '../observability/health.js';
 import type { Logger } from '../observability/logger.js';
@@ -94,6 +95,18 @@ const ROUTES: Record<string, Partial<Record<Method, Route>>> = {
   },
   '/api/v1/replay': { GET: { query: REPLAY_PARAMS, handle: (deps, req, query) => replay(deps, req, query) } },
   '/api/v1/replay/state': { GET: { query: STATE_PARAMS, handle: (deps, req, query) => replayState(deps, req, query) } },
+  // The signed hash-chain checkpoints the store holds (deployments without Kafka; with it they are in the audit topic).
+  '/api/v1/audit/checkpoints': {
+    GET: {
+      query: ['topic'],
+      async handle(deps, req, query) {
+        requireRole(deps, req, REPLAY_ROLES);
+        const topic = query.get('topic');
+        if (!topic || !parseTopic(topic)) throw badQuery('topic must be a topic that can exist');
+        return json(200, { topic, checkpoints: await deps.gateway.store.auditCheckpoints(topic) });
+      },
+    },
+  },
   '/api/v1/admin/disconnect': {
     POST: {
       query: ['user'],

@@ -1,9 +1,11 @@
+import type { KeyObject } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import { issueToken, jwtKeysFromConfig, type JwtKeys } from '../gateway/auth.js';
 import { countingDeadLetters, type DeadLetterStore } from '../ingest/dead-letter.js';
 import { Ingest } from '../ingest/ingest.js';
 import { EventProducer } from '../ingest/kafka/event-producer.js';
 import { createKafka, createProducer, ensureTopics } from '../ingest/kafka/kafka-client.js';
+import { KafkaCheckpointLog } from '../ingest/kafka/audit-log.js';
 import { KafkaDeadLetterStore } from '../ingest/kafka/kafka-dead-letters.js';
 import { ProjectorConsumer } from '../ingest/kafka/projector-consumer.js';
 import { kafkaTopic } from '../ingest/kafka/routing.js';
@@ -13,7 +15,9 @@ import type { Logger } from '../observability/logger.js';
 import { assessHealth } from '../observability/health.js';
 import { Metrics } from '../observability/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../observability/metrics-server.js';
+import { Checkpointer, type CheckpointSink } from '../projector/checkpointer.js';
 import { Projector } from '../projector/projector.js';
+import { checkpointSigner, parseSigningKey } from '../store/checkpoint.js';
 import { MarketSimulator } from '../simulator/simulator.js';
 import { memoryBackends, type Backends } from './backends.js';
 import { startGatewayServer, type GatewayServer } from './gateway-server.js';
@@ -46,6 +50,8 @@ export interface System {
   /** The ingest path of this process's projector (absent without the projector role). */
   ingest?: Ingest;
   consumer?: ProjectorConsumer;
+  /** Signs the heads the projector commits (projector role, with a signing key). */
+  checkpointer?: Checkpointer;
   server?: GatewayServer;
   simulator?: MarketSimulator;
   close(): Promise<void>;
@@ -55,7 +61,7 @@ export interface System {
  * Composes a process from its roles. `bondx all` = every role; `bondx projector` and `bondx gateway`
  * split them across processes that meet in Redis (and Kafka).
  */
-export async function startSystem(config: Config, log: Logger, roles: Roles, keys: JwtKeys = jwtKeysFromConfig(config)): Promise<System> {
+export async function startSystem(config: Config, log: Logger, roles: Roles, keys: JwtKeys = jwtKeysFromConfig(config), devAuditKey?: KeyObject): Promise<System> {
   const backends = await createBackends(config, log);
   const closers: (() => Promise<void>)[] = [() => backends.close()];
   const metrics = new Metrics();
@@ -71,6 +77,16 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
   const system: System = { config, keys, backends, metrics, metricsServer, alerts, close: () => closeAll(closers) };
   /** This process's Kafka clients for health (absent without KAFKA_BROKERS). */
   let kafkaReadings: () => HealthReadings['kafka'] = () => undefined;
+  const signingKey = config.AUDIT_SIGNING_KEY ? parseSigningKey(config.AUDIT_SIGNING_KEY) : devAuditKey;
+  /** The projector's commit hook once the checkpointer exists (it needs the sink, which needs Kafka or the store). */
+  const startCheckpointer = (sink: CheckpointSink) => {
+    if (!signingKey) return undefined;
+    const checkpointer = new Checkpointer(checkpointSigner(signingKey), sink, config.AUDIT_CHECKPOINT_INTERVAL_MS, log);
+    checkpointer.start();
+    closers.unshift(() => checkpointer.stop());
+    system.checkpointer = checkpointer;
+    return checkpointer.committed;
+  };
   try {
     let deadLetters: DeadLetterStore = countingDeadLetters(backends.deadLetters, metrics);
     if (config.KAFKA_BROKERS) {
@@ -86,7 +102,10 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
       deadLetters = countingDeadLetters(new KafkaDeadLetterStore(dlqProducer, kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'dlq'), backends.deadLetters), metrics);
       system.publisher = kafkaPublisher(producer, deadLetters);
       if (roles.projector) {
-        const projector = new Projector(backends.store, log);
+        const auditLog = new KafkaCheckpointLog(kafka, kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'audit'));
+        await auditLog.connect();
+        closers.unshift(() => auditLog.disconnect());
+        const projector = new Projector(backends.store, log, startCheckpointer(auditLog));
         system.ingest = new Ingest(projector, deadLetters, log, metrics);
         system.consumer = new ProjectorConsumer(createKafka(config, log, '-projector'), config, system.ingest, projector, backends.store, log);
         await system.consumer.start();
@@ -95,7 +114,9 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
         closers.unshift(() => consumer.stop());
       }
     } else if (roles.projector) {
-      system.ingest = new Ingest(new Projector(backends.store, log), deadLetters, log, metrics);
+      const store = backends.store;
+      const projector = new Projector(store, log, startCheckpointer({ append: async (checkpoints) => void (await Promise.all(checkpoints.map((cp) => store.appendAuditCheckpoint(cp)))) }));
+      system.ingest = new Ingest(projector, deadLetters, log, metrics);
       system.publisher = directPublisher(system.ingest);
     }
     if (roles.gateway) {

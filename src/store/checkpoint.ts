@@ -67,9 +67,9 @@ export function parsePublicKey(text: string): KeyObject {
   return parseKey(text, PUBLIC_KEY);
 }
 
-/** The raw 32 public key bytes, base64: the shortest form to hand an auditor. */
+/** The raw 32 public key bytes (of a public key, or the one of a private key), base64: the shortest form to hand an auditor. */
 export function rawPublicKey(key: KeyObject): string {
-  const spki = createPublicKey(key).export({ format: 'der', type: 'spki' });
+  const spki = (key.type === 'public' ? key : createPublicKey(key)).export({ format: 'der', type: 'spki' });
   return spki.subarray(spki.length - RAW_KEY_BYTES).toString('base64');
 }
 

@@ -42,7 +42,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
   private readonly listeners = new Map<string, Set<{ onEntry: (entry: HistoryEntry) => void; onStale?: () => void }>>();
   private readonly seenEvents = new Set<string>();
   private readonly offsets = new Map<string, bigint>();
-  private readonly checkpointsByTopic = new Map<string, SignedCheckpoint[]>();
+  private readonly auditCheckpointsByTopic = new Map<string, SignedCheckpoint[]>();
 
   constructor(
     /** History entries kept per topic (HISTORY_MAX_LEN). */
@@ -142,16 +142,16 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     return record.epoch;
   }
 
-  async appendCheckpoint(checkpoint: SignedCheckpoint): Promise<void> {
-    let list = this.checkpointsByTopic.get(checkpoint.topic);
-    if (!list) this.checkpointsByTopic.set(checkpoint.topic, (list = []));
+  async appendAuditCheckpoint(checkpoint: SignedCheckpoint): Promise<void> {
+    let list = this.auditCheckpointsByTopic.get(checkpoint.topic);
+    if (!list) this.auditCheckpointsByTopic.set(checkpoint.topic, (list = []));
     list.push(checkpoint);
     // Kept as long as the history they can be checked against (HISTORY_MAX_LEN).
     if (list.length > this.maxLen) list.shift();
   }
 
-  async checkpoints(topic: string): Promise<SignedCheckpoint[]> {
-    return [...(this.checkpointsByTopic.get(topic) ?? [])];
+  async auditCheckpoints(topic: string): Promise<SignedCheckpoint[]> {
+    return [...(this.auditCheckpointsByTopic.get(topic) ?? [])];
   }
 
   subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onStale?: () => void): Unsubscribe {

@@ -179,7 +179,7 @@ export type Unsubscribe = () => void;
  *   previous entry's ts when earlier (history is ts-ordered: replay finds a time by binary search);
  * - every entry carries its hash-chain link, computed by src/store/chain.ts from the head it was
  *   committed onto; a renewed epoch starts a new chain (its `hash(0)` becomes the head's hash);
- * - signed checkpoints appended to a topic are read back in order (kept as long as its history).
+ * - signed audit checkpoints appended to a topic are read back in order (kept as long as its history).
  */
 export interface TopicStore {
   commit(input: CommitInput): Promise<CommitResult>;
@@ -198,10 +198,10 @@ export interface TopicStore {
    * holding the old epoch re-sync. Resolves with the topic's epoch afterwards ('' if it does not exist).
    */
   renewEpoch(topic: string, epoch: string): Promise<string>;
-  /** Appends a signed checkpoint of a topic's head (where no Kafka audit topic is configured). */
-  appendCheckpoint(checkpoint: SignedCheckpoint): Promise<void>;
-  /** A topic's checkpoints, oldest first. */
-  checkpoints(topic: string): Promise<SignedCheckpoint[]>;
+  /** Appends a signed audit checkpoint of a topic's head (where no Kafka audit topic is configured). */
+  appendAuditCheckpoint(checkpoint: SignedCheckpoint): Promise<void>;
+  /** A topic's audit checkpoints, oldest first. */
+  auditCheckpoints(topic: string): Promise<SignedCheckpoint[]>;
   close(): Promise<void>;
 }
 

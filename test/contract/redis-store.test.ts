@@ -56,8 +56,8 @@ describe('RedisTopicStore specifics', () => {
       ['1-0', ['type', 'delta', 'ts', expect.any(String), 'event_ts', '2024-01-01T00:00:00.000Z', 'event_id', 'e1', 'payload', '{"kind":"l1","bid":1}', 'epoch', expect.any(String), 'hash', expect.stringMatching(/^[0-9a-f]{64}$/)]],
     ]);
     expect(await redis.hmget(`${prefix}:{md.l1.X}:meta`, 'seq', 'hash')).toEqual(['1', expect.stringMatching(/^[0-9a-f]{64}$/)]);
-    await store.appendCheckpoint({ topic: 'md.l1.X', epoch: 'e', seq: 1, hash: 'h', ts: 't', signed_at: 's', key_id: 'k', sig: 'x' });
-    expect(await redis.type(`${prefix}:{md.l1.X}:cp`)).toBe('stream');
+    await store.appendAuditCheckpoint({ topic: 'md.l1.X', epoch: 'e', seq: 1, hash: 'h', ts: 't', signed_at: 's', key_id: 'k', sig: 'x' });
+    expect(await redis.type(`${prefix}:{md.l1.X}:audit`)).toBe('stream');
     expect(await redis.hget(`${prefix}:offsets`, 'bondx.market/3')).toBe('7');
     await deleteNamespace(prefix);
   });

@@ -261,10 +261,10 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
     it('keeps signed checkpoints per topic, in order', async () => {
       const { store } = await make();
       const checkpoint = (seq: number) => ({ topic: 'cp', epoch: 'e1', seq, hash: String(seq).repeat(64).slice(0, 64), ts: '2024-05-01T12:00:00.000Z', signed_at: '2024-05-01T12:01:00.000Z', key_id: '0123456789abcdef', sig: 'c2ln' });
-      expect(await store.checkpoints('cp')).toEqual([]);
-      for (const seq of [1, 2, 3]) await store.appendCheckpoint(checkpoint(seq));
-      await store.appendCheckpoint({ ...checkpoint(9), topic: 'other' });
-      expect(await store.checkpoints('cp')).toEqual([checkpoint(1), checkpoint(2), checkpoint(3)]);
+      expect(await store.auditCheckpoints('cp')).toEqual([]);
+      for (const seq of [1, 2, 3]) await store.appendAuditCheckpoint(checkpoint(seq));
+      await store.appendAuditCheckpoint({ ...checkpoint(9), topic: 'other' });
+      expect(await store.auditCheckpoints('cp')).toEqual([checkpoint(1), checkpoint(2), checkpoint(3)]);
     });
 
     it('renewEpoch tells live listeners of the topic that it is stale (no entry carries the new epoch)', async () => {

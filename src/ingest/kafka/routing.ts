@@ -6,8 +6,8 @@ import { parseTopic } from '../../domain/topics.js';
 export const FAMILIES = ['market', 'auctions', 'trading', 'risk'] as const;
 export type Family = (typeof FAMILIES)[number];
 
-/** `dlq`: dead letters; `checkpoints`: replay checkpoints (kept forever). */
-export function kafkaTopic(prefix: string, family: Family | 'dlq' | 'checkpoints'): string {
+/** `dlq`: dead letters; `audit`: signed hash-chain checkpoints (kept forever); `checkpoints`: replay checkpoints (kept forever). */
+export function kafkaTopic(prefix: string, family: Family | 'dlq' | 'audit' | 'checkpoints'): string {
   return `${prefix}.${family}`;
 }
 

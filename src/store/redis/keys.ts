@@ -32,8 +32,8 @@ export interface RedisKeyLayout {
   meta(topic: string): string;
   /** stream: id `<seq>-0`, fields type, ts, event_ts, event_id, payload (JSON), epoch, hash. */
   history(topic: string): string;
-  /** stream: signed checkpoints of the topic's head, field `cp` (JSON); where no Kafka audit topic is configured. */
-  checkpoints(topic: string): string;
+  /** stream: signed audit checkpoints of the topic's head (hash chain), field `cp` (JSON); where no Kafka audit topic is configured. */
+  auditCheckpoints(topic: string): string;
   // --- live feed ----------------------------------------------------------------------------------
   /** pub/sub channel: full HistoryEntry JSON of every committed entry. */
   live(topic: string): string;
@@ -62,7 +62,7 @@ export function redisKeys(prefix: string): RedisKeyLayout {
     dedup: `${prefix}:dedup`,
     meta: (topic) => `${prefix}:${tag(topic)}:meta`,
     history: (topic) => `${prefix}:${tag(topic)}:h`,
-    checkpoints: (topic) => `${prefix}:${tag(topic)}:cp`,
+    auditCheckpoints: (topic) => `${prefix}:${tag(topic)}:audit`,
     live: (topic) => `${prefix}:live:${tag(topic)}`,
     deadLetters: `${prefix}:dlq`,
     deadLetterCount: `${prefix}:dlq:count`,

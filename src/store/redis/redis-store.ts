@@ -178,13 +178,13 @@ export class RedisTopicStore implements TopicStore {
     return this.scripts.renewEpoch(topic, epoch, newEpoch());
   }
 
-  async appendCheckpoint(checkpoint: SignedCheckpoint): Promise<void> {
+  async appendAuditCheckpoint(checkpoint: SignedCheckpoint): Promise<void> {
     // Kept as long as the history they can be checked against (HISTORY_MAX_LEN).
-    await this.redis.xadd(this.keys.checkpoints(checkpoint.topic), 'MAXLEN', '~', this.maxLen, '*', 'cp', JSON.stringify(checkpoint));
+    await this.redis.xadd(this.keys.auditCheckpoints(checkpoint.topic), 'MAXLEN', '~', this.maxLen, '*', 'cp', JSON.stringify(checkpoint));
   }
 
-  async checkpoints(topic: string): Promise<SignedCheckpoint[]> {
-    const entries = streamEntries(await this.redis.xrange(this.keys.checkpoints(topic), '-', '+'));
+  async auditCheckpoints(topic: string): Promise<SignedCheckpoint[]> {
+    const entries = streamEntries(await this.redis.xrange(this.keys.auditCheckpoints(topic), '-', '+'));
     return entries.map(([, fields]) => toSignedCheckpoint(JSON.parse(fields[1] ?? 'null') as unknown));
   }
 
