@@ -161,6 +161,7 @@ program
   .option('--to-seq <n>', 'last seq (inclusive; default the head)')
   .option('--since <time>', 'commit time from (inclusive, ISO-8601)')
   .option('--until <time>', 'commit time up to (exclusive, ISO-8601)')
+  .option('--at <time>', "instead of a range: the topic's state as of this instant (ISO-8601), one snapshot envelope line")
   .option('--format <format>', 'ndjson or csv', 'ndjson')
   .option('--source <source>', 'auto (Redis, and Kafka for what Redis no longer holds: needs KAFKA_BROKERS), redis or kafka (every entry rebuilt)', 'auto')
   .option('--out <file>', 'write to a file instead of stdout')

@@ -4,12 +4,13 @@ import { request as httpsRequest } from 'node:https';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/config.js';
-import { replayEnvelope } from '../gateway/envelope.js';
+import { replayEnvelope, snapshotEnvelope } from '../gateway/envelope.js';
 import { silentLogger } from '../observability/logger.js';
 import { ClientError } from '../protocol/errors.js';
 import { historyFor, replayKafkaOptions } from '../replay/kafka-history.js';
 import { planReplay, replayEncoder, runReplay, writableSink, type ReplayEnd, type ReplayProgress } from '../replay/replay.js';
-import { parseReplayRequest, REPLAY_PARAMS, type ReplayParams, type ReplayRequest } from '../replay/request.js';
+import { parseReplayRequest, parseStateRequest, REPLAY_PARAMS, type ReplayParams, type ReplayRequest } from '../replay/request.js';
+import { stateAt } from '../replay/state.js';
 import { RedisTopicStore } from '../store/redis/redis-store.js';
 
 /**
@@ -26,6 +27,8 @@ export interface ReplayCliOptions {
   until?: string;
   format?: string;
   source?: string;
+  /** The state as of this instant instead of a range (one snapshot envelope line). */
+  at?: string;
   out?: string;
   server?: string;
   token?: string;
@@ -36,6 +39,15 @@ class ReplayFailure extends Error {}
 
 export async function replayCommand(config: () => Config, topic: string, opts: ReplayCliOptions): Promise<number> {
   const params: ReplayParams = { topic, from_seq: opts.fromSeq, to_seq: opts.toSeq, since: opts.since, until: opts.until, format: opts.format, source: opts.source };
+  if (opts.at !== undefined) {
+    try {
+      return await stateCommand(config, topic, opts);
+    } catch (err) {
+      process.stderr.write(`bondx replay: ${err instanceof ClientError ? String(err.details.reason) : (err as Error).message}\n`);
+      // A request that can not be asked (ClientError) is a usage error; anything else a failure.
+      return err instanceof ClientError ? 2 : 1;
+    }
+  }
   let request: ReplayRequest;
   try {
     request = parseReplayRequest(params);
@@ -72,6 +84,45 @@ async function fromRedis(cfg: Config, request: ReplayRequest, out: Writable, pro
     }
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * `--at T`: the snapshot envelope a client subscribing at T was sent, as one JSON line: from Redis (and
+ * Kafka, KAFKA_BROKERS, before its last entry) or through the gateway's GET /api/v1/replay/state.
+ */
+async function stateCommand(config: () => Config, topic: string, opts: ReplayCliOptions): Promise<number> {
+  if ([opts.fromSeq, opts.toSeq, opts.since, opts.until].some((v) => v !== undefined)) throw new ClientError('INVALID_MESSAGE', { reason: '--at gives a state, not a range: drop --from-seq, --to-seq, --since and --until' });
+  const request = parseStateRequest({ topic, at: opts.at });
+  if (opts.server !== undefined && !opts.token) throw new ClientError('INVALID_MESSAGE', { reason: '--server needs --token (a token with role auditor or operator)' });
+  const out: Writable = opts.out ? createWriteStream(opts.out) : process.stdout;
+  try {
+    let line: string;
+    if (opts.server !== undefined) {
+      const url = new URL('/api/v1/replay/state', opts.server);
+      url.searchParams.set('topic', request.topic);
+      url.searchParams.set('at', request.at);
+      const res = await fetch(url, { headers: { authorization: `Bearer ${opts.token}` } });
+      const body = await res.text();
+      if (res.status !== 200) throw new ReplayFailure(`${opts.server} answered HTTP ${res.status}${errorLine(body)}`);
+      line = body;
+    } else {
+      const cfg = config();
+      if (!cfg.REDIS_URL) throw new ReplayFailure('reads Redis: set REDIS_URL (and REDIS_PREFIX, KAFKA_BROKERS), or use --server URL --token TOKEN');
+      const store = new RedisTopicStore(cfg.REDIS_URL, { prefix: cfg.REDIS_PREFIX });
+      try {
+        const snapshot = await stateAt(store, cfg.KAFKA_BROKERS ? replayKafkaOptions(cfg, silentLogger) : undefined, request.topic, request.at);
+        line = JSON.stringify(snapshotEnvelope(snapshot, snapshot.state, {}, null));
+      } finally {
+        await store.close();
+      }
+    }
+    await new Promise<void>((resolve, reject) => out.write(`${line}\n`, (err) => (err ? reject(err) : resolve())));
+    if (opts.out) await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    return 0;
+  } catch (err) {
+    if (err instanceof ClientError && err.code !== 'INVALID_MESSAGE') throw new ReplayFailure(String(err.details.reason));
+    throw err;
   }
 }
 

@@ -12,6 +12,7 @@ import type { Publisher } from '../ingest/publisher.js';
 import { historyFor, type KafkaHistoryOptions } from '../replay/kafka-history.js';
 import { planReplay, replayEncoder, runReplay, writableSink, type ReplayPlan } from '../replay/replay.js';
 import { parseReplayRequest, parseStateRequest, REPLAY_PARAMS, STATE_PARAMS } from '../replay/request.js';
+import { stateAt } from '../replay/state.js';
 import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
 import { errorEnvelope, replayEnvelope, snapshotEnvelope } from './envelope.js';
 import type { Gateway } from './gateway.js';
@@ -286,24 +287,11 @@ async function replay(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchP
   };
 }
 
-/**
- * The topic's state as of `at`. What the store holds answers it only when `at` is at or after the last
- * entry's commit time (the current snapshot); earlier instants need a rebuild from Kafka (not yet built).
- */
+/** The topic's state as of `at` (src/replay/state.ts): the current snapshot, or rebuilt from Kafka. */
 async function replayState(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchParams): Promise<Reply> {
   requireRole(deps, req, REPLAY_ROLES);
   const { topic, at } = parseStateRequest(params(query, STATE_PARAMS));
-  const store = deps.gateway.store;
-  const snapshot = await store.snapshot(topic);
-  const [last] = snapshot && snapshot.seq > 0 ? (await store.readAfter(topic, snapshot.seq - 1, 1)).entries : [];
-  if (!snapshot || last?.seq !== snapshot.seq || last.epoch !== snapshot.epoch || last.ts > at) {
-    throw new ClientError('NOT_IMPLEMENTED', {
-      reason: 'the state before the last entry (or of a topic the store does not hold) needs a rebuild from Kafka, which is not built yet: ask for at >= the last entry\'s ts',
-      topic,
-      at,
-      last_entry_ts: last?.ts ?? null,
-    });
-  }
+  const snapshot = await stateAt(deps.gateway.store, deps.replayKafka, topic, at);
   return json(200, snapshotEnvelope(snapshot, snapshot.state, {}, null));
 }
 

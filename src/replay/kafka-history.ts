@@ -5,7 +5,7 @@ import { readCheckpoints, type ReplayCheckpoint } from '../ingest/kafka/checkpoi
 import { partitionCount, readPartition, type PartitionRecord } from '../ingest/kafka/partition-reader.js';
 import { kafkaTopic, partitionOf, topicSource } from '../ingest/kafka/routing.js';
 import { entryHash, genesisHead } from '../store/chain.js';
-import type { HistoryEntry, HistoryRead } from '../store/topic-store.js';
+import type { HistoryEntry, HistoryRead, Snapshot } from '../store/topic-store.js';
 import { rebuildTopic, type RebuildStart, type RebuiltEntry } from './rebuild.js';
 import type { Logger } from '../observability/logger.js';
 import { ClientError } from '../protocol/errors.js';
@@ -72,7 +72,9 @@ export class KafkaHistory {
    */
   async entries(topic: string, epoch: string, from: number, to: number): Promise<RebuiltEntry[]> {
     let cursor = this.cursor;
-    if (!cursor || cursor.topic !== topic || cursor.epoch !== epoch || cursor.next !== from) cursor = await this.open(topic, epoch, from);
+    if (!cursor || cursor.topic !== topic || cursor.epoch !== epoch || cursor.next !== from) {
+      cursor = await this.open(topic, epoch, (await this.checkpoints(topic)).filter((c) => c.epoch === epoch && c.seq < from).at(-1));
+    }
     const out: RebuiltEntry[] = [];
     while (cursor.next <= to) {
       const step = await cursor.entries.next();
@@ -81,6 +83,25 @@ export class KafkaHistory {
       if (step.value.entry.seq >= from) out.push(step.value);
     }
     return out;
+  }
+
+  /**
+   * The topic's snapshot as of `at` in epoch `epoch`: the state after the last entry committed at or
+   * before it (seq 0 and an empty state before the first), from the newest checkpoint at or before `at`
+   * re-projected forward until an entry is later than `at` (history is ts-ordered, so at most one
+   * checkpoint interval plus the entries sharing its boundary's ts).
+   */
+  async stateAt(topic: string, epoch: string, at: string): Promise<Snapshot> {
+    const checkpoint = (await this.checkpoints(topic)).filter((c) => c.epoch === epoch && c.ts <= at).at(-1);
+    let state: Snapshot = checkpoint ? { topic, epoch, seq: checkpoint.seq, ts: checkpoint.ts, state: checkpoint.state } : { topic, epoch, seq: 0, ts: '', state: {} };
+    const cursor = await this.open(topic, epoch, checkpoint);
+    this.cursor = undefined;
+    for await (const { entry, state: after } of cursor.entries) {
+      if (entry.ts > at) break;
+      state = { topic, epoch, seq: entry.seq, ts: entry.ts, state: after };
+    }
+    await cursor.entries.return(undefined);
+    return state;
   }
 
   /** A topic's checkpoints, oldest first (read once per KafkaHistory). */
@@ -99,12 +120,11 @@ export class KafkaHistory {
     this.cursor = undefined;
   }
 
-  /** A pass from the newest checkpoint of `epoch` before `from` (none: the partition's start). */
-  private async open(topic: string, epoch: string, from: number): Promise<Cursor> {
+  /** A pass from `checkpoint` (none: the partition's start). */
+  private async open(topic: string, epoch: string, checkpoint: ReplayCheckpoint | undefined): Promise<Cursor> {
     await this.close();
     const source = topicSource(topic);
     if (!source) throw new Error(`topic ${topic} is not projected from Kafka`);
-    const checkpoint = (await this.checkpoints(topic)).filter((c) => c.epoch === epoch && c.seq < from).at(-1);
     const start: RebuildStart = checkpoint
       ? { head: { epoch, seq: checkpoint.seq, ts: checkpoint.ts, hash: checkpoint.hash }, state: checkpoint.state }
       : { head: genesisHead(topic, epoch), state: undefined };

@@ -10,7 +10,10 @@ import { kafkaTopic } from '../../src/ingest/kafka/routing.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { Projector } from '../../src/projector/projector.js';
+import { applyDelta, freshPrices, type DeltaPayload, type StateOf } from '../../src/domain/deltas/index.js';
+import type { JsonObject } from '../../src/domain/json.js';
 import { KafkaHistory, StitchedHistory } from '../../src/replay/kafka-history.js';
+import { stateAt } from '../../src/replay/state.js';
 import type { Backends } from '../../src/runtime/backends.js';
 import { createBackends } from '../../src/runtime/system.js';
 import type { HistoryEntry } from '../../src/store/topic-store.js';
@@ -111,6 +114,25 @@ describe('replay rebuilt from Kafka', () => {
       expect(entry).toEqual(recorded[301]);
     } finally {
       await reader.close();
+    }
+  });
+
+  it('state at an instant: before the first entry, on and between entries (rebuilt), after the last (the snapshot)', async () => {
+    // The states a client folding the recorded deltas holds after each seq (index 0: before the first).
+    const states: JsonObject[] = [{}];
+    let folded = freshPrices(ISIN) as StateOf<DeltaPayload>;
+    for (const entry of recorded) states.push((folded = applyDelta(folded, entry.payload as DeltaPayload)) as JsonObject);
+    const ms = (i: number) => Date.parse((recorded[i] as HistoryEntry).ts);
+    const iso = (t: number) => new Date(t).toISOString();
+    const gap = recorded.findIndex((_, i) => i > 0 && ms(i) - ms(i - 1) > 1);
+    const instants = [iso(ms(0) - 1), iso(ms(0)), iso(ms(EVERY - 1)), iso(ms(333)), iso(ms(gap) - 1), iso(ms(EVENTS - 1)), new Date().toISOString()];
+    const options = { kafka, prefix: RUN, groupPrefix: `${RUN}-state` };
+    for (const at of instants) {
+      const expected = recorded.filter((e) => e.ts <= at).length;
+      const started = performance.now();
+      const snapshot = await stateAt(backends.store, options, TOPIC, at);
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect({ at, seq: snapshot.seq, ts: snapshot.ts, state: snapshot.state }).toEqual({ at, seq: expected, ts: expected === 0 ? at : recorded[expected - 1]?.ts, state: states[expected] });
     }
   });
 });
