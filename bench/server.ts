@@ -46,8 +46,6 @@ async function start(args: StartArgs): Promise<StartResult> {
     system = await startTestSystem({
       WS_MAX_CONNECTIONS: String(args.maxConnections),
       HISTORY_MAX_LEN: String(args.historyMaxLen),
-      // The batching window under test can be set from the bench's environment.
-      ...(process.env.WS_BATCH_FLUSH_MS ? { WS_BATCH_FLUSH_MS: process.env.WS_BATCH_FLUSH_MS } : {}),
     });
     const ingest = submitter(system.ingest);
     publish = ingest.submit;

@@ -82,8 +82,6 @@ const envSchema = z.object({
   WS_CONNECT_RATE_PER_USER: int(300, 1),
   /** Open connections per user, across gateways. */
   WS_MAX_CONNECTIONS_PER_USER: int(50, 1),
-  /** Longest a delta waits for its batch to fill, for subscribers that asked for batch_size > 1 (ms). */
-  WS_BATCH_FLUSH_MS: int(20, 1),
   /** Largest client message accepted, bytes. */
   WS_MAX_MESSAGE_BYTES: int(64 * 1024, 256),
 

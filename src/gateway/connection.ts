@@ -26,7 +26,6 @@ export interface ConnectionContext {
   readonly metrics: Metrics;
   /** Largest client message (UTF-8 bytes of its JSON), WS_MAX_MESSAGE_BYTES. */
   readonly maxMessageBytes: number;
-  readonly batchFlushMs: number;
   readonly heartbeatIntervalS: number;
   readonly maxQueueSize: number;
   /** Client messages allowed per connection of each stream (token bucket). */
@@ -239,7 +238,7 @@ export class Connection implements Subscriber {
     const filter = deliveryFilter(parsed.kind, request.subtopics, request.integrity === true);
     const { topic } = request;
     const correlationId = request.correlation_id ?? null;
-    const { hub, batchFlushMs } = this.context;
+    const { hub } = this.context;
     this.unsubscribe(topic);
     // Held until this subscribe ends, even if an unsubscribe supersedes it meanwhile: the hub must not
     // drop the feed (and its rooms) while this call still awaits or uses them.
@@ -250,7 +249,7 @@ export class Connection implements Subscriber {
     try {
       const feed = await hub.feed(topic);
       if (this.subscriptions.get(topic) !== sub) return superseded();
-      const batching: Batching = request.batch_size !== undefined && request.batch_size > 1 ? { size: request.batch_size, flushMs: batchFlushMs } : NO_BATCHING;
+      const batching: Batching = request.batch_size !== undefined && request.batch_size > 1 ? { size: request.batch_size } : NO_BATCHING;
       const result = await sub.start(feed, hub.room(this.fanout, topic, filter, batching), forceResync);
       if (result === 'superseded') return superseded();
       // In background mode market data is suspended right after its snapshot.

@@ -48,7 +48,6 @@ export interface GatewayLimits {
   heartbeatIntervalS: number;
   rateLimits: RateLimits;
   maxQueueSize: number;
-  batchFlushMs: number;
   tokenGraceS: number;
   /** WS_MAX_MESSAGE_BYTES: larger client messages get PAYLOAD_TOO_LARGE. */
   maxMessageBytes: number;
@@ -85,7 +84,6 @@ export class Gateway {
       log,
       metrics,
       maxMessageBytes: limits.maxMessageBytes,
-      batchFlushMs: limits.batchFlushMs,
       heartbeatIntervalS: limits.heartbeatIntervalS,
       maxQueueSize: limits.maxQueueSize,
       rateLimits: { market: bucket('market'), auction: bucket('auction'), trading: bucket('trading'), risk: bucket('risk'), mobile: bucket('mobile') },

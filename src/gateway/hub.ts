@@ -6,6 +6,7 @@ import { batchEnvelope } from './envelope.js';
 import { Frame, type Fanout, type Link } from './link.js';
 import type { DeliveryFilter } from './subtopics.js';
 import { TopicFeed, type Outlet } from './topic-feed.js';
+import { turnEnd, type TurnTask } from './turn.js';
 
 /** One subscriber in a room (a subscription of one connection). */
 export interface RoomMember {
@@ -20,17 +21,15 @@ export interface RoomMember {
 export interface Batching {
   /** Most envelopes per batch frame; 1 = no batching. */
   size: number;
-  /** Longest an entry waits for its batch to fill. */
-  flushMs: number;
 }
 
-export const NO_BATCHING: Batching = { size: 1, flushMs: 0 };
+export const NO_BATCHING: Batching = { size: 1 };
 
 /**
  * Subscribers of one topic with the same filter and batching on one transport: the unit of
  * broadcast. Each envelope (or batch) is built and serialised once for all members.
  */
-export class Room implements Outlet {
+export class Room implements Outlet, TurnTask {
   /** The room's membership, its only record: transports with native rooms mirror it through join/leave. */
   private readonly members = new Set<RoomMember>();
   /** Members per stream, so a broadcast is counted without walking the set. */
@@ -38,8 +37,6 @@ export class Room implements Outlet {
   private pending: Envelope[] = [];
   /** Upstream event times (ms) of the pending entries, for delivery latency. */
   private pendingTs: number[] = [];
-  /** Open while the room is busy: entries arriving now are batched. */
-  private window: NodeJS.Timeout | undefined;
 
   constructor(
     readonly name: string,
@@ -76,22 +73,27 @@ export class Room implements Outlet {
   }
 
   /**
-   * Batching is adaptive (Nagle-like): an entry arriving when the room has been quiet goes out at
-   * once and opens a window of `flushMs`; entries arriving inside the window are sent together when
-   * it closes (or when `size` is reached). Quiet topics get no added latency, busy ones fewer frames.
+   * Batching has no window and no timer: entries arriving in one event-loop turn go out together at
+   * the turn's end (turn.ts), at most `size` per frame. A quiet topic's entry leaves in the turn it
+   * arrived in, as soon as unbatched ones do (a lone entry is a plain delta); under load a turn holds
+   * more entries, so frames fill up exactly when the work they save is needed.
    */
   deliver(entry: HistoryEntry): void {
     if (this.members.size === 0 || !this.filter.accepts(entry)) return;
     const envelope = this.filter.envelope(entry);
     const eventTs = Date.parse(entry.event_ts);
-    if (this.batching.size <= 1 || this.window === undefined) {
+    if (this.batching.size <= 1) {
       this.send([envelope], [eventTs]);
-      if (this.batching.size > 1) this.openWindow();
       return;
     }
     this.pending.push(envelope);
     this.pendingTs.push(eventTs);
     if (this.pending.length >= this.batching.size) this.flush();
+    else turnEnd.defer('batches', this);
+  }
+
+  turnEnded(): void {
+    this.flush();
   }
 
   /** Sends what is buffered. Called before a member joins, so it never receives entries it already got. */
@@ -102,17 +104,6 @@ export class Room implements Outlet {
     this.pending = [];
     this.pendingTs = [];
     this.send(envelopes, eventTs);
-  }
-
-  private openWindow(): void {
-    this.window = setTimeout(() => {
-      this.window = undefined;
-      // Still busy: send what came in and keep batching; quiet: the next entry goes out at once.
-      if (this.pending.length > 0) {
-        this.flush();
-        this.openWindow();
-      }
-    }, this.batching.flushMs);
   }
 
   private send(envelopes: Envelope[], eventTs: number[]): void {
@@ -134,8 +125,10 @@ export class Room implements Outlet {
     for (const member of [...this.members]) member.resync();
   }
 
+  /** A closed room sends nothing more, even if its turn's flush is still due. */
   close(): void {
-    clearTimeout(this.window);
+    this.pending = [];
+    this.pendingTs = [];
   }
 }
 

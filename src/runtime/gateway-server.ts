@@ -40,7 +40,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
     { attemptsPerIpPerMinute: config.WS_CONNECT_RATE_PER_IP, attemptsPerUserPerMinute: config.WS_CONNECT_RATE_PER_USER, connectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER },
     backends.redis,
   );
-  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE, batchFlushMs: config.WS_BATCH_FLUSH_MS, tokenGraceS: config.JWT_EXPIRY_GRACE, maxMessageBytes: config.WS_MAX_MESSAGE_BYTES }, opts.metrics, admission);
+  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE, tokenGraceS: config.JWT_EXPIRY_GRACE, maxMessageBytes: config.WS_MAX_MESSAGE_BYTES }, opts.metrics, admission);
   const http = createServer(
     createHttpHandler({
       gateway,

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { textFrame, TurnCork } from '../../src/transports/websocket/wire.js';
+import { textFrame } from '../../src/transports/websocket/wire.js';
 
 describe('textFrame', () => {
   let http: Server;
@@ -41,32 +41,5 @@ describe('textFrame', () => {
     await all;
     expect(received).toEqual(texts);
     client.close();
-  });
-});
-
-describe('TurnCork', () => {
-  const fake = () => {
-    const calls: string[] = [];
-    return { calls, cork: () => calls.push('cork'), uncork: () => calls.push('uncork') };
-  };
-
-  it('corks a socket once per turn however often it is held, and uncorks it when the turn ends', async () => {
-    const cork = new TurnCork();
-    const a = fake();
-    const b = fake();
-    cork.hold(a);
-    cork.hold(a);
-    cork.hold(b);
-    expect(a.calls).toEqual(['cork']);
-    // Promise callbacks of the same turn still find it corked.
-    await Promise.resolve();
-    expect(a.calls).toEqual(['cork']);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(a.calls).toEqual(['cork', 'uncork']);
-    expect(b.calls).toEqual(['cork', 'uncork']);
-    // The next turn corks again.
-    cork.hold(a);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(a.calls).toEqual(['cork', 'uncork', 'cork', 'uncork']);
   });
 });

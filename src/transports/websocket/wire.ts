@@ -1,9 +1,7 @@
 /**
- * The plain-WebSocket write path's two savings over one `ws.send` per message and socket:
- * - `textFrame`: a server-to-client text frame (RFC 6455 §5.2: FIN, opcode 1, unmasked) built once,
- *   header and UTF-8 payload in one buffer, so every member of a room writes the same bytes;
- * - `TurnCork`: a socket written in this event-loop turn is corked until the turn ends, so all the
- *   frames it got in the turn leave in one writev (one syscall) instead of one write each.
+ * A server-to-client text frame (RFC 6455 §5.2: FIN, opcode 1, unmasked), header and UTF-8 payload in
+ * one buffer: built once per room frame, so every member writes the same bytes (ws would encode and
+ * frame the text again for each socket).
  */
 
 const FIN_TEXT = 0x81;
@@ -23,30 +21,4 @@ export function textFrame(text: string): Buffer {
   }
   frame.write(text, header, 'utf8');
   return frame;
-}
-
-interface Corkable {
-  cork(): void;
-  uncork(): void;
-}
-
-/**
- * Corks sockets for the rest of the current event-loop turn: uncorked together in the turn's check
- * phase (setImmediate), right after the I/O callbacks that wrote to them, so nothing waits on a timer.
- */
-export class TurnCork {
-  private readonly corked = new Set<Corkable>();
-
-  /** Corks `socket` until the end of this turn (once, however often it is written). */
-  hold(socket: Corkable): void {
-    if (this.corked.has(socket)) return;
-    if (this.corked.size === 0) setImmediate(this.release);
-    this.corked.add(socket);
-    socket.cork();
-  }
-
-  private readonly release = (): void => {
-    for (const socket of this.corked) socket.uncork();
-    this.corked.clear();
-  };
 }

@@ -8,10 +8,11 @@ import type { Connection } from '../../gateway/connection.js';
 import { errorEnvelope } from '../../gateway/envelope.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { Frame, type Fanout, type Link } from '../../gateway/link.js';
+import { turnEnd, type TurnTask } from '../../gateway/turn.js';
 import type { Logger } from '../../observability/logger.js';
 import { ClientError, closeCodeOf, httpStatusOf } from '../../protocol/errors.js';
 import { DEFLATE_OPTIONS } from '../deflate.js';
-import { textFrame, TurnCork } from './wire.js';
+import { textFrame } from './wire.js';
 
 /** How long shutdown waits for clients to complete their close handshake. */
 const CLOSE_GRACE_MS = 1000;
@@ -116,11 +117,8 @@ export function attachWebSocket(httpServer: HttpServer, gateway: Gateway, log: L
   };
 }
 
-/** Every WebSocket link's socket is corked for the rest of the turn it is written in (wire.ts). */
-const turnCork = new TurnCork();
-
 /** One socket as the gateway's Link. A class rather than closures: an idle connection costs a few fields. */
-class WsLink implements Link {
+class WsLink implements Link, TurnTask {
   readonly id = randomUUID();
   lastSeen = Date.now();
   /** Frames handed to the socket (or to ws) whose write has not completed yet: the outbound queue. */
@@ -129,6 +127,8 @@ class WsLink implements Link {
   private viaWs = 0;
   /** permessage-deflate for this connection's frames (`compression` of a subscribe). */
   private deflate = false;
+  /** Corked since its first write of this turn: the turn's frames leave in one writev (one syscall). */
+  private corked = false;
 
   /**
    * `socket` is the upgraded TCP socket ws itself writes to: uncompressed frames are written there
@@ -157,8 +157,17 @@ class WsLink implements Link {
       this.ws.send(frame.text, { compress: this.deflate }, this.sentViaWs);
       return;
     }
-    turnCork.hold(this.socket);
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      turnEnd.defer('writes', this);
+    }
     this.socket.write(frame.encoded(textFrame), this.written);
+  }
+
+  turnEnded(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
 
   private readonly written = (): void => {
