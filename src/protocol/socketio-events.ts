@@ -19,13 +19,15 @@ export const PAYLOAD_KINDS = {
   trading: ['order'],
   portfolio: ['position'],
   risk: ['metrics', 'breach'],
-  alerts: ['breach_alert'],
+  /** risk.{user_id}.alerts, and system.alerts (operators). */
+  alerts: ['breach_alert', 'system_alert'],
 } as const;
 export type PayloadKind = (typeof PAYLOAD_KINDS)[keyof typeof PAYLOAD_KINDS][number];
+type AlertKind = (typeof PAYLOAD_KINDS)['alerts'][number];
 
 /** A delta's payload: its `kind`, then the fields of that kind (the reducer's delta, README "Envelope"). */
-export type DeltaPayload = { kind: Exclude<PayloadKind, 'breach_alert'> } & { [field: string]: JsonValue };
-export type AlertPayload = { kind: 'breach_alert' } & { [field: string]: JsonValue };
+export type DeltaPayload = { kind: Exclude<PayloadKind, AlertKind> } & { [field: string]: JsonValue };
+export type AlertPayload = { kind: AlertKind } & { [field: string]: JsonValue };
 
 /** The envelope of one `type`: the standard envelope with that type, and its payload and meta. */
 type Typed<T extends EnvelopeType, P extends JsonValue, M extends JsonObject = JsonObject> = Omit<Envelope, 'type' | 'payload' | 'meta'> & { type: T; payload: P; meta: M };
@@ -40,7 +42,8 @@ export type PongEnvelope = Typed<'pong', JsonObject>;
 
 /** The ack's payload per message kind. */
 export interface AckPayloads {
-  subscribe: { action: 'subscribe'; topic: string; epoch: string; resync: boolean; snapshot_seq?: number; resumed_from?: number; superseded?: true };
+  /** Resumed or from a snapshot; or superseded by a later subscribe/unsubscribe of the topic (then nothing else). */
+  subscribe: { action: 'subscribe'; topic: string; epoch: string; resync: boolean; snapshot_seq?: number; resumed_from?: number } | { action: 'subscribe'; topic: string; superseded: true };
   unsubscribe: { action: 'unsubscribe'; topic: string };
   background_mode: { action: 'background_mode'; enabled: boolean };
   refresh: { action: 'refresh'; expires_at: string };

@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 import { io as ioClient, type Socket } from 'socket.io-client';
 import { defaultTopics, type Stream } from '../../src/domain/topics.js';
 import type { Envelope } from '../../src/protocol/messages.js';
+import { checkReceived, checkRefusal } from './server-schemas.js';
 
 /** Options of a Socket.IO connection: handshake headers (mobile x-*), another engine path, a connect timeout. */
 export interface ConnectOptions {
@@ -23,9 +24,12 @@ export function connect(url: string, namespace: string, token: string | undefine
     ...(options.path ? { path: options.path } : {}),
     ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
   });
+  // Everything the server sends this socket is checked against schemas/server (server-schemas.ts).
+  socket.onAny((event: string, envelope: unknown) => checkReceived('socketio', envelope, event));
   return new Promise((resolve, reject) => {
     socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (err) => {
+    socket.once('connect_error', (err: Error & { data?: unknown }) => {
+      checkRefusal(err.data);
       socket.close();
       reject(err);
     });
@@ -129,6 +133,7 @@ async function openWebSocket(baseUrl: string, stream: Stream, id: string, token:
   const closed = new Promise<{ code: number }>((resolve) => ws.once('close', (code) => resolve({ code })));
   ws.on('message', (data) => {
     const env = JSON.parse(data.toString()) as Envelope;
+    checkReceived('websocket', env);
     const all = env.type === 'batch' ? (env.payload as unknown as Envelope[]) : [env];
     for (const e of all) {
       received.push(e);
