@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
+import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { Ingest } from '../../src/ingest/ingest.js';
-import { readCheckpoints } from '../../src/ingest/kafka/checkpoints.js';
 import { createKafka, ensureTopics } from '../../src/ingest/kafka/kafka-client.js';
 import { ProjectorConsumer } from '../../src/ingest/kafka/projector-consumer.js';
-import { kafkaTopic } from '../../src/ingest/kafka/routing.js';
+import { checkpointsTopic, readCheckpoints } from '../../src/ingest/kafka/checkpoints.js';
+import { FAMILIES, kafkaTopic } from '../../src/ingest/kafka/routing.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { Projector } from '../../src/projector/projector.js';
@@ -86,6 +86,18 @@ describe('replay rebuilt from Kafka', () => {
   it('Redis keeps only the newest entries', async () => {
     const { firstSeq } = await backends.store.readAfter(TOPIC, 0, 0);
     expect(firstSeq).toBeGreaterThan(EVENTS - 200);
+  });
+
+  it('ensureTopics keeps the domain topics and the checkpoints forever (retention.ms=-1, KAFKA_RETENTION_MS)', async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const names = [...FAMILIES.map((f) => kafkaTopic(RUN, f)), checkpointsTopic(RUN)];
+      const { resources } = await admin.describeConfigs({ includeSynonyms: false, resources: names.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['retention.ms'] })) });
+      expect(Object.fromEntries(resources.map((r) => [r.resourceName, r.configEntries.find((e) => e.configName === 'retention.ms')?.configValue]))).toEqual(Object.fromEntries(names.map((n) => [n, '-1'])));
+    } finally {
+      await admin.disconnect();
+    }
   });
 
   it('checkpoints every REPLAY_CHECKPOINT_EVERY entries, with the head and state the store had', async () => {
