@@ -127,3 +127,25 @@ describe('integrity subscribers', () => {
     }
   }, 30_000);
 });
+
+describe('bondx audit verify with Kafka: checkpoints in the audit topic', () => {
+  it('the projector appends them to <prefix>.audit and verify reads them from there', async () => {
+    const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'the audit verify e2e test');
+    const run = `${PREFIX}-k`;
+    const kafkaEnv = { REDIS_URL, REDIS_PREFIX: run, KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: run, KAFKA_GROUP_ID: run, KAFKA_PARTITIONS: '1' };
+    const withKafka = await startTestSystem({ ...kafkaEnv, AUDIT_SIGNING_KEY: SIGNING_PEM, AUDIT_CHECKPOINT_INTERVAL_MS: '600000' });
+    try {
+      const topic = 'prices.IN0020230085';
+      for (let i = 0; i < 4; i++) await withKafka.publisher?.publish([quote('IN0020230085', 99 + i / 100, 99.5)], 'test');
+      await waitFor(async () => (await withKafka.backends.store.snapshot(topic))?.seq === 4, 20_000, 'the projected entries');
+      await withKafka.checkpointer?.flush();
+      expect(await withKafka.backends.store.auditCheckpoints(topic)).toEqual([]);
+      const result = runBondx(['audit', 'verify', topic], { ...VERIFY_ENV, ...kafkaEnv }, ['AUDIT_SIGNING_KEY']);
+      expect(await result.exited(60_000)).toBe(0);
+      expect(result.stdout()).toContain(`${topic}: intact; 4 entries recomputed up to seq 4 from seq 1; checkpoints: 1 confirmed`);
+    } finally {
+      await withKafka.close();
+      await deleteKeys(redis, `${run}:*`);
+    }
+  }, 90_000);
+});
