@@ -4,11 +4,15 @@
 #   scripts/services.sh up       start what is missing, wait until it answers
 #   scripts/services.sh down     stop what `up` started (never external services)
 #   scripts/services.sh status   show what is running / reachable
-#   scripts/services.sh env      print `export REDIS_URL=... KAFKA_BROKERS=...`
+#   scripts/services.sh env      print `export REDIS_URL=... KAFKA_BROKERS=... REDIS_CLUSTER_NODES=...`
 #
-# REDIS_URL / KAFKA_BROKERS already set  -> that service is external: only
-# checked, never started or stopped. Otherwise:
+# REDIS_URL / KAFKA_BROKERS / REDIS_CLUSTER_NODES already set -> that service is
+# external: only checked, never started or stopped. Otherwise:
 #   Redis: Debian's redis-server (apt-installed if missing), 127.0.0.1, no persistence.
+#   Redis Cluster: 3 masters + 3 replicas of the same redis-server with
+#          --cluster-enabled yes, joined by `redis-cli --cluster create
+#          --cluster-replicas 1`, state in .services/redis-cluster/ (fresh on
+#          every `up`); a separate thing from the single-node Redis above.
 #   Kafka: Apache Kafka $KAFKA_VERSION single-node KRaft (broker+controller) on
 #          Java 17+, jars fetched once from Maven Central via scripts/kafka/pom.xml
 #          and cached in ${XDG_CACHE_HOME:-~/.cache}/bondx/kafka-<version>/.
@@ -16,6 +20,7 @@
 # dir is wiped on every `up`, so each run starts from an empty cluster.
 #
 # Tunables (env): KAFKA_VERSION (4.4.0), BONDX_REDIS_PORT (6390),
+# BONDX_REDIS_CLUSTER_PORT (7101: first of 6 consecutive ports, bus = port+10000),
 # BONDX_KAFKA_PORT (9092), BONDX_KAFKA_CONTROLLER_PORT (9093),
 # BONDX_KAFKA_HEAP (512m), BONDX_KAFKA_TIMEOUT (120 s to become ready).
 # A busy port is skipped (next free one is used); `env` reports the real one.
@@ -28,6 +33,8 @@ CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/bondx"
 KAFKA_LIB="$CACHE_ROOT/kafka-$KAFKA_VERSION/lib"
 KAFKA_TIMEOUT="${BONDX_KAFKA_TIMEOUT:-120}"
 REDIS_DIR="$SVC/redis"
+CLUSTER_DIR="$SVC/redis-cluster"
+CLUSTER_SIZE=6
 KAFKA_DIR="$SVC/kafka"
 
 log() { echo "[services] $*" >&2; }
@@ -145,6 +152,95 @@ redis_up() {
 }
 
 redis_down() { stop_pid Redis "$REDIS_DIR/redis.pid" redis-server; }
+
+# ---------------------------------------------------------------- Redis Cluster
+
+cluster_ports() { cat "$CLUSTER_DIR/ports" 2>/dev/null; }
+cluster_nodes_local() { cluster_ports | sed 's/^/127.0.0.1:/' | paste -sd, -; }
+
+# Every node's redis-server alive (the pid files redis wrote itself).
+cluster_alive() {
+  local port n=0
+  [[ -f "$CLUSTER_DIR/ports" ]] || return 1
+  for port in $(cluster_ports); do
+    pid_alive "$CLUSTER_DIR/$port/redis.pid" redis-server || return 1
+    n=$((n + 1))
+  done
+  (( n == CLUSTER_SIZE ))
+}
+
+# cluster_state:ok on every node: all 16384 slots served, and every node agrees.
+cluster_ok() {
+  local port
+  for port in $(cluster_ports); do
+    redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+  done
+}
+
+# $CLUSTER_SIZE consecutive ports at or above $1 whose cluster bus ports (+10000) are free too.
+cluster_free_ports() {
+  local base="$1" last=$(( $1 + 100 )) p ok
+  while (( base <= last )); do
+    ok=1
+    for ((p = base; p < base + CLUSTER_SIZE; p++)); do
+      if port_busy "$p" || port_busy $((p + 10000)); then ok=0; base=$((p + 1)); break; fi
+    done
+    (( ok )) && { seq "$base" $((base + CLUSTER_SIZE - 1)); return 0; }
+  done
+  die "no $CLUSTER_SIZE free consecutive ports for the Redis Cluster in $1..$last"
+}
+
+redis_cluster_up() {
+  if [[ -n "${REDIS_CLUSTER_NODES:-}" ]]; then
+    log "Redis Cluster: using external REDIS_CLUSTER_NODES=$REDIS_CLUSTER_NODES"
+    return 0
+  fi
+  if cluster_alive && cluster_ok; then
+    log "Redis Cluster: already running on $(cluster_nodes_local)"
+    return 0
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  redis_cluster_down # whatever is left of a broken one
+  mkdir -p "$CLUSTER_DIR"
+  cluster_free_ports "${BONDX_REDIS_CLUSTER_PORT:-7101}" >"$CLUSTER_DIR/ports"
+  log "Redis Cluster: starting $CLUSTER_SIZE redis-server nodes on $(cluster_nodes_local)"
+  STARTED+=(redis_cluster)
+  local port i
+  for port in $(cluster_ports); do
+    mkdir -p "$CLUSTER_DIR/$port"
+    # Short node timeout: a killed master is failed over in ~2 s (the failover test relies on it).
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      --dir "$CLUSTER_DIR/$port" --daemonize yes --pidfile "$CLUSTER_DIR/$port/redis.pid" \
+      --logfile "$CLUSTER_DIR/$port/redis.log" </dev/null >/dev/null \
+      || die "redis-server on port $port failed to start (see $CLUSTER_DIR/$port/redis.log)"
+  done
+  for port in $(cluster_ports); do
+    for ((i = 0; i < 100; i++)); do
+      [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]] && break
+      sleep 0.1
+    done
+    (( i < 100 )) || die "Redis Cluster node $port did not answer PING within 10s"
+  done
+  log "Redis Cluster: joining (redis-cli --cluster create, 1 replica per master)"
+  # shellcheck disable=SC2046
+  redis-cli --cluster create $(cluster_ports | sed 's/^/127.0.0.1:/') --cluster-replicas 1 --cluster-yes \
+    >"$CLUSTER_DIR/create.log" 2>&1 </dev/null \
+    || { tail -n 20 "$CLUSTER_DIR/create.log" >&2; die "redis-cli --cluster create failed"; }
+  for ((i = 0; i < 300; i++)); do
+    cluster_ok && { log "Redis Cluster: ready (cluster_state:ok on all nodes)"; return 0; }
+    (( i % 50 == 49 )) && log "Redis Cluster: waiting for cluster_state:ok… $(( (i + 1) / 10 ))s"
+    sleep 0.1
+  done
+  die "Redis Cluster did not reach cluster_state:ok within 30s"
+}
+
+redis_cluster_down() {
+  local port
+  [[ -f "$CLUSTER_DIR/ports" ]] || return 0
+  for port in $(cluster_ports); do stop_pid "Redis Cluster node $port" "$CLUSTER_DIR/$port/redis.pid" redis-server; done
+  rm -rf "$CLUSTER_DIR"
+}
 
 # ---------------------------------------------------------------- Kafka
 
@@ -279,14 +375,17 @@ kafka_down() {
 # ---------------------------------------------------------------- commands
 
 env_line() {
-  local redis kafka
+  local redis kafka cluster
   if [[ -n "${REDIS_URL:-}" ]]; then redis="$REDIS_URL"
   elif pid_alive "$REDIS_DIR/redis.pid" redis-server; then redis="$(redis_url_local)"
   else die "Redis is not running (run: scripts/services.sh up)"; fi
   if [[ -n "${KAFKA_BROKERS:-}" ]]; then kafka="$KAFKA_BROKERS"
   elif pid_alive "$KAFKA_DIR/kafka.pid" kafka.Kafka; then kafka="$(kafka_brokers_local)"
   else die "Kafka is not running (run: scripts/services.sh up)"; fi
-  printf 'export REDIS_URL=%q KAFKA_BROKERS=%q\n' "$redis" "$kafka"
+  if [[ -n "${REDIS_CLUSTER_NODES:-}" ]]; then cluster="$REDIS_CLUSTER_NODES"
+  elif cluster_alive; then cluster="$(cluster_nodes_local)"
+  else die "Redis Cluster is not running (run: scripts/services.sh up)"; fi
+  printf 'export REDIS_URL=%q KAFKA_BROKERS=%q REDIS_CLUSTER_NODES=%q\n' "$redis" "$kafka" "$cluster"
 }
 
 cmd_up() {
@@ -299,6 +398,7 @@ cmd_up() {
   trap 'exit 143' TERM
   local t0=$SECONDS
   redis_up
+  redis_cluster_up
   kafka_up
   trap - EXIT
   log "services up in $((SECONDS - t0))s"
@@ -308,6 +408,7 @@ cmd_up() {
 # Only pid-file services are stopped: external REDIS_URL/KAFKA_BROKERS never are.
 cmd_down() {
   kafka_down
+  redis_cluster_down
   redis_down
   return 0
 }
@@ -320,6 +421,10 @@ cmd_status() {
   elif pid_alive "$REDIS_DIR/redis.pid" redis-server; then
     echo "redis: running pid $(cat "$REDIS_DIR/redis.pid") at $(redis_url_local)"
   else echo "redis: not running"; ok=1; fi
+  if [[ -n "${REDIS_CLUSTER_NODES:-}" ]]; then echo "redis-cluster: external $REDIS_CLUSTER_NODES"
+  elif cluster_alive && cluster_ok; then echo "redis-cluster: running at $(cluster_nodes_local) (cluster_state:ok)"
+  elif cluster_alive; then echo "redis-cluster: running at $(cluster_nodes_local) (cluster_state NOT ok)"; ok=1
+  else echo "redis-cluster: not running"; ok=1; fi
   if [[ -n "${KAFKA_BROKERS:-}" ]]; then
     if probe kafka "$KAFKA_BROKERS" 5 2>/dev/null; then echo "kafka: external $KAFKA_BROKERS (answers)"
     else echo "kafka: external $KAFKA_BROKERS (NOT answering)"; ok=1; fi

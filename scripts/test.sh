@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# What `npm test` runs: real Redis + Kafka up, vitest, services down.
+# What `npm test` runs: real Redis, Redis Cluster and Kafka up, vitest, services down.
 #
 #   npm test                      # whole suite
 #   npm test -- test/unit -t foo  # args go straight to `vitest run`
 #
-# REDIS_URL and KAFKA_BROKERS both set -> use those, start nothing.
+# REDIS_URL, REDIS_CLUSTER_NODES and KAFKA_BROKERS all set -> use those, start nothing.
 # Services already running from `scripts/services.sh up` -> reuse them and
 # leave them running. Otherwise start them here and stop them on exit.
 # Exit code is vitest's; any failure before the tests run exits non-zero
@@ -42,13 +42,17 @@ if bash scripts/services.sh env >/dev/null 2>&1; then
   say "using services that are already up"
 else
   owns_services=1 # set first so a half-started `up` is cleaned up too
-  bash scripts/services.sh up >/dev/null || { say "ERROR: could not start Redis/Kafka for the tests"; exit 1; }
+  bash scripts/services.sh up >/dev/null || { say "ERROR: could not start Redis/Redis Cluster/Kafka for the tests"; exit 1; }
 fi
 svc_env="$(bash scripts/services.sh env)" || { say "ERROR: services are not available"; exit 1; }
 eval "$svc_env"
 export REDIS_URL KAFKA_BROKERS
+# The suite's roles run on the single node (REDIS_URL): the cluster goes only to the tests that ask for
+# it, under a name no spawned role (which inherits this environment) reads as its configuration.
+export BONDX_TEST_REDIS_CLUSTER_NODES="$REDIS_CLUSTER_NODES"
+unset REDIS_CLUSTER_NODES
 export KAFKAJS_NO_PARTITIONER_WARNING="${KAFKAJS_NO_PARTITIONER_WARNING:-1}"
-say "REDIS_URL=$REDIS_URL KAFKA_BROKERS=$KAFKA_BROKERS"
+say "REDIS_URL=$REDIS_URL KAFKA_BROKERS=$KAFKA_BROKERS BONDX_TEST_REDIS_CLUSTER_NODES=$BONDX_TEST_REDIS_CLUSTER_NODES"
 
 npx vitest run --reporter=default --reporter=json --outputFile="$RESULTS" "$@"
 rc=$?
