@@ -83,6 +83,19 @@ export async function* replayPages(reader: HistoryReader, plan: ReplayPlan, miss
   }
 }
 
+/**
+ * The NDJSON line before the first entry of another epoch than the entry before it (a topic whose history
+ * was reset: README "History is never silently rewritten"): from `from_seq` on, seqs are `epoch`'s. CSV
+ * rows show it in their `epoch` column.
+ */
+export interface ReplayEpochBoundary {
+  type: 'replay_epoch';
+  topic: string;
+  epoch: string;
+  previous_epoch: string;
+  from_seq: number;
+}
+
 /** Turns pages into the bytes of one format. */
 export interface ReplayEncoder {
   contentType: string;
@@ -94,10 +107,16 @@ export interface ReplayEncoder {
 
 export function replayEncoder(format: ReplayFormat, topic: string, toEnvelope: ToEnvelope): ReplayEncoder {
   if (format === 'ndjson') {
+    let previous: string | undefined;
+    const line = (entry: HistoryEntry) => {
+      const boundary: ReplayEpochBoundary | undefined = previous !== undefined && entry.epoch !== previous ? { type: 'replay_epoch', topic, epoch: entry.epoch, previous_epoch: previous, from_seq: entry.seq } : undefined;
+      previous = entry.epoch;
+      return `${boundary ? `${JSON.stringify(boundary)}\n` : ''}${JSON.stringify(toEnvelope(entry))}\n`;
+    };
     return {
       contentType: 'application/x-ndjson',
       begin: () => '',
-      page: (entries) => entries.map((entry) => `${JSON.stringify(toEnvelope(entry))}\n`).join(''),
+      page: (entries) => entries.map(line).join(''),
       end: (end) => `${JSON.stringify(end)}\n`,
     };
   }

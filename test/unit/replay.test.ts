@@ -204,6 +204,29 @@ describe('replay: request parameters', () => {
   });
 });
 
+describe('replay: per epoch', () => {
+  it('a renewed epoch: each entry under the epoch it was served in, a boundary line in NDJSON, the epoch column in CSV', async () => {
+    const store = await storeWith(5, 1000);
+    const first = (await store.readAfter(TOPIC, 0, 0)).epoch;
+    const second = await store.renewEpoch(TOPIC, first);
+    for (let seq = 6; seq <= 8; seq++) await commit(store, seq);
+    const out = async (format: 'ndjson' | 'csv') => {
+      const chunks: string[] = [];
+      const request = parseReplayRequest({ topic: TOPIC, format });
+      await runReplay(store, await planReplay(store, request), replayEncoder(format, TOPIC, entryEnvelope), { write: async (chunk) => void chunks.push(chunk) });
+      return chunks.join('');
+    };
+    const lines = (await out('ndjson')).trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; seq?: number; meta?: { epoch?: string } });
+    expect(lines.slice(0, -1).map((l) => (l.type === 'replay_epoch' ? l : `${l.seq}@${l.meta?.epoch}`))).toEqual([
+      ...range(1, 5).map((seq) => `${seq}@${first}`),
+      { type: 'replay_epoch', topic: TOPIC, epoch: second, previous_epoch: first, from_seq: 6 },
+      ...range(6, 8).map((seq) => `${seq}@${second}`),
+    ]);
+    const rows = parse(await out('csv'), { columns: true }) as { seq: string; epoch: string }[];
+    expect(rows.map((r) => `${r.seq}@${r.epoch}`)).toEqual([...range(1, 5).map((seq) => `${seq}@${first}`), ...range(6, 8).map((seq) => `${seq}@${second}`)]);
+  });
+});
+
 describe('replay: CSV', () => {
   it('RFC 4180: a header, one record per entry, quoting parsed back by an independent parser', () => {
     const layout = csvLayout('system_alerts');
