@@ -2,8 +2,10 @@
  * Replay throughput and server memory (issue 10, phase 1): fills one topic in Redis through the store's
  * own commit path, then replays all of it into a file twice — straight from Redis as `bondx replay`
  * does, and through a `bondx gateway` process's GET /api/v1/replay — reporting entries/s and the
- * gateway's RSS (sampled every 50 ms from /proc) before, at peak during, and after the stream.
- *   REDIS_URL=redis://127.0.0.1:6390 npx tsx bench/replay.ts [--entries 1000000]
+ * gateway's RSS (sampled every 50 ms from /proc) before, at peak during, and after the stream. With
+ * KAFKA_BROKERS (phase 2): produces --kafka-events events of one entity to a fresh one-partition topic and
+ * rebuilds its topic from them into a file (src/replay/rebuild.ts: validation, reducers, hash chain, NDJSON).
+ *   REDIS_URL=redis://127.0.0.1:6390 [KAFKA_BROKERS=127.0.0.1:9092] npx tsx bench/replay.ts [--entries 1000000] [--kafka-events 200000]
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -12,10 +14,19 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
-import { entryEnvelope } from '../src/gateway/envelope.js';
+import { loadConfig } from '../src/config/config.js';
+import type { QuoteEvent } from '../src/domain/events.js';
+import { replayEnvelope } from '../src/gateway/envelope.js';
+import { createKafka, createProducer, ensureTopics } from '../src/ingest/kafka/kafka-client.js';
+import { readPartition } from '../src/ingest/kafka/partition-reader.js';
+import { kafkaTopic } from '../src/ingest/kafka/routing.js';
+import { silentLogger } from '../src/observability/logger.js';
+import { rebuildTopic } from '../src/replay/rebuild.js';
 import { planReplay, replayEncoder, runReplay, writableSink } from '../src/replay/replay.js';
 import { parseReplayRequest } from '../src/replay/request.js';
+import { genesisHead } from '../src/store/chain.js';
 import { RedisTopicStore } from '../src/store/redis/redis-store.js';
+import type { HistoryEntry } from '../src/store/topic-store.js';
 import { startGateway, stopAll } from '../test/support/processes.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../test/support/services.js';
 import { TEST_SECRET, token } from '../test/support/system.js';
@@ -23,8 +34,9 @@ import { TEST_SECRET, token } from '../test/support/system.js';
 const opts = new Command()
   .option('--entries <n>', 'entries in the replayed topic', (v) => Number(v), 1_000_000)
   .option('--in-flight <n>', 'commits in flight while filling', (v) => Number(v), 256)
+  .option('--kafka-events <n>', 'events produced to Kafka and rebuilt from it (needs KAFKA_BROKERS)', (v) => Number(v), 200_000)
   .parse()
-  .opts<{ entries: number; inFlight: number }>();
+  .opts<{ entries: number; inFlight: number; kafkaEvents: number }>();
 
 const REDIS_URL = serviceUrl('REDIS_URL', 'the replay benchmark');
 const PREFIX = `bench-replay-${randomBytes(4).toString('hex')}`;
@@ -64,7 +76,7 @@ async function main(): Promise<void> {
     let started = Date.now();
     const plan = await planReplay(store, parseReplayRequest({ topic: TOPIC }));
     const out = createWriteStream(direct);
-    const end = await runReplay(store, plan, replayEncoder('ndjson', TOPIC, entryEnvelope), writableSink(out));
+    const end = await runReplay(store, plan, replayEncoder('ndjson', TOPIC, replayEnvelope), writableSink(out));
     await new Promise<void>((resolve) => out.end(resolve));
     const directMs = Date.now() - started;
     if (end.count !== total) throw new Error(`direct replay wrote ${end.count} of ${total}`);
@@ -107,6 +119,11 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
+    if (process.env.KAFKA_BROKERS) {
+      results.kafka = await rebuildFromKafka(process.env.KAFKA_BROKERS, opts.kafkaEvents);
+      const k = results.kafka as { entries_per_s: number; seconds: number; entries: number };
+      process.stdout.write(`| ${fmt(k.entries)} entries rebuilt from Kafka into a file | ${fmt(k.entries_per_s)} | ${k.seconds.toFixed(1)} | — |\n`);
+    }
     writeFileSync(join(import.meta.dirname, 'results', 'replay.json'), `${JSON.stringify(results, null, 2)}\n`);
   } finally {
     await stopAll('SIGKILL');
@@ -119,6 +136,55 @@ async function main(): Promise<void> {
 }
 
 const round = (n: number) => Math.round(n * 10) / 10;
+
+/** Produces `total` quotes of one ISIN to a fresh one-partition topic, then times their rebuild into an NDJSON file. */
+async function rebuildFromKafka(brokers: string, total: number): Promise<{ entries: number; entries_per_s: number; seconds: number; produce_per_s: number }> {
+  const config = loadConfig({ KAFKA_BROKERS: brokers, KAFKA_TOPIC_PREFIX: PREFIX, KAFKA_PARTITIONS: '1', LOG_LEVEL: 'silent' });
+  const kafka = createKafka(config, silentLogger, '-bench');
+  await ensureTopics(kafka, config);
+  const producer = createProducer(kafka, false);
+  await producer.connect();
+  const isin = TOPIC.slice('prices.'.length);
+  let started = Date.now();
+  for (let i = 0; i < total; i += 5000) {
+    const messages = Array.from({ length: Math.min(5000, total - i) }, (_, k) => ({ key: isin, value: JSON.stringify(benchQuote(isin, i + k)) }));
+    await producer.send({ topic: kafkaTopic(PREFIX, 'market'), messages });
+  }
+  await producer.disconnect();
+  const produce_per_s = Math.round((total / (Date.now() - started)) * 1000);
+  process.stderr.write(`produced ${total.toLocaleString('en')} events to Kafka, rebuilding…\n`);
+  started = Date.now();
+  const out = createWriteStream(join(dir, 'kafka.ndjson'));
+  const sink = writableSink(out);
+  const encoder = replayEncoder('ndjson', TOPIC, replayEnvelope);
+  const records = async function* () {
+    for await (const batch of readPartition(kafka, `${PREFIX}-bench`, kafkaTopic(PREFIX, 'market'), 0)) yield* batch;
+  };
+  let page: HistoryEntry[] = [];
+  let count = 0;
+  for await (const { entry } of rebuildTopic(TOPIC, records(), { head: genesisHead(TOPIC, 'bench'), state: undefined })) {
+    page.push(entry);
+    if (page.length === 1000) {
+      await sink.write(encoder.page(page));
+      count += page.length;
+      page = [];
+    }
+  }
+  await sink.write(encoder.page(page));
+  count += page.length;
+  await new Promise<void>((resolve) => out.end(resolve));
+  const ms = Date.now() - started;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(`${PREFIX}.`)) });
+  await admin.disconnect();
+  if (count !== total) throw new Error(`rebuilt ${count} of ${total} entries`);
+  return { entries: count, entries_per_s: Math.round((count / ms) * 1000), seconds: ms / 1000, produce_per_s };
+}
+
+function benchQuote(isin: string, n: number): QuoteEvent {
+  return { event_id: `bench-${n}`, type: 'quote', ts: new Date().toISOString(), isin, bid: 99 + (n % 50) / 100, ask: 99.6 + (n % 50) / 100, bid_size: 5_000_000, ask_size: 5_000_000 };
+}
 
 main().then(
   () => process.exit(0),
