@@ -114,7 +114,12 @@ describe('replay: ranges against the memory store', async () => {
 
   it('time edges are found by binary search, not a scan', async () => {
     let reads = 0;
-    const counting: HistoryReader = { readAfter: (...args) => (reads++, store.readAfter(...args)) };
+    const counting: HistoryReader = {
+      readAfter: (...args) => {
+        reads++;
+        return store.readAfter(...args);
+      },
+    };
     await planReplay(counting, parseReplayRequest({ topic: TOPIC, since: iso(msOf(61)), until: iso(msOf(90)) }));
     expect(reads).toBeLessThanOrEqual(1 + 2 * Math.ceil(Math.log2(130 - firstSeq + 2)));
   });
