@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { DomainEvent, OrderEvent } from '../../src/domain/events.js';
 import { isValidIsin } from '../../src/domain/isin.js';
@@ -40,11 +39,6 @@ describe('instruments', () => {
     }
     // The real 7.18% GS 2033.
     expect(INSTRUMENTS.find((i) => i.name === '7.18% GS 2033' && i.maturity.startsWith('2033'))?.isin).toBe('IN0020230085');
-  });
-
-  it('are named identically in the dashboard (public/dashboard.js keeps a copy of the names)', () => {
-    const js = readFileSync(new URL('../../public/dashboard.js', import.meta.url), 'utf8');
-    for (const i of INSTRUMENTS) expect(js).toContain(`${i.isin}: '${i.name}'`);
   });
 
   it('prices and yields invert each other', () => {

@@ -8,6 +8,7 @@
 export { BondxClient, type BondxClientOptions, type ClientEvents, type ConnectionState } from './client.js';
 export { BondxError, ERRORS, type ErrorCode } from './errors.js';
 export { Subscription, type DeltaEvent, type PayloadFor, type StateFor, type SubscribeOptions, type SubscriptionEvents, type TopicKindOf } from './subscription.js';
+export { claimsOf, type TokenClaims } from './token.js';
 export type { TransportName } from './transport.js';
 export { applyDelta, bookMatches, initialState } from '../../../src/domain/deltas/index.js';
 export type * from '../../../src/domain/deltas/index.js';
