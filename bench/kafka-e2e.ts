@@ -52,6 +52,7 @@ const opts = parseOptions(
     step: { help: 'seconds per step, warm-up included', default: 8, parse: positive },
     warmup: { help: 'seconds at the start of each step not measured', default: 2, parse: positive },
     gateways: { help: 'gateway processes', default: 1, parse: int(1) },
+    workers: { help: 'workers per gateway process (WS_WORKERS)', default: 1, parse: int(1) },
     batchSize: { help: 'batch_size of the batch variant', default: 50, parse: int(2) },
     variants: { help: 'plain and/or batch', default: ['plain', 'batch'] as Variant[], parse: list(oneOf<Variant>('plain', 'batch')) },
     isins: { help: 'the prices topics every client follows', default: ['IN0020230085', 'IN0020240019', 'IN0020240050', 'IN0020250018'], parse: list((isin) => isin) },
@@ -392,7 +393,7 @@ async function main(): Promise<void> {
   const t0 = hrNow();
   const [projector, ...gateways] = (await Promise.all([
     startProjector({ ...common, KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_GROUP_ID: GROUP, KAFKA_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'warn' }),
-    ...Array.from({ length: GATEWAYS }, () => startGateway({ ...common, KAFKA_BROKERS: '', LOG_LEVEL: 'info' })),
+    ...Array.from({ length: GATEWAYS }, () => startGateway({ ...common, KAFKA_BROKERS: '', LOG_LEVEL: 'info', WS_WORKERS: String(opts.workers) })),
   ])) as [RoleProcess, ...GatewayProcess[]];
   log(`projector pid ${projector.pid}, gateway(s) ${gateways.map((g) => `${g.url} (pid ${g.pid})`).join(', ')} up in ${fmtNum((hrNow() - t0) / 1000)} s`);
 

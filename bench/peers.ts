@@ -107,7 +107,7 @@ async function waitHttp(url: string, init: RequestInit, proc: ChildProcess, what
 
 /** Our environment for a benchmark process: no services unless asked, limits out of the way, quiet logs. */
 function oursEnv(port: number, extra: Record<string, string>): NodeJS.ProcessEnv {
-  const { REDIS_URL: _r, KAFKA_BROKERS: _k, ...env } = process.env;
+  const { REDIS_URL: _r, REDIS_CLUSTER_NODES: _c, KAFKA_BROKERS: _k, ...env } = process.env;
   return {
     ...env,
     ...ROOMY_ADMISSION,

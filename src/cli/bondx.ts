@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { isRole, issueToken, jwtKeysFromConfig, ROLES, type JwtKeys } from '../gateway/auth.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createBackends, demoBanner, startSystem, type Roles } from '../runtime/system.js';
+import { gatewayWorkers, isGatewayWorker, superviseWorkers } from '../runtime/workers.js';
 import { parseSigningKey, rawPublicKey } from '../store/checkpoint.js';
 import type { AuditVerifyOptions } from './audit.js';
 import { DEV_AUDIT_KEY_FILE, DEV_KEY_FILE, devAuditKey, devSecret, readDevSecret } from './dev-key.js';
@@ -118,8 +119,12 @@ program
 program
   .command('gateway')
   .description('serve clients (HTTP + Socket.IO) from Redis (REDIS_URL)')
-  .action(() => {
-    if (!config().REDIS_URL) refuse('bondx gateway needs REDIS_URL (a gateway alone has nothing to serve in memory)');
+  .option('--workers <n>', 'gateway processes on one port (default WS_WORKERS, else one per core)', positiveInt)
+  .action((opts: { workers?: number }) => {
+    const cfg = config();
+    if (!cfg.REDIS_URL) refuse('bondx gateway needs REDIS_URL (a gateway alone has nothing to serve in memory)');
+    const workers = gatewayWorkers(opts.workers, cfg.WS_WORKERS);
+    if (workers > 1 && !isGatewayWorker()) return superviseWorkers(workers, cfg.PROMETHEUS_PORT, createLogger(cfg.LOG_LEVEL));
     return run({ projector: false, gateway: true, simulator: false });
   });
 

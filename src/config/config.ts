@@ -84,6 +84,8 @@ const envSchema = z.object({
   WS_MAX_CONNECTIONS_PER_USER: int(50, 1),
   /** Largest client message accepted, bytes. */
   WS_MAX_MESSAGE_BYTES: int(64 * 1024, 256),
+  /** `bondx gateway` worker processes on one port (node:cluster); unset: one per core (runtime/workers.ts). */
+  WS_WORKERS: z.preprocess(unsetIfEmpty, z.coerce.number().int().min(1).max(1024).optional()),
 
   JWT_SECRET: optionalString,
   JWT_PUBLIC_KEY: optionalString,

@@ -16,6 +16,7 @@ import { attachSocketIo, clusterView, enginePathPrefix } from '../transports/soc
 import { attachWebSocket } from '../transports/websocket/ws-transport.js';
 import { redisKeys } from '../store/redis/keys.js';
 import type { Backends } from './backends.js';
+import { isGatewayWorker } from './workers.js';
 
 export interface GatewayServer {
   gateway: Gateway;
@@ -65,6 +66,7 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       pingIntervalMs: config.WS_HEARTBEAT_INTERVAL * 1000,
       pingTimeoutMs: config.WS_CONNECTION_TIMEOUT * 1000,
       deflate,
+      websocketOnly: isGatewayWorker(),
       // Gateways meet through Redis Streams for what crosses nodes; live data stays local (nsp.local).
       ...(adapterRedis ? { adapter: createAdapter(adapterRedis, { streamName: name, channelPrefix: name, onlyPlaintext: true }) } : {}),
     });

@@ -147,10 +147,11 @@ const running = new Set<RoleProcess>();
 
 /**
  * Spawns `bondx <role>` with `env` on top of this process's environment plus test defaults
- * (HOST=127.0.0.1, PORT=0, LOG_LEVEL=info). Resolves once the process is spawned.
+ * (HOST=127.0.0.1, PORT=0, LOG_LEVEL=info, and WS_WORKERS=1: a gateway is one process, whose pid is
+ * the gateway, unless a test asks for workers). Resolves once the process is spawned.
  */
 export function spawnRole(role: Role, env: Record<string, string>): RoleProcess {
-  const proc = spawnTsx(CLI, [role], { env: { ...process.env, HOST: '127.0.0.1', PORT: '0', PROMETHEUS_PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env } });
+  const proc = spawnTsx(CLI, [role], { env: { ...process.env, HOST: '127.0.0.1', PORT: '0', PROMETHEUS_PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', WS_WORKERS: '1', ...env } });
   if (proc.pid === undefined) throw new Error(`could not spawn bondx ${role}`);
   const pid = proc.pid;
   const out = lineCollector();

@@ -28,6 +28,12 @@ export interface SocketIoOptions {
    * frames that make a plain broadcast serialise once for all sockets.
    */
   deflate: boolean;
+  /**
+   * WebSocket only, no long-polling: for a gateway worker sharing its port with others (node:cluster
+   * spreads requests over workers, and a polling session's requests must all reach the one that holds
+   * it). A polling client is refused at once instead of failing at random later.
+   */
+  websocketOnly: boolean;
 }
 
 /** Gateway → gateway events over the adapter (cluster-wide counts and disconnects). */
@@ -52,6 +58,7 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: S
   const io: BondxServer = new Server(httpServer, {
     ...(opts.adapter ? { adapter: opts.adapter } : {}),
     path: opts.deflate ? DEFLATE_PATH : SOCKET_IO_PATH,
+    ...(opts.websocketOnly ? { transports: ['websocket' as const] } : {}),
     maxHttpBufferSize: gateway.maxFrameBytes,
     pingInterval: opts.pingIntervalMs,
     pingTimeout: opts.pingTimeoutMs,
