@@ -98,6 +98,17 @@ const envSchema = z.object({
   JWT_EXPIRY_GRACE: int(5),
 
   REDIS_URL: optionalString,
+  /**
+   * Redis Cluster seed nodes `host:port,host:port,…`: the store, live feed and the rest on a cluster
+   * (ioredis Cluster, which discovers the others). Instead of REDIS_URL, never with it.
+   */
+  REDIS_CLUSTER_NODES: z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'a comma-separated list of host:port')
+      .optional(),
+  ),
   /** Namespace of every Redis key and channel, so several deployments (or test runs) can share a Redis. */
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('bx'),
   KAFKA_BROKERS: optionalString,
@@ -180,7 +191,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(alertThresholds.problems ?? []),
     ...(rateLimits.problems ?? []),
   ];
-  if (!parsed.success || alertThresholds.problems || rateLimits.problems) throw new ConfigError(problems);
+  // One Redis deployment per process: a single node or a cluster, so no key is ever written to the wrong one.
+  if (parsed.success && parsed.data.REDIS_URL && parsed.data.REDIS_CLUSTER_NODES) problems.push('REDIS_URL and REDIS_CLUSTER_NODES: set one, not both');
+  if (!parsed.success || alertThresholds.problems || rateLimits.problems || problems.length > 0) throw new ConfigError(problems);
   const { ALERT_THRESHOLDS_JSON: _alerts, RATE_LIMITS_JSON: _limits, LOG_LEVEL, ...rest } = parsed.data;
   const level = LOG_LEVEL.toLowerCase();
   return { ...rest, LOG_LEVEL: level === 'warning' ? 'warn' : level, alertThresholds: alertThresholds.value, rateLimits: rateLimits.value };
