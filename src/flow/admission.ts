@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract, type RateLimiterStoreAbstract } from 'rate-limiter-flexible';
 import { ClientError } from '../protocol/errors.js';
+import type { RedisClient } from '../store/redis/client.js';
 import { redisKeys, type RedisKeyLayout } from '../store/redis/keys.js';
 
 export interface AdmissionLimits {
@@ -31,7 +31,7 @@ export class Admission {
 
   constructor(
     private readonly limits: AdmissionLimits,
-    redis?: { client: Redis; prefix: string },
+    redis?: { client: RedisClient; prefix: string },
   ) {
     const shared = redis ? { client: redis.client, keys: redisKeys(redis.prefix) } : undefined;
     const limiter = (name: 'ip' | 'user', points: number) =>
@@ -107,7 +107,7 @@ class RedisUserConnections implements UserConnectionCounts {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeyLayout,
   ) {
     const beat = () => void this.redis.set(this.keys.gatewayAlive(this.id), '1', 'PX', LIVENESS_MS * 3).catch(() => undefined);

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import type { RedisClient } from '../store/redis/client.js';
 import { DEFAULTS } from '../config/config.js';
 import { pruneNesting } from '../domain/json.js';
 import { redisKeys, type RedisKeyLayout } from '../store/redis/keys.js';
@@ -18,11 +19,11 @@ export interface RedisDeadLetterStoreOptions {
  */
 export class RedisDeadLetterStore implements DeadLetterStore {
   readonly keys: RedisKeyLayout;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly ownsClient: boolean;
   private readonly maxLen: number;
 
-  constructor(redis: Redis | string, options: RedisDeadLetterStoreOptions) {
+  constructor(redis: RedisClient | string, options: RedisDeadLetterStoreOptions) {
     this.ownsClient = typeof redis === 'string';
     this.redis = typeof redis === 'string' ? new Redis(redis) : redis;
     this.keys = redisKeys(options.prefix);

@@ -1,12 +1,12 @@
-import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
 import { MemoryDeadLetterStore, type DeadLetterStore } from '../ingest/dead-letter.js';
 import type { HealthCheck } from '../observability/health.js';
 import { MemoryTopicStore } from '../store/memory-store.js';
+import type { RedisClient } from '../store/redis/client.js';
 import type { LiveFeed, TopicStore } from '../store/topic-store.js';
 
 /**
- * The storage a role runs on: in memory (embedded mode, here) or Redis (`REDIS_URL`, redis-backends.ts).
+ * The storage a role runs on: in memory (embedded mode, here) or Redis (`REDIS_URL` or `REDIS_CLUSTER_NODES`, redis-backends.ts).
  * system.ts `createBackends` chooses between them.
  */
 export interface Backends {
@@ -15,7 +15,7 @@ export interface Backends {
   live: LiveFeed;
   deadLetters: DeadLetterStore;
   /** The command connection, for what else lives in Redis (cross-gateway admission limits). */
-  redis?: { client: Redis; prefix: string };
+  redis?: { client: RedisClient; prefix: string };
   /** The `redis` health check (`off` in memory). */
   health(): Promise<HealthCheck>;
   close(): Promise<void>;

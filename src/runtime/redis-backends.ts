@@ -1,20 +1,23 @@
-import { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
 import { RedisDeadLetterStore } from '../ingest/redis-dead-letter.js';
 import type { Logger } from '../observability/logger.js';
+import { createRedisClient, describeTarget, type RedisTarget } from '../store/redis/client.js';
 import { RedisLiveFeed } from '../store/redis/redis-live-feed.js';
 import { RedisTopicStore } from '../store/redis/redis-store.js';
 import type { Backends } from './backends.js';
 
-/** Store, live feed and dead letters on Redis: one command connection, one subscriber connection. */
-export async function createRedisBackends(config: Config, log: Logger): Promise<Backends> {
-  const url = config.REDIS_URL as string;
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3 });
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+/**
+ * Store, live feed and dead letters on Redis, a single node or a cluster (`target`, from REDIS_URL or
+ * REDIS_CLUSTER_NODES): one command connection (per node on a cluster), one subscriber connection.
+ */
+export async function createRedisBackends(config: Config, log: Logger, target: RedisTarget): Promise<Backends> {
+  const redis = createRedisClient(target, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
   try {
     await redis.connect();
   } catch (err) {
-    throw new Error(`Cannot connect to Redis at ${url}: ${(err as Error).message}`);
+    redis.disconnect();
+    throw new Error(`Cannot connect to Redis at ${describeTarget(target)}: ${(err as Error).message}`);
   }
   const prefix = config.REDIS_PREFIX;
   const store = new RedisTopicStore(redis, { prefix, maxLen: config.HISTORY_MAX_LEN, dedupWindow: config.DEDUP_WINDOW });

@@ -18,6 +18,7 @@ import { startMetricsServer, type MetricsServer } from '../observability/metrics
 import { Checkpointer, type CheckpointSink } from '../projector/checkpointer.js';
 import { Projector } from '../projector/projector.js';
 import { checkpointSigner, parseSigningKey } from '../store/checkpoint.js';
+import { redisTarget } from '../store/redis/client.js';
 import { MarketSimulator } from '../simulator/simulator.js';
 import { memoryBackends, type Backends } from './backends.js';
 import { startGatewayServer, type GatewayServer } from './gateway-server.js';
@@ -152,9 +153,10 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
   }
 }
 
-/** The storage of a process: Redis when REDIS_URL is set, else in memory. */
+/** The storage of a process: Redis when REDIS_URL or REDIS_CLUSTER_NODES is set, else in memory. */
 export async function createBackends(config: Config, log: Logger): Promise<Backends> {
-  return config.REDIS_URL ? createRedisBackends(config, log) : memoryBackends(config);
+  const target = redisTarget(config);
+  return target ? createRedisBackends(config, log, target) : memoryBackends(config);
 }
 
 /** Closes in order (last started first), continuing past failures. */

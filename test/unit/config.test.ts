@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { memoryBackends } from '../../src/runtime/backends.js';
+import { clusterNodes, redisTarget } from '../../src/store/redis/client.js';
 import { runBondx } from '../support/processes.js';
 
 /** The problems loadConfig reports for `env` (fails the test when it accepts it). */
@@ -221,4 +222,28 @@ describe('bondx with a bad environment', () => {
     expect(await run.exited()).toBe(2);
     expect(run.stderr()).toMatch(/PORT: .*<=65535.*\(got "99999"\)/);
   }, 20_000);
+});
+
+describe('loadConfig: REDIS_CLUSTER_NODES', () => {
+  it('a seed list names the cluster, and the process runs on it', () => {
+    const c = loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7101,redis-2.internal:7102' });
+    expect(c.REDIS_CLUSTER_NODES).toBe('127.0.0.1:7101,redis-2.internal:7102');
+    expect(redisTarget(c)).toEqual({ clusterNodes: '127.0.0.1:7101,redis-2.internal:7102' });
+    expect(clusterNodes(c.REDIS_CLUSTER_NODES as string)).toEqual([
+      { host: '127.0.0.1', port: 7101 },
+      { host: 'redis-2.internal', port: 7102 },
+    ]);
+    expect(redisTarget(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6390' }))).toEqual({ url: 'redis://127.0.0.1:6390' });
+    expect(redisTarget(loadConfig({}))).toBeUndefined();
+  });
+
+  it('anything but host:port pairs is refused, naming the variable', () => {
+    for (const bad of ['127.0.0.1', 'redis://127.0.0.1:7101', '127.0.0.1:7101,', 'a:1 b:2']) {
+      expect(problems({ REDIS_CLUSTER_NODES: bad }).join('\n')).toContain('REDIS_CLUSTER_NODES: a comma-separated list of host:port');
+    }
+  });
+
+  it('is exclusive with REDIS_URL: one Redis deployment per process', () => {
+    expect(problems({ REDIS_URL: 'redis://127.0.0.1:6390', REDIS_CLUSTER_NODES: '127.0.0.1:7101' })).toEqual(['REDIS_URL and REDIS_CLUSTER_NODES: set one, not both']);
+  });
 });

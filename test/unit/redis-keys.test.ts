@@ -11,6 +11,11 @@ import { redisKeys, tag } from '../../src/store/redis/keys.js';
 
 const SRC = new URL('../../src/', import.meta.url).pathname;
 
+/** What Redis Cluster hashes of a key: the text inside its first braces. */
+function tagOf(key: string): string | undefined {
+  return /\{([^}]+)\}/.exec(key)?.[1];
+}
+
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
 }
@@ -40,12 +45,12 @@ describe('Redis key layout', () => {
       meta: 'p:{prices.X}:meta',
       history: 'p:{prices.X}:h',
       live: 'p:live:{prices.X}',
-      deadLetters: 'p:dlq',
-      deadLetterCount: 'p:dlq:count',
+      deadLetters: 'p:{dlq}',
+      deadLetterCount: 'p:{dlq}:count',
       rateLimitIp: 'p:rl:ip',
       rateLimitUser: 'p:rl:user',
-      userConnections: 'p:uc:{alice}',
-      gatewayAlive: 'p:gw:g1',
+      userConnections: 'p:uc:{user:alice}',
+      gatewayAlive: 'p:{gw}:g1',
       socketIo: 'p:sio',
       socketIoDeflate: 'p:sioz',
     });
@@ -55,6 +60,20 @@ describe('Redis key layout', () => {
     const keys = redisKeys('p');
     for (const key of [keys.meta('t'), keys.history('t'), keys.live('t')]) expect(key).toContain(tag('t'));
     expect(tag('t')).toBe('{t}');
+  });
+
+  it('the hash tag is the entity: every topic one event touches (project.ts) is in one slot, with its user', () => {
+    const isin = 'US0378331005';
+    expect(tag(`prices.${isin}`)).toBe(`{isin:${isin}}`);
+    expect(tag('auctions.A-1')).toBe('{auction:A-1}');
+    for (const topic of ['trading.u1', 'portfolio.u1', 'risk.u1', 'risk.u1.alerts', 'mobile.u1']) expect(tag(topic)).toBe('{user:u1}');
+    expect(redisKeys('p').userConnections('u1')).toContain('{user:u1}');
+    expect(tag('system.alerts')).toBe('{system.alerts}');
+    // Names outside the topic grammar (an invalid ISIN, a test's own names) are their own entity.
+    expect(tag('prices.X')).toBe('{prices.X}');
+    // Keys that one command or MULTI reads together share a tag.
+    expect(new Set([redisKeys('p').deadLetters, redisKeys('p').deadLetterCount].map(tagOf))).toEqual(new Set(['dlq']));
+    expect(new Set(['g1', 'g2'].map((g) => tagOf(redisKeys('p').gatewayAlive(g))))).toEqual(new Set(['gw']));
   });
 
   it('no other module under src/ builds a Redis key from the prefix', () => {
@@ -67,7 +86,7 @@ describe('Redis key layout', () => {
         readFileSync(file, 'utf8')
           .split('\n')
           .map((line, i) => ({ line, at: `${relative(SRC, file)}:${i + 1}` }))
-          .filter(({ line }) => builds.test(line) || /['`]:dlq|:sio['`]/.test(line)),
+          .filter(({ line }) => builds.test(line) || /['`]:\{?dlq|:sio['`]/.test(line)),
       )
       .map(({ at, line }) => `${at}: ${line.trim()}`);
     expect(offenders).toEqual([]);

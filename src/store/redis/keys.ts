@@ -5,13 +5,30 @@
  * queue-keys.ts does for its queues: one place to read the whole layout, and to change it.
  */
 
+import { parseTopic } from '../../domain/topics.js';
+
 /**
- * The Redis Cluster hash tag of a topic: the keys (and the live channel) that carry it share one slot,
- * so a topic's meta and history can be changed by one script. This is the one place that chooses it:
- * one tag per topic today; a later move to one per entity (ISIN, user) changes only this function.
+ * The Redis Cluster hash tag of a topic: the entity it belongs to, so the keys (and the live channel)
+ * of every topic of one entity share a slot. An event's topics all belong to one entity (projector's
+ * project.ts: an ISIN's prices, an auction, a user's trading/portfolio/risk/mobile topics), so the keys
+ * one commit touches are in one slot and the commit script runs on a cluster. This is the one place
+ * that chooses it. A topic outside the grammar of domain/topics.ts is its own entity.
  */
 export function tag(topic: string): string {
-  return hashTag(topic);
+  return hashTag(entityOf(topic));
+}
+
+/** `isin:<ISIN>`, `auction:<id>`, `user:<id>`; else (system.alerts, names outside the grammar) the topic itself. */
+function entityOf(topic: string): string {
+  const parsed = parseTopic(topic);
+  if (parsed?.owner !== undefined) return userEntity(parsed.owner);
+  if (parsed?.kind === 'prices') return `isin:${parsed.id}`;
+  if (parsed?.kind === 'auctions') return `auction:${parsed.id}`;
+  return topic;
+}
+
+function userEntity(user: string): string {
+  return `user:${user}`;
 }
 
 /** `{name}`: Redis hashes only what is inside the first braces. */
@@ -35,19 +52,19 @@ export interface RedisKeyLayout {
   /** stream: signed audit checkpoints of the topic's head (hash chain), field `cp` (JSON); where no Kafka audit topic is configured. */
   auditCheckpoints(topic: string): string;
   // --- live feed ----------------------------------------------------------------------------------
-  /** pub/sub channel: full HistoryEntry JSON of every committed entry. */
+  /** shard channel (SPUBLISH/SSUBSCRIBE: in the topic's slot, so a cluster does not copy it to every node): full HistoryEntry JSON of every committed entry. */
   live(topic: string): string;
   // --- dead letters -------------------------------------------------------------------------------
-  /** list: dead letters, newest first (JSON), capped at DEAD_LETTERS_MAX_LEN. */
+  /** list: dead letters, newest first (JSON), capped at DEAD_LETTERS_MAX_LEN (one slot with its counter: one MULTI). */
   readonly deadLetters: string;
   /** string counter: dead letters ever added. */
   readonly deadLetterCount: string;
   // --- connection admission -----------------------------------------------------------------------
   /** rate-limiter-flexible's key prefix for one attempt limiter (it appends `:<ip or user>`). */
   rateLimit(limiter: 'ip' | 'user'): string;
-  /** hash: gateway id -> open connections of one user (hash-tagged by user). */
+  /** hash: gateway id -> open connections of one user (in the slot of the user's topics). */
   userConnections(user: string): string;
-  /** string with a TTL: present while the gateway is alive. */
+  /** string with a TTL: present while the gateway is alive (all in one slot: read with one MGET). */
   gatewayAlive(gatewayId: string): string;
   // --- Socket.IO adapter --------------------------------------------------------------------------
   /** @socket.io/redis-streams-adapter's stream name (and channel prefix) for one engine. */
@@ -64,11 +81,11 @@ export function redisKeys(prefix: string): RedisKeyLayout {
     history: (topic) => `${prefix}:${tag(topic)}:h`,
     auditCheckpoints: (topic) => `${prefix}:${tag(topic)}:audit`,
     live: (topic) => `${prefix}:live:${tag(topic)}`,
-    deadLetters: `${prefix}:dlq`,
-    deadLetterCount: `${prefix}:dlq:count`,
+    deadLetters: `${prefix}:{dlq}`,
+    deadLetterCount: `${prefix}:{dlq}:count`,
     rateLimit: (limiter) => `${prefix}:rl:${limiter}`,
-    userConnections: (user) => `${prefix}:uc:${hashTag(user)}`,
-    gatewayAlive: (gatewayId) => `${prefix}:gw:${gatewayId}`,
+    userConnections: (user) => `${prefix}:uc:${hashTag(userEntity(user))}`,
+    gatewayAlive: (gatewayId) => `${prefix}:{gw}:${gatewayId}`,
     socketIoAdapter: (engine) => `${prefix}:${engine === 'deflate' ? 'sioz' : 'sio'}`,
   };
 }

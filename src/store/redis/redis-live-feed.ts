@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { HistoryEntry, LiveFeed, Unsubscribe } from '../topic-store.js';
+import { duplicateClient, type RedisClient } from './client.js';
 import { redisKeys, type RedisKeyLayout } from './keys.js';
 import { toHistoryEntry } from './scripts.js';
 
@@ -16,19 +17,20 @@ interface Listener {
 }
 
 /**
- * LiveFeed on Redis pub/sub. Uses its own subscriber connection (a connection in subscriber mode
+ * LiveFeed on Redis sharded pub/sub (SSUBSCRIBE to the shard channels commit.lua SPUBLISHes on, Redis >= 7:
+ * on a cluster a message stays on its topic's shard). Uses its own subscriber connection (a connection in subscriber mode
  * cannot run other commands): a duplicate of the given client, or a new one from a URL.
  * One channel per topic (`keys.live(topic)`, no patterns), so a gateway only receives the
- * topics it has listeners for: SUBSCRIBE on the first listener of a topic, UNSUBSCRIBE after the last.
+ * topics it has listeners for: SSUBSCRIBE on the first listener of a topic, SUNSUBSCRIBE after the last.
  * Entries are delivered in arrival order, which is commit order (PUBLISH runs inside the commit script).
  * Messages published while the connection is down are lost: consumers detect the gap by seq, and are
  * told `onStale` once the re-established connection listens again (ioredis re-subscribes on ready;
- * a PING queued behind those SUBSCRIBEs answers once they took effect). A renewed epoch is announced
+ * a PING queued behind those SSUBSCRIBEs answers once they took effect). A renewed epoch is announced
  * on the channel too (`{"stale":true}`, renew-epoch.lua) and passed on as `onStale`.
  */
 export class RedisLiveFeed implements LiveFeed {
   readonly keys: RedisKeyLayout;
-  private readonly sub: Redis;
+  private readonly sub: RedisClient;
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly topicByChannel = new Map<string, string>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -37,11 +39,11 @@ export class RedisLiveFeed implements LiveFeed {
   /** Whether the connection was ready before: a later `ready` is a reconnect. */
   private wasReady = false;
 
-  constructor(redis: Redis | string, options: RedisLiveFeedOptions) {
+  constructor(redis: RedisClient | string, options: RedisLiveFeedOptions) {
     this.keys = redisKeys(options.prefix);
     this.onError = options.onError ?? (() => {});
-    this.sub = typeof redis === 'string' ? new Redis(redis) : redis.duplicate();
-    this.sub.on('message', (channel: string, message: string) => this.deliver(channel, message));
+    this.sub = typeof redis === 'string' ? new Redis(redis) : duplicateClient(redis);
+    this.sub.on('smessage', (channel: string, message: string) => this.deliver(channel, message));
     this.sub.on('ready', () => {
       if (this.wasReady) this.reconnected();
       this.wasReady = true;
@@ -55,7 +57,7 @@ export class RedisLiveFeed implements LiveFeed {
       this.listeners.set(topic, (set = new Set()));
       const channel = this.keys.live(topic);
       this.topicByChannel.set(channel, topic);
-      this.track(this.sub.subscribe(channel), topic);
+      this.track(this.sub.ssubscribe(channel), topic);
     }
     const listeners = set;
     const listener: Listener = { onEntry, ...(onStale ? { onStale } : {}) };
@@ -65,11 +67,11 @@ export class RedisLiveFeed implements LiveFeed {
       this.listeners.delete(topic);
       const channel = this.keys.live(topic);
       this.topicByChannel.delete(channel);
-      if (!this.closed) this.track(this.sub.unsubscribe(channel), topic);
+      if (!this.closed) this.track(this.sub.sunsubscribe(channel), topic);
     };
   }
 
-  /** Resolves once every SUBSCRIBE/UNSUBSCRIBE issued so far is acknowledged by Redis (rejects if one failed). */
+  /** Resolves once every SSUBSCRIBE/SUNSUBSCRIBE issued so far is acknowledged by Redis (rejects if one failed). */
   async ready(): Promise<void> {
     await Promise.all([...this.inFlight]);
   }

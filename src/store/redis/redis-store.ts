@@ -20,6 +20,7 @@ import {
   type TopicInfo,
   type TopicStore,
 } from '../topic-store.js';
+import type { RedisClient } from './client.js';
 import { redisKeys, type RedisKeyLayout } from './keys.js';
 import { redisScripts, type RedisScripts } from './scripts.js';
 
@@ -43,7 +44,7 @@ export interface RedisTopicStoreOptions {
  */
 export class RedisTopicStore implements TopicStore {
   readonly keys: RedisKeyLayout;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly ownsClient: boolean;
   private readonly scripts: RedisScripts;
   private readonly maxLen: number;
@@ -51,7 +52,7 @@ export class RedisTopicStore implements TopicStore {
   /** The queue of commits that name no heads (see commit). */
   private unchecked: Promise<unknown> = Promise.resolve();
 
-  constructor(redis: Redis | string, options: RedisTopicStoreOptions) {
+  constructor(redis: RedisClient | string, options: RedisTopicStoreOptions) {
     this.ownsClient = typeof redis === 'string';
     this.redis = typeof redis === 'string' ? new Redis(redis) : redis;
     this.keys = redisKeys(options.prefix);
@@ -132,10 +133,9 @@ export class RedisTopicStore implements TopicStore {
 
   /** Per topic: epoch, seq, updated_at, hash, then the extra meta fields asked for. */
   private async metaRows(topics: string[], ...extra: string[]): Promise<(string | null)[][]> {
-    if (topics.length === 0) return [];
-    const tx = this.redis.multi();
-    for (const topic of topics) tx.hmget(this.keys.meta(topic), 'epoch', 'seq', 'updated_at', 'hash', ...extra);
-    return execReplies(await tx.exec()).map((row) => (Array.isArray(row) ? (row as (string | null)[]) : []));
+    // One HMGET per topic, sent together (not a MULTI: the topics may live in several slots of a cluster).
+    // Each head is read atomically; the commit's compare-and-set catches any that moved in between.
+    return Promise.all(topics.map((topic) => this.redis.hmget(this.keys.meta(topic), 'epoch', 'seq', 'updated_at', 'hash', ...extra)));
   }
 
   async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
 import type { ChainHead, HistoryEntry, SourcePosition } from '../topic-store.js';
 import { genesisHash } from '../chain.js';
+import type { RedisClient } from './client.js';
 import type { RedisKeyLayout } from './keys.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -78,9 +78,9 @@ export interface RedisScripts {
 
 type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
 
-const definedOn = new WeakSet<Redis>();
+const definedOn = new WeakSet<RedisClient>();
 
-function scriptCall(client: Redis, name: ScriptName): ScriptCall {
+function scriptCall(client: RedisClient, name: ScriptName): ScriptCall {
   if (!definedOn.has(client)) {
     for (const script of Object.keys(SCRIPTS) as ScriptName[]) client.defineCommand(SCRIPTS[script], { lua: scriptSource(script) });
     definedOn.add(client);
@@ -91,7 +91,7 @@ function scriptCall(client: Redis, name: ScriptName): ScriptCall {
 }
 
 /** Registers the scripts on `client` (once per client) and returns typed wrappers bound to `keys`. */
-export function redisScripts(client: Redis, keys: RedisKeyLayout): RedisScripts {
+export function redisScripts(client: RedisClient, keys: RedisKeyLayout): RedisScripts {
   const commitCall = scriptCall(client, 'commit');
   const resetCall = scriptCall(client, 'reset');
   const renewEpochCall = scriptCall(client, 'renewEpoch');

@@ -128,8 +128,9 @@ for i = 1, n do
     'epoch', epoch, 'hash', hash)
   redis.call('HSET', KEYS[1], topic, seq .. '|' .. epoch .. '|' .. entry_ts)
 
-  -- The full entry, so live consumers need no read. `payload` is already JSON and is spliced in as is.
-  redis.call('PUBLISH', channel, '{"topic":' .. cjson.encode(topic) .. ',"epoch":' .. cjson.encode(epoch) ..
+  -- The full entry, so live consumers need no read; `payload` is already JSON and is spliced in as is.
+  -- A shard channel in the topic's slot: on a cluster only that shard carries it (PUBLISH goes to every node).
+  redis.call('SPUBLISH', channel, '{"topic":' .. cjson.encode(topic) .. ',"epoch":' .. cjson.encode(epoch) ..
     ',"seq":' .. seq .. ',"type":' .. cjson.encode(entry_type) .. ',"ts":' .. cjson.encode(entry_ts) ..
     ',"event_ts":' .. cjson.encode(event_ts) .. ',"event_id":' .. cjson.encode(event_id) ..
     ',"payload":' .. payload .. ',"hash":' .. cjson.encode(hash) .. '}')

@@ -20,5 +20,5 @@ redis.call('HSET', KEYS[2], 'epoch', ARGV[3], 'hash', ARGV[5])
 local seq = redis.call('HGET', KEYS[2], 'seq') or '0'
 local updated = redis.call('HGET', KEYS[2], 'updated_at') or ''
 redis.call('HSET', KEYS[1], ARGV[1], seq .. '|' .. ARGV[3] .. '|' .. updated)
-redis.call('PUBLISH', ARGV[4], '{"topic":' .. cjson.encode(ARGV[1]) .. ',"stale":true}')
+redis.call('SPUBLISH', ARGV[4], '{"topic":' .. cjson.encode(ARGV[1]) .. ',"stale":true}')
 return ARGV[3]
