@@ -48,6 +48,7 @@ const opts = parseOptions('npm run bench:peers --', 'Our gateway vs Centrifugo (
   ...timingOptions({ warmup: 1, step: 5, drain: 3 }),
   clientProcs: { help: 'client processes the clients are split over', default: 2, parse: int(1) },
   idle: { help: 'idle connections for memory per connection (ours, centrifugo); 0 skips it', default: 2000, parse: int(0) },
+  cpuProf: { help: "directory for our server processes' V8 CPU profiles (--cpu-prof; summarise with bench/prof-summary.ts)", default: '', parse: (text: string) => text },
   keepGoing: { help: 'keep raising the rate after a peer saturates (default: stop it after 2 saturated steps)', default: false },
   ...retriesOption(3),
   out: { help: 'JSON results file', default: join(ROOT, 'bench', 'results', 'peers.json'), parse: (text: string) => text },
@@ -123,7 +124,8 @@ function oursEnv(port: number, extra: Record<string, string>): NodeJS.ProcessEnv
 }
 
 async function startBondx(args: string[], env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
-  const proc = spawnTsx('src/cli/bondx.ts', args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const nodeFlags = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`] : [];
+  const proc = spawnTsx('src/cli/bondx.ts', args, { env, nodeFlags, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitHttp(`http://${HOST}:${port}/readyz`, {}, proc, `bondx ${args.join(' ')}`);
   return proc;
 }
