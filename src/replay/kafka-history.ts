@@ -2,7 +2,7 @@ import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/config.js';
 import { createKafka } from '../ingest/kafka/kafka-client.js';
 import { readCheckpoints, type ReplayCheckpoint } from '../ingest/kafka/checkpoints.js';
-import { partitionCount, readPartition, type PartitionRecord } from '../ingest/kafka/partition-reader.js';
+import { partitionBounds, partitionCount, readPartition, type PartitionRecord } from '../ingest/kafka/partition-reader.js';
 import { kafkaTopic, partitionOf, topicSource } from '../ingest/kafka/routing.js';
 import { entryHash, genesisHead } from '../store/chain.js';
 import type { HistoryEntry, HistoryRead, Snapshot } from '../store/topic-store.js';
@@ -109,7 +109,7 @@ export class KafkaHistory {
     let list = this.checkpointsByTopic.get(topic);
     if (!list) {
       const { kafka, prefix, groupPrefix } = this.options;
-      list = await readCheckpoints(kafka, prefix, groupPrefix, await this.partitionCount(), topic);
+      list = await readCheckpoints(kafka, prefix, groupPrefix, topic);
       this.checkpointsByTopic.set(topic, list);
     }
     return list;
@@ -129,8 +129,14 @@ export class KafkaHistory {
       ? { head: { epoch, seq: checkpoint.seq, ts: checkpoint.ts, hash: checkpoint.hash }, state: checkpoint.state }
       : { head: genesisHead(topic, epoch), state: undefined };
     const { kafka, prefix, groupPrefix } = this.options;
-    const partition = checkpoint?.partition ?? partitionOf(source.key, await this.partitionCount());
-    const batches = readPartition(kafka, groupPrefix, kafkaTopic(prefix, source.family), partition, checkpoint ? BigInt(checkpoint.offset) + 1n : undefined);
+    const partitions = await this.partitionCount();
+    const partition = checkpoint?.partition ?? partitionOf(source.key, partitions);
+    const name = kafkaTopic(prefix, source.family);
+    // Nothing to rebuild from: no such Kafka topic (nothing produced under this prefix), or, without a
+    // checkpoint, a partition whose first records are gone (retention): folding from later ones onto an
+    // empty state would not give what was served.
+    const unusable = partitions === 0 || (!checkpoint && (await partitionBounds(kafka, name, partition)).low > 0n);
+    const batches = unusable ? none() : readPartition(kafka, groupPrefix, name, partition, checkpoint ? BigInt(checkpoint.offset) + 1n : undefined);
     this.cursor = { topic, epoch, next: start.head.seq + 1, entries: rebuildTopic(topic, flatten(batches), start) };
     return this.cursor;
   }
@@ -140,6 +146,8 @@ export class KafkaHistory {
     return this.partitions;
   }
 }
+
+async function* none(): AsyncGenerator<PartitionRecord[]> {}
 
 async function* flatten(batches: AsyncGenerator<PartitionRecord[]>): AsyncGenerator<PartitionRecord> {
   for await (const batch of batches) yield* batch;
@@ -152,6 +160,9 @@ async function* flatten(batches: AsyncGenerator<PartitionRecord[]>): AsyncGenera
  * the history it shows starts at seq 1, so a replay's range is never `trimmed`.
  */
 export class StitchedHistory implements HistoryReader {
+  /** Per topic: whether Kafka's rebuild meets what Redis holds (checked once, before any rebuilt entry is served). */
+  private readonly seams = new Map<string, boolean>();
+
   constructor(
     private readonly store: HistoryReader,
     private readonly kafka: KafkaHistory,
@@ -160,23 +171,49 @@ export class StitchedHistory implements HistoryReader {
 
   async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
     const held = await this.store.readAfter(topic, afterSeq, limit);
-    if (!this.kafka.covers(topic)) return held;
+    if (!this.kafka.covers(topic) || held.headSeq === 0) return held;
     const firstHeld = this.source === 'kafka' ? held.headSeq + 1 : held.firstSeq;
+    if (firstHeld <= 1) return held;
+    // Redis' oldest held entry: its epoch is the one its predecessors were committed in (one epoch per rebuild).
+    const seam = this.source === 'kafka' ? undefined : held.entries[0]?.seq === firstHeld ? held.entries[0] : (await this.store.readAfter(topic, firstHeld - 1, 1)).entries[0];
+    const epoch = seam?.epoch ?? held.epoch;
+    // Kafka not holding what Redis was built from: what Redis holds, as without Kafka (older seqs trimmed).
+    if (this.source === 'auto' && !(await this.meets(topic, epoch, firstHeld, seam))) return held;
     const bounds = { epoch: held.epoch, headSeq: held.headSeq, firstSeq: 1 };
     const heldEntries = this.source === 'kafka' ? [] : held.entries;
     if (limit === 0 || afterSeq + 1 >= firstHeld) return { ...bounds, entries: heldEntries };
-    // The epoch the oldest held entry was committed in is the one its predecessors were (phase 2: one epoch per rebuild).
-    const epoch = held.entries[0]?.epoch ?? held.epoch;
-    const rebuilt = (await this.kafka.entries(topic, epoch, afterSeq + 1, Math.min(afterSeq + limit, firstHeld - 1))).map((r) => r.entry);
+    const upTo = Math.min(afterSeq + limit, firstHeld - 1);
+    const rebuilt = (await this.kafka.entries(topic, epoch, afterSeq + 1, upTo)).map((r) => r.entry);
     const last = rebuilt.at(-1);
-    const seam = heldEntries[0];
-    if (last?.seq !== firstHeld - 1 || !seam) return { ...bounds, entries: rebuilt };
-    if (!follows(last, seam)) throw new RebuildMismatch(topic, seam.seq);
+    if (last !== undefined && last.seq === firstHeld - 1 && seam && !follows(last, seam)) throw new RebuildMismatch(topic, seam.seq);
+    // A page short of the held part (records gone from Kafka meanwhile) goes on with Redis' entries: the
+    // replay reports the seqs between as trimmed.
+    if (last?.seq === upTo && upTo < firstHeld - 1) return { ...bounds, entries: rebuilt };
     return { ...bounds, entries: [...rebuilt, ...heldEntries].slice(0, limit) };
   }
 
   close(): Promise<void> {
     return this.kafka.close();
+  }
+
+  /**
+   * Whether the Kafka this reader was given holds the history Redis was built from: the rebuilt entry
+   * before Redis' first held one must be its chain predecessor. One pass of at most a checkpoint interval,
+   * before anything rebuilt is served. Kafka ending short of it (retention, events projected without
+   * Kafka, another prefix) serves Redis only; reaching it with another entry is a RebuildMismatch.
+   */
+  private async meets(topic: string, epoch: string, firstHeld: number, seam: HistoryEntry | undefined): Promise<boolean> {
+    let known = this.seams.get(topic);
+    if (known === undefined) {
+      if (!seam) known = true;
+      else {
+        const [last] = await this.kafka.entries(topic, epoch, firstHeld - 1, firstHeld - 1);
+        if (last && !follows(last.entry, seam)) throw new RebuildMismatch(topic, seam.seq);
+        known = last !== undefined;
+      }
+      this.seams.set(topic, known);
+    }
+    return known;
   }
 }
 

@@ -49,7 +49,7 @@ describe('bondx replay', () => {
   it('from REDIS_URL into a file: the same bytes as the HTTP API, the missing parts on stderr, progress with --progress', async () => {
     const first = (await system.backends.store.readAfter(TOPIC, 0, 0)).firstSeq;
     const out = join(dir, 'replay.ndjson');
-    const run = runBondx(['replay', TOPIC, '--from-seq', '1', '--to-seq', '160', '--out', out, '--progress'], REDIS_ENV);
+    const run = runBondx(['replay', TOPIC, '--from-seq', '1', '--to-seq', '160', '--out', out, '--progress'], REDIS_ENV, ['KAFKA_BROKERS']);
     expect(await run.exited(), run.stderr()).toBe(0);
     expect(readFileSync(out, 'utf8')).toBe(await overHttp('topic=prices.IN0020230085&from_seq=1&to_seq=160'));
     expect(run.stdout()).toBe('');

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { ConfigResourceTypes, type Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import type { DomainEvent } from '../../src/domain/events.js';
+import { validateEvent } from '../../src/ingest/validate.js';
 import { Ingest } from '../../src/ingest/ingest.js';
 import { createKafka, ensureTopics } from '../../src/ingest/kafka/kafka-client.js';
 import { ProjectorConsumer } from '../../src/ingest/kafka/projector-consumer.js';
@@ -12,7 +14,10 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { Projector } from '../../src/projector/projector.js';
 import { applyDelta, freshPrices, type DeltaPayload, type StateOf } from '../../src/domain/deltas/index.js';
 import type { JsonObject } from '../../src/domain/json.js';
+import { entryEnvelope } from '../../src/gateway/envelope.js';
 import { KafkaHistory, StitchedHistory } from '../../src/replay/kafka-history.js';
+import { planReplay, replayEncoder, runReplay } from '../../src/replay/replay.js';
+import { parseReplayRequest } from '../../src/replay/request.js';
 import { stateAt } from '../../src/replay/state.js';
 import type { Backends } from '../../src/runtime/backends.js';
 import { createBackends } from '../../src/runtime/system.js';
@@ -20,6 +25,12 @@ import type { HistoryEntry } from '../../src/store/topic-store.js';
 import { book, ladder, quote } from '../support/events.js';
 import { dropRun, serviceUrl } from '../support/services.js';
 import { waitFor } from '../support/waits.js';
+
+function validated(raw: unknown): DomainEvent {
+  const result = validateEvent(raw);
+  if (!result.ok) throw new Error(result.reason);
+  return result.event;
+}
 
 /**
  * Rebuild from Kafka (README "Audit and replay"): a topic projected into a Redis that keeps 100 entries,
@@ -101,7 +112,7 @@ describe('replay rebuilt from Kafka', () => {
   });
 
   it('checkpoints every REPLAY_CHECKPOINT_EVERY entries, with the head and state the store had', async () => {
-    const checkpoints = await readCheckpoints(kafka, RUN, `${RUN}-ck`, 3, TOPIC);
+    const checkpoints = await readCheckpoints(kafka, RUN, `${RUN}-ck`, TOPIC);
     expect(checkpoints.map((c) => c.seq)).toEqual([150, 300, 450, 600]);
     const at600 = checkpoints.at(-1);
     const snapshot = await backends.store.snapshot(TOPIC);
@@ -145,6 +156,22 @@ describe('replay rebuilt from Kafka', () => {
       const snapshot = await stateAt(backends.store, options, TOPIC, at);
       expect(performance.now() - started).toBeLessThan(5000);
       expect({ at, seq: snapshot.seq, ts: snapshot.ts, state: snapshot.state }).toEqual({ at, seq: expected, ts: expected === 0 ? at : recorded[expected - 1]?.ts, state: states[expected] });
+    }
+  });
+
+  it('auto, for a topic whose events never went through Kafka: what Redis holds, the older seqs reported trimmed', async () => {
+    const topic = 'prices.IN0020240019';
+    const projector = new Projector(backends.store, silentLogger);
+    for (let i = 0; i < 150; i++) await projector.apply(validated(quote('IN0020240019', 99 + i / 1000, 99.6)));
+    const { firstSeq, headSeq } = await backends.store.readAfter(topic, 0, 0);
+    expect(firstSeq).toBeGreaterThan(1);
+    const reader = new StitchedHistory(backends.store, kafkaHistory(), 'auto');
+    try {
+      const request = parseReplayRequest({ topic });
+      const end = await runReplay(reader, await planReplay(reader, request), replayEncoder('ndjson', topic, entryEnvelope), { write: async () => undefined });
+      expect(end).toMatchObject({ from_seq: firstSeq, to_seq: headSeq, count: headSeq - firstSeq + 1, missing: [{ from_seq: 1, to_seq: firstSeq - 1, reason: 'trimmed' }] });
+    } finally {
+      await reader.close();
     }
   });
 });

@@ -2,7 +2,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import type { JsonObject } from '../../domain/json.js';
 import type { Logger } from '../../observability/logger.js';
 import type { TopicStore } from '../../store/topic-store.js';
-import { readPartition } from './partition-reader.js';
+import { partitionCount, readPartition } from './partition-reader.js';
 import { kafkaTopic, partitionOf } from './routing.js';
 
 /**
@@ -65,8 +65,10 @@ export class CheckpointWriter {
 }
 
 /** A topic's checkpoints, oldest first: the checkpoints partition its key maps to, read to its end. */
-export async function readCheckpoints(kafka: Kafka, prefix: string, groupPrefix: string, partitions: number, topic: string): Promise<ReplayCheckpoint[]> {
+export async function readCheckpoints(kafka: Kafka, prefix: string, groupPrefix: string, topic: string): Promise<ReplayCheckpoint[]> {
   const out: ReplayCheckpoint[] = [];
+  const partitions = await partitionCount(kafka, checkpointsTopic(prefix));
+  if (partitions === 0) return out;
   for await (const batch of readPartition(kafka, groupPrefix, checkpointsTopic(prefix), partitionOf(topic, partitions))) {
     for (const record of batch) {
       if (record.key?.toString('utf8') !== topic || !record.value) continue;

@@ -92,11 +92,12 @@ export async function partitionBounds(kafka: Kafka, topic: string, partition: nu
   }
 }
 
-/** How many partitions a topic has. */
+/** How many partitions a topic has (0: no such topic). */
 export async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
   try {
+    if (!(await admin.listTopics()).includes(topic)) return 0;
     const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
     return meta?.partitions.length ?? 0;
   } finally {
