@@ -38,7 +38,8 @@ export interface RedisTopicStoreOptions {
  * hash (epoch, head seq, snapshot) and a stream (history, id `<seq>-0`). Key layout: keys.ts.
  *
  * Given a URL the store owns its connection and `close()` quits it; given a client, the caller owns it.
- * Runs on a single Redis node (multi-topic commits span hash slots; see commit.lua). Redis is the store
+ * Reads run on a single node or a cluster; commits on a single node only (commit.lua's global registry,
+ * offsets and dedup keys are in other slots than the entity's). Redis is the store
  * here, not a cache: run it with `maxmemory-policy noeviction`, since a topic's meta and history must only
  * disappear together (reset).
  */

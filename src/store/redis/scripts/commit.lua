@@ -10,8 +10,8 @@
   KEYS[2]  <p>:offsets   hash   source stream -> last applied offset (decimal string)
   KEYS[3]  <p>:dedup     zset   event_id -> arrival order (1, 2, 3, …); the newest `dedupWindow` ids are kept
   then, for change i = 1..n:
-  KEYS[2+2i]  <p>:{<topic>}:meta  hash    epoch, seq (head), updated_at, hash (chain head), state (snapshot JSON)
-  KEYS[3+2i]  <p>:{<topic>}:h     stream  id <seq>-0, fields: type ts event_ts event_id payload epoch hash
+  KEYS[2+2i]  <p>:{<entity>}:meta  hash    epoch, seq (head), updated_at, hash (chain head), state (snapshot JSON)
+  KEYS[3+2i]  <p>:{<entity>}:h     stream  id <seq>-0, fields: type ts event_ts event_id payload epoch hash
 
   ARGV[1] event_id      ARGV[2] event_ts
   ARGV[3] offset the committer expects stored for the source ('' = no expectation, '-' = none stored)
@@ -35,11 +35,9 @@
   could still fail if a topic's meta vanished while its stream stayed, which only eviction can cause:
   Redis must run with maxmemory-policy noeviction.)
 
-  Redis Cluster: this script touches the registry, offsets and dedup keys plus two keys per topic, i.e.
-  several hash slots, so it only runs on a single Redis node (what we deploy). In cluster mode each call
-  would have to stay within one slot: one commit per topic slot, with per-slot registry/offset/dedup keys
-  (e.g. <p>:{<topic>}:...), which gives up cross-topic atomicity of a multi-topic event. The {<topic>}
-  hash tag already keeps a topic's meta and history in one slot.
+  Redis Cluster: a topic's keys and live channel carry its entity's hash tag (keys.ts tag()), and an
+  event's topics share one entity, but KEYS[1..3] are global keys in other slots: on a cluster this
+  script is refused (CROSSSLOT) until they move under the entity's tag (README "Past one Redis node").
 ]]
 
 local event_id, event_ts = ARGV[1], ARGV[2]

@@ -3,7 +3,7 @@
   several gateways noticing the same rewritten history renew it once). Seq, state and history stay:
   only clients holding the old epoch are told to re-sync. Called through scripts.ts (bxRenewEpoch).
 
-  KEYS[1] <p>:topics   KEYS[2] <p>:{<topic>}:meta
+  KEYS[1] <p>:topics   KEYS[2] <p>:{<entity>}:meta
   ARGV[1] topic   ARGV[2] epoch the caller saw   ARGV[3] candidate new epoch   ARGV[4] live channel
   ARGV[5] hash(0) of the candidate epoch: the chain head from now on (the new epoch's chain starts
           at the head's seq; the kept entries stay in their own epoch's chain)
