@@ -343,7 +343,10 @@ function failure(log: Logger, req: IncomingMessage, err: unknown): Reply {
 
 /** Serialises first, then writes headers and body once: a body that can not be serialised becomes a 500, never half a response. */
 function write(log: Logger, req: IncomingMessage, res: ServerResponse, reply: Reply): void {
-  if ('body' in reply) return stream(log, req, res, reply);
+  if ('body' in reply) {
+    stream(log, req, res, reply);
+    return;
+  }
   let status = reply.status;
   let headers: Record<string, string>;
   let body: Buffer | string;

@@ -151,7 +151,7 @@ describe.each(['memory', 'redis'])('replay over HTTP (%s store)', (name) => {
       expect(JSON.parse(refused.body)).toMatchObject({ code: 'FORBIDDEN', details: { reason: 'role auditor or operator required' } });
     }
     expect((await get(system(), query({ topic: TOPIC }), null)).status).toBe(401);
-    expect((await get(system(), '/api/v1/replay/state?topic=' + TOPIC + '&at=2026-01-01', 'publisher')).status).toBe(403);
+    expect((await get(system(), `/api/v1/replay/state?topic=${TOPIC}&at=2026-01-01`, 'publisher')).status).toBe(403);
   });
 
   it.each<[string, string]>([
@@ -216,7 +216,10 @@ describe('a large replay streams under backpressure (memory store)', () => {
       for (let i = 1; i <= total; i++) await store.commit({ eventId: `big-${i}`, eventTs: payload.ts, changes: [{ topic, type: 'delta', payload, state: {} }] });
       const reads: number[] = [];
       const readAfter = store.readAfter.bind(store);
-      vi.spyOn(store, 'readAfter').mockImplementation((t, after, limit) => (t === topic && limit > 0 && reads.push(after), readAfter(t, after, limit)));
+      vi.spyOn(store, 'readAfter').mockImplementation((t, after, limit) => {
+        if (t === topic && limit > 0) reads.push(after);
+        return readAfter(t, after, limit);
+      });
 
       const res = await new Promise<IncomingMessage>((resolve, reject) => httpGet(`${system.server.url}${query({ topic, from_seq: 1 })}`, { headers: { authorization: `Bearer ${system.token('big', 'auditor')}` } }, resolve).on('error', reject));
       expect(res.statusCode).toBe(200);
