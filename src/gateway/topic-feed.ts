@@ -118,9 +118,15 @@ export class TopicFeed {
         this.log.warn({ topic: this.topic, epoch: this.epoch, now: read.epoch }, 'epoch changed without an entry to show it; members re-sync');
         this.resetTo(read.epoch, read.headSeq);
       } else if (read.headSeq > this.head) {
-        // As if the next entry had arrived: the gap before it is filled from history, in order.
-        this.inbox.push(...(await this.store.readAfter(this.topic, read.headSeq - 1, 1)).entries);
-        this.drain();
+        const last = (await this.store.readAfter(this.topic, read.headSeq - 1, 1)).entries;
+        // Entries keep the epoch they were committed in: a head entry of an older one (renewed, nothing
+        // committed since) is no news of this epoch, whose numbering starts at the store's head.
+        if (last.some((entry) => entry.epoch !== read.epoch)) this.resetTo(read.epoch, read.headSeq);
+        else {
+          // As if the next entry had arrived: the gap before it is filled from history, in order.
+          this.inbox.push(...last);
+          this.drain();
+        }
       }
     } catch (err) {
       this.log.error({ err, topic: this.topic }, 're-reading the store after a live-feed notice failed');
@@ -218,7 +224,8 @@ export class TopicFeed {
         const read = await this.store.readAfter(this.topic, this.head, Math.min(1000, untilSeq - this.head - 1));
         if (read.epoch !== this.epoch) return;
         const first = read.entries[0];
-        if (!first || first.seq !== this.head + 1) {
+        // Entries of an older epoch (kept across a renewal) are not this epoch's: its numbering starts after them.
+        if (!first || first.seq !== this.head + 1 || read.entries.some((entry) => entry.epoch !== this.epoch)) {
           // The history no longer holds the gap: members must re-sync.
           this.log.warn({ topic: this.topic, head: this.head, until: untilSeq }, 'gap not in history; forcing re-sync');
           this.resetTo(this.epoch, untilSeq - 1);

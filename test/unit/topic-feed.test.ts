@@ -63,6 +63,25 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('TopicFeed', () => {
+  it('after a renewal it missed, serves none of the older epoch\'s entries (kept in history) as the new one\'s', async () => {
+    const { store, live, outlet, commit, feed } = await setup();
+    live.emit(...(await commit(2)));
+    await settle();
+    const old = feed.epoch;
+    const renewed = await store.renewEpoch(TOPIC, old); // its stale notice lost: no live.notifyStale()
+    const [third] = await commit(1);
+    expect(third?.epoch).toBe(renewed);
+    live.emit(third as HistoryEntry);
+    await settle();
+    expect({ epoch: feed.epoch, head: feed.head, seqs: outlet.seqs }).toEqual({ epoch: renewed, head: 3, seqs: [1, 2, 3] });
+    expect(outlet.resets).toBeGreaterThan(0);
+    // A stale notice now finds the head entry of this epoch: nothing to reset.
+    const resets = outlet.resets;
+    live.notifyStale();
+    await settle();
+    expect({ epoch: feed.epoch, resets: outlet.resets }).toEqual({ epoch: renewed, resets });
+  });
+
   it('fills a skipped seq from history before handing out anything after it', async () => {
     const { live, outlet, commit, feed } = await setup();
     const entries = await commit(6);
