@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What `npm test` runs: real Redis, Redis Cluster and Kafka up, vitest, services down.
 #
-#   npm test                      # whole suite
-#   npm test -- test/unit -t foo  # args go straight to `vitest run`
+#   npm test                      # gates (type check, lint), then the whole suite
+#   npm test -- test/unit -t foo  # args go straight to `vitest run` (gates skipped: a focused run)
 #
 # REDIS_URL, REDIS_CLUSTER_NODES and KAFKA_BROKERS all set -> use those, start nothing.
 # Services already running from `scripts/services.sh up` -> reuse them and
@@ -33,6 +33,16 @@ trap 'exit 143' TERM
 if [[ ! -x node_modules/.bin/vitest ]]; then
   say "node_modules missing, running npm ci"
   npm ci --no-audit --no-fund || { say "ERROR: npm ci failed"; exit 1; }
+fi
+
+# Gates first, and only for the whole suite: a type error or a lint error fails `npm test` (and CI)
+# before any service starts. Focused runs (`npm test -- file`) skip them, so work in progress elsewhere
+# in the tree does not block one test file.
+if (( $# == 0 )); then
+  say "type check (npm run typecheck)"
+  npm run --silent typecheck || { say "ERROR: type check failed"; exit 1; }
+  say "lint (npm run lint: biome, warnings are errors)"
+  npm run --silent lint || { say "ERROR: lint failed"; exit 1; }
 fi
 
 mkdir -p .services
