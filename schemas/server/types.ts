@@ -91,7 +91,7 @@ export type SystemAlertPayload = SystemAlert & {
   state: "raised" | "cleared";
   at: string;
 };
-export type AckPayload = SubscribeAck | UnsubscribeAck | BackgroundModeAck | RefreshAck;
+export type AckPayload = SubscribeAck | UnsubscribeAck | BackgroundModeAck | RefreshAck | ReplayAck | ReplayStopAck;
 export type SubscribeAck = ResumedAck | SnapshotAck | SupersededAck;
 export type ErrorCode =
   | "AUTH_REQUIRED"
@@ -311,6 +311,7 @@ export interface EntryMeta {
   event_ts: string;
   epoch: string;
   hash?: string;
+  replay?: true;
 }
 export interface BatchEnvelope {
   type: "batch";
@@ -368,6 +369,31 @@ export interface BackgroundModeAck {
 export interface RefreshAck {
   action: "refresh";
   expires_at: string;
+}
+export interface ReplayAck {
+  action: "replay";
+  topic: string;
+  cancelled: boolean;
+  epoch: string | null;
+  from_seq: number | null;
+  to_seq: number | null;
+  count: number;
+  first_seq: number;
+  head_seq: number;
+  asked: {
+    from_seq: number;
+    to_seq: number | null;
+  };
+  missing: ReplayMissing[];
+}
+export interface ReplayMissing {
+  from_seq: number;
+  to_seq: number | null;
+  reason: "trimmed" | "beyond_head" | "epoch_changed";
+}
+export interface ReplayStopAck {
+  action: "replay_stop";
+  stopped: boolean;
 }
 export interface PongEnvelope {
   type: "pong";

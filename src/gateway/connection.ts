@@ -4,12 +4,13 @@ import { describeLimit, newBucket, take, type Bucket, type BucketLimit } from '.
 import type { Logger } from '../observability/logger.js';
 import type { ClientLabels, Metrics, TransportName } from '../observability/metrics.js';
 import { ClientError, closeCodeOf, type ErrorCode } from '../protocol/errors.js';
-import type { ClientMessage, Envelope, SubscribeMessage } from '../protocol/messages.js';
+import type { ClientMessage, Envelope, ReplayMessage, SubscribeMessage } from '../protocol/messages.js';
 import { parseClientFrame, parseClientMessage, peekMessage } from '../protocol/parse.js';
 import { authorise, type Principal } from './auth.js';
 import { controlEnvelope, errorEnvelope } from './envelope.js';
 import { NO_BATCHING, type Batching, type Hub } from './hub.js';
 import { Frame, type Fanout, type Link } from './link.js';
+import { LiveReplay } from './live-replay.js';
 import { deliveryFilter } from './subtopics.js';
 import { Subscription, type Subscriber } from './subscription.js';
 
@@ -51,6 +52,8 @@ export class Connection implements Subscriber {
   private readonly bucket: Bucket;
   /** Replaced by a `refresh` (same user, later expiry). */
   private current: Principal;
+  /** The running `replay`, at most one: a second one, `replay_stop` or the end of the connection cancels it. */
+  private replaying: LiveReplay | undefined;
   /** Second at which it is closed with TOKEN_EXPIRED (exp + grace); kept by the gateway. */
   expiresAt = 0;
 
@@ -112,6 +115,7 @@ export class Connection implements Subscriber {
   end(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.replaying?.stop();
     for (const sub of this.subscriptions.values()) sub.stop();
     this.subs = undefined;
     this.release();
@@ -229,6 +233,26 @@ export class Connection implements Subscriber {
       case 'refresh':
         this.current = this.context.renew(this, message.token);
         return controlEnvelope('ack', { action: 'refresh', expires_at: new Date(this.current.exp * 1000).toISOString() }, { correlationId });
+      case 'replay':
+        return this.replay(message);
+      case 'replay_stop':
+        return controlEnvelope('ack', { action: 'replay_stop', stopped: this.replaying?.stop() ?? false }, { correlationId });
+    }
+  }
+
+  /** Streams history alongside the live subscriptions (live-replay.ts); answered when it ends or is cancelled. */
+  private async replay(request: ReplayMessage): Promise<Envelope> {
+    authorise(this.stream, this.principal, request.topic);
+    this.replaying?.stop();
+    const { hub, maxQueueSize } = this.context;
+    // Held under the level at which paused market data resumes, so a replay never pauses or cuts its client.
+    const run = new LiveReplay(hub.store, request, this, maxQueueSize / 4);
+    this.replaying = run;
+    try {
+      const ack = await run.run();
+      return controlEnvelope('ack', ack, { topic: request.topic, correlationId: request.correlation_id ?? null });
+    } finally {
+      if (this.replaying === run) this.replaying = undefined;
     }
   }
 

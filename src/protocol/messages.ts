@@ -26,6 +26,42 @@ export interface ErrorEnvelope extends Envelope {
   timestamp: string;
 }
 
+/**
+ * Replays (HTTP and live) report what they served and what of the asked range they did not, in these
+ * wire shapes (src/replay computes them).
+ *
+ * Why part of an asked range is not in the answer:
+ * - `trimmed`: committed, but older than the first seq the store still holds (HISTORY_MAX_LEN);
+ * - `beyond_head`: not committed (yet), or no longer: the store's head went back while replaying;
+ * - `epoch_changed`: the topic got a new epoch while replaying, so its seqs are another numbering.
+ */
+export type MissingReason = 'trimmed' | 'beyond_head' | 'epoch_changed';
+
+/** A type, not an interface, so it is a JsonValue (a replay ack carries it). */
+export type MissingPart = {
+  from_seq: number;
+  /** null: open-ended (`from_seq` beyond the head, with no `to_seq`). */
+  to_seq: number | null;
+  reason: MissingReason;
+};
+
+/** The last line of an NDJSON replay (and the HTTP `x-replay-end` trailer of both formats). */
+export type ReplayEnd = {
+  type: 'replay_end';
+  topic: string;
+  epoch: string | null;
+  /** The seqs served, first and last (null: none). */
+  from_seq: number | null;
+  to_seq: number | null;
+  count: number;
+  /** The store's history when the replay started. */
+  first_seq: number;
+  head_seq: number;
+  /** The range asked for: `{from_seq, to_seq}` or `{since, until}` (null: unbounded). */
+  asked: { from_seq: number; to_seq: number | null } | { since: string | null; until: string | null };
+  missing: MissingPart[];
+};
+
 /** Client -> server messages. */
 export interface Subtopics {
   /** Comma list of `L1`, `L2`; default both. */
@@ -73,12 +109,31 @@ export interface RefreshMessage {
   correlation_id?: string;
 }
 
-export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage | BackgroundModeMessage | RefreshMessage;
+/** Plays a topic's history (README "Audit and replay") alongside the live subscriptions; answered by an ack when it ends. */
+export interface ReplayMessage {
+  type: 'replay';
+  topic: string;
+  /** Default 1. */
+  from_seq?: number;
+  /** Inclusive; absent: up to the head when the replay starts. */
+  to_seq?: number;
+  /** Recorded pace times this (default 1); 0: as fast as the client reads. */
+  speed?: number;
+  correlation_id?: string;
+}
+
+/** Cancels the connection's running replay. */
+export interface ReplayStopMessage {
+  type: 'replay_stop';
+  correlation_id?: string;
+}
+
+export type ClientMessage = SubscribeMessage | UnsubscribeMessage | PingMessage | BackgroundModeMessage | RefreshMessage | ReplayMessage | ReplayStopMessage;
 
 export type ClientMessageType = ClientMessage['type'];
 
 /** Total over ClientMessageType (and no other key): a message type can not be left out of the list. */
-const KINDS: Record<ClientMessageType, true> = { subscribe: true, unsubscribe: true, ping: true, background_mode: true, refresh: true };
+const KINDS: Record<ClientMessageType, true> = { subscribe: true, unsubscribe: true, ping: true, background_mode: true, refresh: true, replay: true, replay_stop: true };
 
 /**
  * Every kind of client message, once: parsing (one schema each in schemas/client/), the received-messages

@@ -1,5 +1,5 @@
 import type { JsonObject, JsonValue } from '../domain/json.js';
-import type { ClientMessage, ClientMessageType, Envelope, EnvelopeType, ErrorEnvelope } from './messages.js';
+import type { ClientMessage, ClientMessageType, Envelope, EnvelopeType, ErrorEnvelope, ReplayEnd } from './messages.js';
 
 /**
  * The Socket.IO contract as types, for every namespace (`/market`, `/auction`, `/trading`, `/risk`,
@@ -40,6 +40,9 @@ export type BatchEnvelope = Omit<Typed<'batch', JsonValue, { count: number; firs
 export type HeartbeatEnvelope = Typed<'heartbeat', { heads: Record<string, number> }, { interval_s: number }>;
 export type PongEnvelope = Typed<'pong', JsonObject>;
 
+/** The ack of a replay: the HTTP replay's trailer (what was served, what was missing), and whether it was cut short. */
+export type ReplayAck = Omit<ReplayEnd, 'type' | 'asked'> & { action: 'replay'; cancelled: boolean; asked: { from_seq: number; to_seq: number | null } };
+
 /** The ack's payload per message kind. */
 export interface AckPayloads {
   /** Resumed or from a snapshot; or superseded by a later subscribe/unsubscribe of the topic (then nothing else). */
@@ -47,6 +50,9 @@ export interface AckPayloads {
   unsubscribe: { action: 'unsubscribe'; topic: string };
   background_mode: { action: 'background_mode'; enabled: boolean };
   refresh: { action: 'refresh'; expires_at: string };
+  /** When the replay ended: what was served and what was missing (the HTTP replay's trailer), or cancelled. */
+  replay: ReplayAck;
+  replay_stop: { action: 'replay_stop'; stopped: boolean };
 }
 export type AckEnvelope<K extends keyof AckPayloads = keyof AckPayloads> = Typed<'ack', AckPayloads[K] & JsonObject>;
 

@@ -1,22 +1,12 @@
+import type { MissingPart } from '../protocol/messages.js';
+
 /**
  * Pure range logic of a replay: which part of an asked range a topic's held history has, and what part
  * does not exist there. No I/O: history is seen through its bounds and, for times, a probe `tsAt(seq)`.
  */
 
-/**
- * Why part of an asked range is not in the answer:
- * - `trimmed`: committed, but older than the first seq the store still holds (HISTORY_MAX_LEN);
- * - `beyond_head`: not committed (yet), or no longer: the store's head went back while replaying;
- * - `epoch_changed`: the topic got a new epoch while replaying, so its seqs are another numbering.
- */
-export type MissingReason = 'trimmed' | 'beyond_head' | 'epoch_changed';
-
-export interface MissingPart {
-  from_seq: number;
-  /** null: open-ended (`from_seq` beyond the head, with no `to_seq`). */
-  to_seq: number | null;
-  reason: MissingReason;
-}
+/** The wire shapes (an HTTP trailer's, a replay ack's) live with the protocol. */
+export type { MissingPart, MissingReason } from '../protocol/messages.js';
 
 /** A topic's history as the store holds it: seqs firstSeq..headSeq (none when firstSeq > headSeq). */
 export interface HistoryBounds {

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { parseTopic } from '../domain/topics.js';
-import type { Envelope } from '../protocol/messages.js';
+import type { Envelope, ReplayEnd } from '../protocol/messages.js';
 import type { HistoryEntry, TopicStore } from '../store/topic-store.js';
 import { csvLayout } from './csv.js';
 import { addMissing, resolveSeqRange, resolveTimeRange, type MissingPart, type SeqSpan } from './range.js';
@@ -32,22 +32,8 @@ export interface ReplayPlan extends SeqSpan {
   asked: ReplayRange;
 }
 
-/** The last line of an NDJSON replay (and the HTTP `x-replay-end` trailer of both formats). */
-export interface ReplayEnd {
-  type: 'replay_end';
-  topic: string;
-  epoch: string | null;
-  /** The seqs served, first and last (null: none). */
-  from_seq: number | null;
-  to_seq: number | null;
-  count: number;
-  /** The store's history when the replay started. */
-  first_seq: number;
-  head_seq: number;
-  /** The range asked for: `{from_seq, to_seq}` or `{since, until}` (null: unbounded). */
-  asked: { from_seq: number; to_seq: number | null } | { since: string | null; until: string | null };
-  missing: MissingPart[];
-}
+/** The last line of an NDJSON replay: a wire shape, with the protocol. */
+export type { ReplayEnd } from '../protocol/messages.js';
 
 /** Resolves a request against the history the store holds now: bounds from one read, times by binary search. */
 export async function planReplay(reader: HistoryReader, request: ReplayRequest): Promise<ReplayPlan> {
@@ -174,18 +160,23 @@ export async function runReplay(reader: HistoryReader, plan: ReplayPlan, encoder
     await sink.write(encoder.page(entries));
     onProgress?.({ count, planned });
   }
-  const end: ReplayEnd = {
+  const end = replayEnd(plan, { from, to, count }, missing);
+  await sink.write(encoder.end(end));
+  return end;
+}
+
+/** The trailer of a replay of `plan` that served `served` (seqs first..last, how many), `missing` not held. */
+export function replayEnd(plan: ReplayPlan, served: { from: number | null; to: number | null; count: number }, missing: MissingPart[]): ReplayEnd {
+  return {
     type: 'replay_end',
     topic: plan.topic,
     epoch: plan.epoch === '' ? null : plan.epoch,
-    from_seq: from,
-    to_seq: to,
-    count,
+    from_seq: served.from,
+    to_seq: served.to,
+    count: served.count,
     first_seq: plan.firstSeq,
     head_seq: plan.headSeq,
     asked: plan.asked.by === 'seq' ? { from_seq: plan.asked.fromSeq, to_seq: plan.asked.toSeq ?? null } : { since: plan.asked.since ?? null, until: plan.asked.until ?? null },
     missing,
   };
-  await sink.write(encoder.end(end));
-  return end;
 }
