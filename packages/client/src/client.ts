@@ -1,10 +1,11 @@
 import { withCheckDigit } from '../../../src/domain/isin.js';
 import { defaultTopics, parseTopic, streamFor, type Stream } from '../../../src/domain/topics.js';
 import type { ClientMessage, Envelope, ErrorEnvelope } from '../../../src/protocol/messages.js';
-import type { BatchEnvelope, HeartbeatEnvelope } from '../../../src/protocol/socketio-events.js';
+import type { BatchEnvelope, HeartbeatEnvelope, ReplayAck } from '../../../src/protocol/socketio-events.js';
 import { Emitter } from './emitter.js';
 import { BondxError } from './errors.js';
-import { FINAL, Subscription, type LinkedSubscription, type SubscribeOptions, type SubscriptionLink, type TopicKindOf } from './subscription.js';
+import { Replay, type ReplayedEnvelope, type ReplayOptions } from './replay.js';
+import { FINAL, nextCorrelation, Subscription, type LinkedSubscription, type SubscribeOptions, type SubscriptionLink, type TopicKindOf } from './subscription.js';
 import { claimsOf } from './token.js';
 import { openChannel, type Channel, type TransportName } from './transport.js';
 
@@ -65,16 +66,24 @@ export class BondxClient extends Emitter<ClientEvents> {
 
   /** Follows `topic` from a snapshot, then every delta in order, across reconnects. */
   subscribe<T extends string>(topic: T, options: SubscribeOptions = {}): Subscription<TopicKindOf<T>> {
-    if (this.current === 'closed') throw new BondxError('CONNECTION_ERROR', 'client is closed');
-    const parsed = parseTopic(topic);
-    if (!parsed) throw new BondxError('INVALID_TOPIC', `invalid topic ${topic}`, { topic });
-    const stream = streamFor(parsed.kind);
-    let link = this.links.get(stream);
-    if (!link) this.links.set(stream, (link = new StreamLink(this, stream)));
+    const { link, parsed } = this.linkFor(topic);
     const sub = new Subscription(topic, parsed.kind as TopicKindOf<T>, options, link, (err) => this.listenerFailed(err));
     link.add(sub);
     this.changed();
     return sub;
+  }
+
+  /**
+   * Plays `topic`'s history (seqs `fromSeq`..`toSeq` at the recorded pace × `speed`) beside the live
+   * subscriptions, on the topic's stream connection: `for await (const env of client.replay(...))`.
+   */
+  replay(topic: string, options: ReplayOptions = {}): Replay {
+    const { link } = this.linkFor(topic);
+    const { fromSeq, toSeq, speed } = options;
+    const message = { type: 'replay' as const, topic, correlation_id: nextCorrelation(), ...(fromSeq === undefined ? {} : { from_seq: fromSeq }), ...(toSeq === undefined ? {} : { to_seq: toSeq }), ...(speed === undefined ? {} : { speed }) };
+    const replay = new Replay(topic, message, () => link.send({ type: 'replay_stop' }));
+    link.addReplay(replay);
+    return replay;
   }
 
   /** Closes every connection; subscriptions end. */
@@ -84,6 +93,17 @@ export class BondxClient extends Emitter<ClientEvents> {
     this.links.clear();
     this.setState('closed');
     await Promise.all(links.map((l) => l.close()));
+  }
+
+  /** The connection of `topic`'s stream, opened on first use. */
+  private linkFor(topic: string): { link: StreamLink; parsed: NonNullable<ReturnType<typeof parseTopic>> } {
+    if (this.current === 'closed') throw new BondxError('CONNECTION_ERROR', 'client is closed');
+    const parsed = parseTopic(topic);
+    if (!parsed) throw new BondxError('INVALID_TOPIC', `invalid topic ${topic}`, { topic });
+    const stream = streamFor(parsed.kind);
+    let link = this.links.get(stream);
+    if (!link) this.links.set(stream, (link = new StreamLink(this, stream)));
+    return { link, parsed };
   }
 
   // ---- for StreamLink ----
@@ -190,6 +210,8 @@ class StreamLink implements SubscriptionLink {
   /** Correlation ids of refresh messages in flight: their replies are the client's, not a topic's. */
   private readonly refreshes = new Set<string>();
   private refreshCounter = 0;
+  /** Replays asked on this connection, by correlation id, oldest first (their entries come in that order). */
+  private readonly replays = new Map<string, Replay>();
 
   constructor(
     private readonly client: BondxClient,
@@ -203,6 +225,12 @@ class StreamLink implements SubscriptionLink {
     else if (!this.channel && this.timer === undefined) void this.connect();
   }
 
+  addReplay(replay: Replay): void {
+    this.replays.set(replay.message.correlation_id, replay);
+    if (this.open) this.channel?.send(replay.message);
+    else if (!this.channel && this.timer === undefined) void this.connect();
+  }
+
   send(message: ClientMessage): boolean {
     if (!this.open || !this.channel) return false;
     this.channel.send(message);
@@ -212,7 +240,12 @@ class StreamLink implements SubscriptionLink {
   remove(sub: LinkedSubscription): void {
     if (this.subs.get(sub.topic) !== sub) return;
     this.subs.delete(sub.topic);
-    if (this.subs.size > 0) return;
+    this.closeIfIdle();
+  }
+
+  /** Nothing left to carry (no subscription, no replay): the connection goes. */
+  private closeIfIdle(): void {
+    if (this.subs.size > 0 || this.replays.size > 0) return;
     this.client.linkDone(this);
     void this.close();
   }
@@ -232,6 +265,8 @@ class StreamLink implements SubscriptionLink {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.open = false;
+    for (const replay of this.replays.values()) replay.fail(new BondxError('CONNECTION_ERROR', 'client closed'));
+    this.replays.clear();
     const channel = this.channel;
     this.channel = undefined;
     await channel?.close();
@@ -246,7 +281,7 @@ class StreamLink implements SubscriptionLink {
       this.client.fail(err instanceof BondxError ? err : new BondxError('AUTH_REQUIRED', String(err)));
       return;
     }
-    if (this.client.closed || this.subs.size === 0) return;
+    if (this.client.closed || (this.subs.size === 0 && this.replays.size === 0)) return;
     const pathId = this.pathId(token);
     const resume = [...this.subs.values()]
       .filter((s) => defaultTopics(this.stream, pathId).includes(s.topic))
@@ -285,6 +320,7 @@ class StreamLink implements SubscriptionLink {
       for (const topic of defaultTopics(this.stream, pathId)) if (!this.subs.has(topic)) channel.send({ type: 'unsubscribe', topic });
     }
     for (const sub of this.subs.values()) channel.send(sub.subscribeMessage());
+    for (const replay of this.replays.values()) channel.send(replay.message);
     this.client.changed();
   }
 
@@ -305,7 +341,24 @@ class StreamLink implements SubscriptionLink {
       if (env.type === 'error') this.client.report(BondxError.fromEnvelope(env as ErrorEnvelope));
       return;
     }
+    if (env.correlation_id !== null && this.replayReply(env.correlation_id, env)) return;
+    if (env.meta['replay'] === true) {
+      // Not the subscription's: its state and seqs are the live ones. The oldest running replay of the topic.
+      [...this.replays.values()].find((replay) => replay.topic === env.topic)?.push(env as ReplayedEnvelope);
+      return;
+    }
     if (env.topic !== null) this.subs.get(env.topic)?.receive(env);
+  }
+
+  /** The ack or error that ends a replay; false when `correlationId` is not a replay's. */
+  private replayReply(correlationId: string, env: Envelope): boolean {
+    const replay = this.replays.get(correlationId);
+    if (!replay) return false;
+    this.replays.delete(correlationId);
+    if (env.type === 'error') replay.fail(BondxError.fromEnvelope(env as ErrorEnvelope));
+    else replay.end(env.payload as ReplayAck);
+    this.closeIfIdle();
+    return true;
   }
 
   private lost(channel: Channel, error: BondxError | undefined): void {
@@ -314,6 +367,9 @@ class StreamLink implements SubscriptionLink {
     this.open = false;
     this.refreshes.clear();
     for (const sub of this.subs.values()) sub.detached();
+    // A replay is not resumed: it ends with the connection it was playing on.
+    for (const replay of this.replays.values()) replay.fail(error ?? new BondxError('CONNECTION_ERROR', 'connection closed'));
+    this.replays.clear();
     if (this.client.closed) return;
     const failure = error ?? new BondxError('CONNECTION_ERROR', 'connection closed');
     this.client.report(failure);

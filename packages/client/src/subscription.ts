@@ -73,7 +73,7 @@ export interface LinkedSubscription {
 }
 
 let correlationCounter = 0;
-const nextCorrelation = () => `bx-${Date.now().toString(36)}-${++correlationCounter}`;
+export const nextCorrelation = () => `bx-${Date.now().toString(36)}-${++correlationCounter}`;
 
 /** Refusals of one subscribe that another attempt would not change: the subscription ends. */
 export const FINAL: ReadonlySet<string> = new Set(['FORBIDDEN', 'INVALID_TOPIC', 'INVALID_MESSAGE', 'PAYLOAD_TOO_LARGE']);
