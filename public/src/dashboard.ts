@@ -24,6 +24,7 @@ import {
 } from '@bondx/client';
 import type { JsonObject } from '../../src/domain/json.js';
 import { INSTRUMENTS } from '../../src/simulator/instruments.js';
+import { mountReplay } from './replay-view.js';
 import { $, banner, type Cell, el, emptyRow, fact, flash, fmtCr, fmtInt, fmtPx, fmtRs, fmtTime, fmtYld, isNum, row, svg, tbody } from './dom.js';
 
 type Kind = TopicKindOf<string>;
@@ -664,6 +665,7 @@ function start(): void {
   });
   for (const topic of [userTopic('trading'), userTopic('portfolio'), userTopic('risk'), userTopic('risk', '.alerts')]) if (topic) follow(topic);
   if (claims.roles.includes('operator')) follow('system.alerts');
+  mountReplay(client, () => (selectedIsin ? `prices.${selectedIsin}` : null));
   void discover();
 }
 
