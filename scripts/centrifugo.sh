@@ -25,7 +25,7 @@ log() { echo "[centrifugo] $*" >&2; }
 build() {
   [[ -x "$BIN" ]] && return 0
   if ! command -v go >/dev/null 2>&1; then
-    log "no Go toolchain on PATH: cannot build Centrifugo $VERSION (install Go >= 1.24 to compare against it)"
+    log "no Go toolchain on PATH: cannot build Centrifugo $VERSION (Centrifugo v6.9.1 needs Go >= 1.26, its go.mod)"
     exit 3
   fi
   log "building github.com/centrifugal/centrifugo/v6@$VERSION into $CACHE (minutes on 2 cores, once)"
@@ -73,7 +73,7 @@ case "${1:-}" in
     exec "$BIN" --config "$file"
     ;;
   *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
