@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import type { QuoteEvent } from '../../src/domain/events.js';
 import { EventProducer } from '../../src/ingest/kafka/event-producer.js';
-import type { Admin } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import { createKafka, ensureTopics } from '../../src/ingest/kafka/kafka-client.js';
 import { kafkaTopic } from '../../src/ingest/kafka/routing.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -19,7 +19,7 @@ import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
 import { connect, request } from '../support/clients.js';
 import { startGateway, startProjector, stopAll, type GatewayProcess, type RoleProcess } from '../support/processes.js';
 import { SeqChecker } from '../support/seq-checker.js';
-import { serviceUrl } from '../support/services.js';
+import { dropRun, serviceUrl } from '../support/services.js';
 import { TEST_SECRET, token } from '../support/system.js';
 import { sleep } from '../support/waits.js';
 
@@ -127,6 +127,7 @@ let store: RedisTopicStore;
 let storeClient: Redis;
 let producer: EventProducer;
 let admin: Admin;
+let kafka: Kafka;
 let projector: RoleProcess;
 let gateway: GatewayProcess;
 const followers: Follower[] = [];
@@ -168,7 +169,7 @@ beforeAll(async () => {
   storeClient.on('error', () => undefined); // while Redis is down on purpose; ioredis reconnects
   store = new RedisTopicStore(storeClient, { prefix: RUN });
   const config = loadConfig({ KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: RUN, KAFKA_PARTITIONS: '2', KAFKA_CLIENT_ID: `${RUN}-test`, LOG_LEVEL: 'silent' });
-  const kafka = createKafka(config, silentLogger);
+  kafka = createKafka(config, silentLogger);
   await ensureTopics(kafka, config);
   producer = new EventProducer(kafka, RUN);
   await producer.connect();
@@ -194,6 +195,8 @@ afterAll(async () => {
   await producer?.disconnect();
   await admin?.disconnect();
   storeClient?.disconnect();
+  // The Redis is this file's own (disposed below); only the run's Kafka topics need dropping.
+  if (kafka && redis) await dropRun(kafka, redis.url, RUN);
   await redis?.dispose();
 }, 30_000);
 

@@ -12,7 +12,7 @@ import { Projector } from '../../src/projector/projector.js';
 import { createBackends } from '../../src/runtime/system.js';
 import type { HistoryEntry } from '../../src/store/topic-store.js';
 import { quote } from '../support/events.js';
-import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
+import { connectRedis, deleteKeys, dropRun, serviceUrl } from '../support/services.js';
 import { waitFor } from '../support/waits.js';
 
 /**
@@ -46,13 +46,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(`${RUN}.`)) });
-  await admin.disconnect();
-  const redis = await connectRedis(REDIS_URL);
-  await deleteKeys(redis, `${RUN}:*`);
-  redis.disconnect();
+  await dropRun(kafka, REDIS_URL, RUN);
 });
 
 /** Projects the market topic from the beginning with a fresh consumer group; resolves with the topic's history. */

@@ -15,7 +15,7 @@ import { createBackends } from '../../src/runtime/system.js';
 import type { SourcePosition } from '../../src/store/topic-store.js';
 import { quote } from '../support/events.js';
 import { waitFor } from '../support/waits.js';
-import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
+import { dropRun, serviceUrl } from '../support/services.js';
 
 /**
  * The projector consumer's resume, in process, against the real Kafka and Redis: after a restart it
@@ -88,11 +88,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await producer?.disconnect();
-  await admin?.deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(`${RUN}.`)) });
   await admin?.disconnect();
-  const redis = await connectRedis(REDIS_URL);
-  await deleteKeys(redis, `${RUN}:*`);
-  redis.disconnect();
+  await dropRun(kafka, REDIS_URL, RUN);
 });
 
 /** Log end offset (next offset to be written) per market partition stream. */
