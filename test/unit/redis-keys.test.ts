@@ -42,9 +42,9 @@ describe('Redis key layout', () => {
       topics: 'p:topics',
       offsets: 'p:offsets',
       dedup: 'p:dedup',
-      meta: 'p:{prices.X}:meta',
-      history: 'p:{prices.X}:h',
-      live: 'p:live:{prices.X}',
+      meta: 'p:{prices.X}:prices.X:meta',
+      history: 'p:{prices.X}:prices.X:h',
+      live: 'p:live:{prices.X}:prices.X',
       deadLetters: 'p:{dlq}',
       deadLetterCount: 'p:{dlq}:count',
       rateLimitIp: 'p:rl:ip',
@@ -68,6 +68,10 @@ describe('Redis key layout', () => {
     expect(tag('auctions.A-1')).toBe('{auction:A-1}');
     for (const topic of ['trading.u1', 'portfolio.u1', 'risk.u1', 'risk.u1.alerts', 'mobile.u1']) expect(tag(topic)).toBe('{user:u1}');
     expect(redisKeys('p').userConnections('u1')).toContain('{user:u1}');
+    // ...and each of those topics keeps keys and a channel of its own in that slot.
+    const perTopic = (topic: string) => [redisKeys('p').meta(topic), redisKeys('p').history(topic), redisKeys('p').live(topic)];
+    const userTopics = ['trading.u1', 'portfolio.u1', 'risk.u1', 'risk.u1.alerts', 'mobile.u1'].flatMap(perTopic);
+    expect(new Set(userTopics).size).toBe(userTopics.length);
     expect(tag('system.alerts')).toBe('{system.alerts}');
     // Names outside the topic grammar (an invalid ISIN, a test's own names) are their own entity.
     expect(tag('prices.X')).toBe('{prices.X}');

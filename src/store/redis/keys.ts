@@ -71,16 +71,24 @@ export interface RedisKeyLayout {
   socketIoAdapter(engine: 'plain' | 'deflate'): string;
 }
 
+/**
+ * `<p>:{<entity>}:<topic>:<what>`: in the entity's slot, and the topic's own — an entity has several
+ * topics (a user's trading, portfolio, risk, alerts, mobile), each with its own head and history.
+ */
+function topicKey(prefix: string, topic: string, what: string): string {
+  return `${prefix}:${tag(topic)}:${topic}:${what}`;
+}
+
 export function redisKeys(prefix: string): RedisKeyLayout {
   return {
     prefix,
     topics: `${prefix}:topics`,
     offsets: `${prefix}:offsets`,
     dedup: `${prefix}:dedup`,
-    meta: (topic) => `${prefix}:${tag(topic)}:meta`,
-    history: (topic) => `${prefix}:${tag(topic)}:h`,
-    auditCheckpoints: (topic) => `${prefix}:${tag(topic)}:audit`,
-    live: (topic) => `${prefix}:live:${tag(topic)}`,
+    meta: (topic) => topicKey(prefix, topic, 'meta'),
+    history: (topic) => topicKey(prefix, topic, 'h'),
+    auditCheckpoints: (topic) => topicKey(prefix, topic, 'audit'),
+    live: (topic) => `${prefix}:live:${tag(topic)}:${topic}`,
     deadLetters: `${prefix}:{dlq}`,
     deadLetterCount: `${prefix}:{dlq}:count`,
     rateLimit: (limiter) => `${prefix}:rl:${limiter}`,
