@@ -270,24 +270,28 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
     it('keeps the topics of one entity apart (one user: trading, portfolio, risk, alerts, mobile): own head, history, state and live feed', async () => {
       const { store, feed, feedReady } = await make();
       const user = `u${++counter}`;
-      const topics = [`trading.${user}`, `portfolio.${user}`, `risk.${user}`, `risk.${user}.alerts`, `mobile.${user}`];
+      const [trading, portfolio, risk, alerts, mobile] = [`trading.${user}`, `portfolio.${user}`, `risk.${user}`, `risk.${user}.alerts`, `mobile.${user}`] as const;
+      const topics: string[] = [trading, portfolio, risk, alerts, mobile];
+      const own = (topic: string, n: number) => change(topic, n, { topic });
       const seen = new Map<string, number[]>(topics.map((t) => [t, []]));
       const unsubscribe = topics.map((topic) => feed.subscribe(topic, (entry) => seen.get(topic)?.push(entry.topic === topic ? entry.seq : -1)));
       await feedReady?.();
-      applied(await store.commit(event(topics.map((topic) => change(topic, 1, { topic })))));
-      applied(await store.commit(event([change(topics[0] as string, 2, { topic: topics[0] as string })])));
+      applied(await store.commit(event(topics.map((topic) => own(topic, 1)))));
+      applied(await store.commit(event([own(trading, 2)])));
       unsubscribe[1]?.(); // one topic's last listener leaving must not silence its siblings
       await feedReady?.();
-      applied(await store.commit(event([change(topics[0] as string, 3, { topic: topics[0] as string }), change(topics[2] as string, 2, { topic: topics[2] as string })])));
-      await waitFor(() => seen.get(topics[0] as string)?.length === 3 && seen.get(topics[2] as string)?.length === 2, 5000, 'live entries of the entity');
+      applied(await store.commit(event([own(trading, 3), own(risk, 2)])));
+      await waitFor(() => seen.get(trading)?.length === 3 && seen.get(risk)?.length === 2, 5000, 'live entries of the entity');
       await sleep(50);
-      expect(Object.fromEntries(seen)).toEqual({ [topics[0] as string]: [1, 2, 3], [topics[1] as string]: [1], [topics[2] as string]: [1, 2], [topics[3] as string]: [1], [topics[4] as string]: [1] });
-      for (const [topic, head] of [[topics[0], 3], [topics[1], 1], [topics[2], 2], [topics[3], 1], [topics[4], 1]] as const) {
+      const heads: Record<string, number> = { [trading]: 3, [portfolio]: 1, [risk]: 2, [alerts]: 1, [mobile]: 1 };
+      expect(Object.fromEntries(seen)).toEqual({ [trading]: [1, 2, 3], [portfolio]: [1], [risk]: [1, 2], [alerts]: [1], [mobile]: [1] });
+      for (const [topic, head] of Object.entries(heads)) {
         const read = await store.readAfter(topic, 0, 10);
         expect({ topic, head: read.headSeq, seqs: read.entries.map((e) => e.seq), topics: [...new Set(read.entries.map((e) => e.topic))] }).toEqual({ topic, head, seqs: Array.from({ length: head }, (_, i) => i + 1), topics: [topic] });
         expect(await store.snapshot(topic)).toMatchObject({ seq: head, state: { last: head, topic } });
       }
-      expect((await store.topics()).filter((t) => topics.includes(t.topic)).map((t) => [t.topic, t.headSeq]).sort()).toEqual(topics.map((t, i) => [t, [3, 1, 2, 1, 1][i]]).sort());
+      const listed = (await store.topics()).filter((t) => topics.includes(t.topic));
+      expect(Object.fromEntries(listed.map((t) => [t.topic, t.headSeq]))).toEqual(heads);
     });
 
     it('renewEpoch tells live listeners of the topic that it is stale (no entry carries the new epoch)', async () => {
