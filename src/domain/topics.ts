@@ -61,6 +61,26 @@ export function parseTopic(topic: string): ParsedTopic | null {
   }
 }
 
+/**
+ * The entity a topic belongs to: `isin:<ISIN>` for prices, `auction:<id>`, `user:<id>` for a user's
+ * trading, portfolio, risk, alerts and mobile topics; a name outside the grammar (system.alerts, a test's
+ * own names) is its own entity. Every event touches the topics of one entity (projector's project.ts), so
+ * the store keeps an entity's topics, dedup window and applied source offsets together (one Redis
+ * Cluster hash slot, src/store/redis/keys.ts).
+ */
+export function entityOf(topic: string): string {
+  const parsed = parseTopic(topic);
+  if (parsed?.owner !== undefined) return userEntity(parsed.owner);
+  if (parsed?.kind === 'prices') return `isin:${parsed.id}`;
+  if (parsed?.kind === 'auctions') return `auction:${parsed.id}`;
+  return topic;
+}
+
+/** The entity of a user's topics (and of the user's connection counts). */
+export function userEntity(user: string): string {
+  return `user:${user}`;
+}
+
 export const topicOf = {
   prices: (isin: string) => `prices.${isin}`,
   auction: (auctionId: string) => `auctions.${auctionId}`,

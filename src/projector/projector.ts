@@ -1,7 +1,7 @@
 import type { DomainEvent } from '../domain/events.js';
 import type { JsonObject } from '../domain/json.js';
 import type { Logger } from '../observability/logger.js';
-import { HeadMismatch, type ChainHead, type CommitResult, type HistoryEntry, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
+import { commitEntity, HeadMismatch, type ChainHead, type CommitInput, type CommitResult, type HistoryEntry, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
 import { project, topicsFor } from './project.js';
 
 export type ApplyOutcome = CommitResult | { applied: false; reason: 'rejected'; detail: string };
@@ -10,11 +10,14 @@ export type ApplyOutcome = CommitResult | { applied: false; reason: 'rejected'; 
  * Folds events into topics through the pure reducers and commits the result to the store.
  * Applies are serialised: the projector is the single writer of its topics, which is what lets it
  * keep their states in memory instead of reading them back before every event. Every commit states the
- * heads those cached states belong to, so a store that came back older (or was written by someone
- * else) refuses it rather than numbering the wrong content; the projector then re-reads and retries.
+ * heads those cached states belong to, and the source offset it last applied to the event's entity, so
+ * a store that came back older (or was written by someone else) refuses it rather than numbering the
+ * wrong content; the projector then re-reads and retries (heads) or its source re-seeks (offsets).
  */
 export class Projector {
   private readonly heads = new Map<string, TopicHead>();
+  /** Per entity and source stream (`entityKey`): the last offset this projector applied to the entity, null for none. */
+  private readonly offsets = new Map<string, string | null>();
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -30,7 +33,7 @@ export class Projector {
 
   /** Marks a source position consumed without changing any topic (its event was dead-lettered). */
   async skip(source: SourcePosition): Promise<void> {
-    await this.serially(() => this.store.commit({ eventId: `skip:${source.stream}@${source.offset}`, eventTs: new Date().toISOString(), source, changes: [] }));
+    await this.serially(() => this.commit({ eventId: `skip:${source.stream}@${source.offset}`, eventTs: new Date().toISOString(), source, changes: [] }));
   }
 
   private serially<T>(work: () => Promise<T>): Promise<T> {
@@ -42,6 +45,7 @@ export class Projector {
   /** Forget cached states (e.g. after a Kafka rebalance another projector may have written them). */
   invalidate(): void {
     this.heads.clear();
+    this.offsets.clear();
   }
 
   private async applyNow(event: DomainEvent, source?: SourcePosition): Promise<ApplyOutcome> {
@@ -70,7 +74,7 @@ export class Projector {
       this.log.warn({ event_id: event.event_id, type: event.type, reason: rejected }, 'event rejected by projector');
       return { applied: false, reason: 'rejected', detail: rejected };
     }
-    const result = await this.store.commit({ eventId: event.event_id, eventTs: event.ts, ...(source ? { source } : {}), changes, expectedHeads });
+    const result = await this.commit({ eventId: event.event_id, eventTs: event.ts, ...(source ? { source } : {}), changes, expectedHeads });
     if (result.applied) {
       changes.forEach((change, i) => {
         const entry = result.entries[i];
@@ -78,6 +82,23 @@ export class Projector {
       });
       this.onCommitted?.(result.entries);
     }
+    return result;
+  }
+
+  /**
+   * Commits naming, for a source, the offset last applied to the commit's entity (read from the store the
+   * first time), and remembers the new one. A store that lost the entity's writes since refuses with
+   * SourceOffsetMismatch, and the source re-seeks (ProjectorConsumer).
+   */
+  private async commit(input: CommitInput): Promise<CommitResult> {
+    const source = input.source;
+    if (!source) return this.store.commit(input);
+    const key = entityKey(commitEntity(input), source.stream);
+    let after = this.offsets.get(key);
+    if (after === undefined) after = await this.store.appliedOffset(commitEntity(input), source.stream);
+    const result = await this.store.commit({ ...input, source: { ...source, after } });
+    // A duplicate event id consumes its offset too (the store records it); an already applied offset leaves the entity's as it was.
+    this.offsets.set(key, result.applied || result.reason === 'duplicate_event' ? source.offset : after);
     return result;
   }
 
@@ -98,4 +119,8 @@ export class Projector {
       this.log.warn({ topic: mismatch.topic, expected: mismatch.expected, stored: mismatch.stored }, 'topic head moved under the projector; re-read');
     }
   }
+}
+
+function entityKey(entity: string, stream: string): string {
+  return `${entity}\n${stream}`;
 }

@@ -3,6 +3,7 @@ import { DEFAULTS } from '../config/config.js';
 import type { JsonObject } from '../domain/json.js';
 import { chainEntries, genesisHash } from './chain.js';
 import {
+  commitEntity,
   commitTime,
   HeadMismatch,
   SourceOffsetMismatch,
@@ -40,8 +41,9 @@ interface TopicRecord {
 export class MemoryTopicStore implements TopicStore, LiveFeed {
   private readonly topicsByName = new Map<string, TopicRecord>();
   private readonly listeners = new Map<string, Set<{ onEntry: (entry: HistoryEntry) => void; onStale?: () => void }>>();
-  private readonly seenEvents = new Set<string>();
-  private readonly offsets = new Map<string, bigint>();
+  /** Per entity (commitEntity), as on Redis: its newest event ids, and per source stream its last applied offset. */
+  private readonly seenEvents = new Map<string, Set<string>>();
+  private readonly offsets = new Map<string, Map<string, bigint>>();
   private readonly auditCheckpointsByTopic = new Map<string, SignedCheckpoint[]>();
 
   constructor(
@@ -57,9 +59,11 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
 
   commitSync(input: CommitInput): CommitResult {
     const committedAt = commitTime(input.source); // throws on a bad ts, before any write
+    const entity = commitEntity(input);
+    const offsets = this.offsets.get(entity) ?? new Map<string, bigint>();
     // Expectations first, before any write (the same order as commit.lua).
     if (input.source && input.source.after !== undefined) {
-      const stored = this.offsets.get(input.source.stream);
+      const stored = offsets.get(input.source.stream);
       const expected = input.source.after === null ? undefined : BigInt(input.source.after);
       if (stored !== expected) throw new SourceOffsetMismatch(input.source.stream, input.source.after, stored?.toString() ?? null);
     }
@@ -68,13 +72,14 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
       if (!sameHead(head, expected)) throw new HeadMismatch(topic, expected?.seq ?? 0, head?.seq ?? 0);
     }
     if (input.source) {
-      const applied = this.offsets.get(input.source.stream);
+      const applied = offsets.get(input.source.stream);
       if (applied !== undefined && BigInt(input.source.offset) <= applied) return { applied: false, reason: 'already_applied_offset' };
+      // The offset is consumed even when the event id is a duplicate, so consumption resumes past it.
+      this.offsets.set(entity, offsets.set(input.source.stream, BigInt(input.source.offset)));
     }
-    // The offset is consumed even when the event id is a duplicate, so consumption resumes past it.
-    if (input.source) this.offsets.set(input.source.stream, BigInt(input.source.offset));
-    if (this.seenEvents.has(input.eventId)) return { applied: false, reason: 'duplicate_event' };
-    this.rememberEvent(input.eventId);
+    const seen = this.seenEvents.get(entity) ?? new Set<string>();
+    if (seen.has(input.eventId)) return { applied: false, reason: 'duplicate_event' };
+    this.seenEvents.set(entity, this.remember(seen, input.eventId));
 
     // Synchronous from the check to here: the heads just compared are the ones chained onto.
     const heads = new Map(input.changes.map((change) => [change.topic, this.head(change.topic)]));
@@ -123,8 +128,20 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     return [...this.topicsByName].map(([topic, r]) => ({ topic, epoch: r.epoch, headSeq: r.headSeq, updatedAt: r.updatedAt }));
   }
 
-  async sourceOffset(stream: string): Promise<string | null> {
-    return this.offsets.get(stream)?.toString() ?? null;
+  async sourceOffsets(streams: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, bigint>();
+    for (const offsets of this.offsets.values()) {
+      for (const stream of streams) {
+        const offset = offsets.get(stream);
+        const highest = out.get(stream);
+        if (offset !== undefined && (highest === undefined || offset > highest)) out.set(stream, offset);
+      }
+    }
+    return new Map([...out].map(([stream, offset]) => [stream, offset.toString()]));
+  }
+
+  async appliedOffset(entity: string, stream: string): Promise<string | null> {
+    return this.offsets.get(entity)?.get(stream)?.toString() ?? null;
   }
 
   async reset(topic: string): Promise<void> {
@@ -174,13 +191,15 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     return record ? { epoch: record.epoch, seq: record.headSeq, ts: record.updatedAt, hash: record.hash } : null;
   }
 
-  private rememberEvent(eventId: string): void {
-    this.seenEvents.add(eventId);
-    if (this.seenEvents.size > this.dedupWindow) {
+  /** Adds an id to an entity's window, dropping its oldest beyond `dedupWindow`. */
+  private remember(seen: Set<string>, eventId: string): Set<string> {
+    seen.add(eventId);
+    if (seen.size > this.dedupWindow) {
       // Sets iterate in insertion order: drop the oldest id.
-      const oldest = this.seenEvents.values().next().value;
-      if (oldest !== undefined) this.seenEvents.delete(oldest);
+      const oldest = seen.values().next().value;
+      if (oldest !== undefined) seen.delete(oldest);
     }
+    return seen;
   }
 }
 

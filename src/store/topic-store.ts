@@ -1,4 +1,5 @@
 import type { JsonObject } from '../domain/json.js';
+import { entityOf } from '../domain/topics.js';
 
 /**
  * What applying one event does to one topic: the delta clients receive and the topic's state afterwards.
@@ -75,9 +76,11 @@ export interface SourcePosition {
   stream: string;
   offset: string;
   /**
-   * The last offset the caller knows to be applied on this stream (`null`: none yet). When given, the
-   * commit is refused with {@link SourceOffsetMismatch} if the store holds another: the store came back
-   * older (restored snapshot, lost writes, failover) or someone else consumed the stream meanwhile.
+   * The last offset of this stream the caller knows to be applied to the commit's entity
+   * ({@link commitEntity}; `null`: none yet). When given, the commit is refused with
+   * {@link SourceOffsetMismatch} if the store holds another for that entity: the store came back older
+   * (restored snapshot, lost writes, a failover of the entity's Redis Cluster shard) or someone else
+   * consumed the stream meanwhile.
    */
   after?: string | null;
   /**
@@ -97,6 +100,21 @@ export function commitTime(source: SourcePosition | undefined): string {
   const ms = Date.parse(source.ts);
   if (Number.isNaN(ms)) throw new Error(`source ts must be an ISO-8601 time, got ${JSON.stringify(source.ts)}`);
   return new Date(ms).toISOString();
+}
+
+/**
+ * The entity a commit belongs to (src/domain/topics.ts `entityOf`): its changes' topics', which must all
+ * be one entity's; a commit without changes (a dead-lettered record's offset, `Projector.skip`) belongs to
+ * its source stream (`source:<stream>`). The store keeps an entity's dedup window and applied source
+ * offsets with its topics (on Redis Cluster: one hash slot), so one commit touches one entity only.
+ */
+export function commitEntity(input: Pick<CommitInput, 'changes' | 'source'>): string {
+  const [first, ...rest] = input.changes;
+  if (!first) return `source:${input.source?.stream ?? ''}`;
+  const entity = entityOf(first.topic);
+  const other = rest.find((change) => entityOf(change.topic) !== entity);
+  if (other) throw new Error(`a commit's topics must belong to one entity: ${first.topic} is ${entity}, ${other.topic} is ${entityOf(other.topic)}`);
+  return entity;
 }
 
 /**
@@ -133,7 +151,8 @@ export interface CommitInput {
 }
 
 /**
- * The store's record of a source stream is not the one the committer expected. Nothing was written.
+ * The store's record of a source stream for the commit's entity is not the one the committer expected.
+ * Nothing was written.
  * Thrown, not returned, so that no caller can mistake it for a harmless duplicate.
  */
 export class SourceOffsetMismatch extends Error {
@@ -172,7 +191,9 @@ export type Unsubscribe = () => void;
  * Sequenced per-topic history plus snapshots. Implementations: in-memory (embedded mode) and Redis.
  * Contract (tested against every implementation in test/contract):
  * - seq starts at 1 and grows by exactly 1 per entry per topic, no gaps;
- * - a commit is atomic across all its changes and idempotent by eventId and by source position;
+ * - a commit's changes belong to one entity ({@link commitEntity}); it is atomic across them and
+ *   idempotent per entity: by eventId (the newest dedupWindow ids of the entity) and by source position
+ *   (the last offset of each stream applied to the entity);
  * - a commit given expectations (source `after`, `expectedHeads`) writes nothing unless all hold;
  * - history is bounded (oldest trimmed), snapshots always reflect the head seq;
  * - an entry's ts is the source's `ts` when the commit gives one, else the clock, raised to the topic's
@@ -188,8 +209,15 @@ export interface TopicStore {
   states(topics: string[]): Promise<Map<string, TopicHead>>;
   readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead>;
   topics(): Promise<TopicInfo[]>;
-  /** Last source offset applied for a source stream (e.g. Kafka partition), to resume consumption. */
-  sourceOffset(stream: string): Promise<string | null>;
+  /**
+   * Per source stream (e.g. Kafka partition) the highest offset applied to any entity, where consumption
+   * resumes; streams with none are absent. Every record up to it was applied in order; a record
+   * redelivered from before it is refused by its entity's own offset. (On Redis: read from every
+   * entity's offsets, so an assignment-time read, not a per-event one.)
+   */
+  sourceOffsets(streams: readonly string[]): Promise<Map<string, string>>;
+  /** The last offset of a source stream applied to an entity ({@link commitEntity}); null: none. What a committer names as `after`. */
+  appliedOffset(entity: string, stream: string): Promise<string | null>;
   /** Drop a topic's history and snapshot and start a new epoch (admin / replay). */
   reset(topic: string): Promise<void>;
   /**

@@ -5,6 +5,7 @@ import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 import { RedisDeadLetterStore } from '../../src/ingest/redis-dead-letter.js';
 import { RedisLiveFeed } from '../../src/store/redis/redis-live-feed.js';
 import { RedisTopicStore } from '../../src/store/redis/redis-store.js';
+import { redisStoreFactory } from './redis-store-factory.js';
 import { topicStoreContract } from './topic-store.contract.js';
 
 // Never skip: without Redis these tests must fail. `npm test` (scripts/test.sh) starts Redis and sets REDIS_URL.
@@ -14,7 +15,6 @@ const REDIS_URL = serviceUrl('REDIS_URL', 'the Redis contract tests');
 // (and tests) can share one Redis without FLUSHDB.
 let redis: Redis;
 const filePrefix = `bxtest:${randomBytes(4).toString('hex')}`;
-let n = 0;
 
 beforeAll(async () => {
   redis = await connectRedis(REDIS_URL);
@@ -28,21 +28,7 @@ afterAll(async () => {
 
 const deleteNamespace = (prefix: string) => deleteKeys(redis, `${prefix}:*`);
 
-topicStoreContract('RedisTopicStore + RedisLiveFeed', async ({ maxLen, dedupWindow }) => {
-  const prefix = `${filePrefix}:${++n}`;
-  const store = new RedisTopicStore(redis, { prefix, maxLen, dedupWindow });
-  const feed = new RedisLiveFeed(redis, { prefix, onError: (error) => console.error('live feed error', error) });
-  return {
-    store,
-    feed,
-    feedReady: () => feed.ready(),
-    dispose: async () => {
-      await feed.close();
-      await store.close();
-      await deleteNamespace(prefix);
-    },
-  };
-});
+topicStoreContract('RedisTopicStore + RedisLiveFeed', redisStoreFactory(() => redis, filePrefix));
 
 describe('RedisTopicStore specifics', () => {
   it('uses the documented key layout', async () => {
@@ -50,15 +36,16 @@ describe('RedisTopicStore specifics', () => {
     const store = new RedisTopicStore(redis, { prefix, maxLen: 100 });
     await store.commit({ eventId: 'e1', eventTs: '2024-01-01T00:00:00.000Z', source: { stream: 'bondx.market/3', offset: '7' }, changes: [{ topic: 'md.l1.X', type: 'delta', payload: { kind: 'l1', bid: 1 }, state: { bid: 1 } }] });
     const keys = (await redis.keys(`${prefix}:*`)).sort();
-    expect(keys).toEqual([`${prefix}:dedup`, `${prefix}:offsets`, `${prefix}:topics`, `${prefix}:{md.l1.X}:h`, `${prefix}:{md.l1.X}:meta`].sort());
-    expect(await redis.type(`${prefix}:{md.l1.X}:h`)).toBe('stream');
-    expect(await redis.xrange(`${prefix}:{md.l1.X}:h`, '-', '+')).toEqual([
+    // Everything of the commit's entity (a name outside the topic grammar is its own) under its hash tag.
+    expect(keys).toEqual([`${prefix}:{md.l1.X}:dedup`, `${prefix}:{md.l1.X}:offsets`, `${prefix}:{md.l1.X}:topics`, `${prefix}:{md.l1.X}:md.l1.X:h`, `${prefix}:{md.l1.X}:md.l1.X:meta`].sort());
+    expect(await redis.type(`${prefix}:{md.l1.X}:md.l1.X:h`)).toBe('stream');
+    expect(await redis.xrange(`${prefix}:{md.l1.X}:md.l1.X:h`, '-', '+')).toEqual([
       ['1-0', ['type', 'delta', 'ts', expect.any(String), 'event_ts', '2024-01-01T00:00:00.000Z', 'event_id', 'e1', 'payload', '{"kind":"l1","bid":1}', 'epoch', expect.any(String), 'hash', expect.stringMatching(/^[0-9a-f]{64}$/)]],
     ]);
-    expect(await redis.hmget(`${prefix}:{md.l1.X}:meta`, 'seq', 'hash')).toEqual(['1', expect.stringMatching(/^[0-9a-f]{64}$/)]);
+    expect(await redis.hmget(`${prefix}:{md.l1.X}:md.l1.X:meta`, 'seq', 'hash')).toEqual(['1', expect.stringMatching(/^[0-9a-f]{64}$/)]);
     await store.appendAuditCheckpoint({ topic: 'md.l1.X', epoch: 'e', seq: 1, hash: 'h', ts: 't', signed_at: 's', key_id: 'k', sig: 'x' });
-    expect(await redis.type(`${prefix}:{md.l1.X}:audit`)).toBe('stream');
-    expect(await redis.hget(`${prefix}:offsets`, 'bondx.market/3')).toBe('7');
+    expect(await redis.type(`${prefix}:{md.l1.X}:md.l1.X:audit`)).toBe('stream');
+    expect(await redis.hget(`${prefix}:{md.l1.X}:offsets`, 'bondx.market/3')).toBe('7');
     await deleteNamespace(prefix);
   });
 
@@ -66,7 +53,7 @@ describe('RedisTopicStore specifics', () => {
     const prefix = `${filePrefix}:dedup`;
     const store = new RedisTopicStore(redis, { prefix, dedupWindow: 10 });
     for (let i = 0; i < 25; i++) await store.commit({ eventId: `id-${i}`, eventTs: '2024-01-01T00:00:00.000Z', changes: [] });
-    expect(await redis.zrange(store.keys.dedup, '0', '-1')).toEqual(Array.from({ length: 10 }, (_, i) => `id-${15 + i}`));
+    expect(await redis.zrange(store.keys.dedup('source:'), '0', '-1')).toEqual(Array.from({ length: 10 }, (_, i) => `id-${15 + i}`));
     await deleteNamespace(prefix);
   });
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/domain/json.js';
 import { ChainVerifier, entryHash, genesisHash } from '../../src/store/chain.js';
+import { entityOf } from '../../src/domain/topics.js';
 import { HeadMismatch, SourceOffsetMismatch, type ChainHead, type CommitInput, type CommitResult, type HistoryEntry, type LiveFeed, type SourcePosition, type TopicChange, type TopicHead, type TopicStore } from '../../src/store/topic-store.js';
 import { sleep, waitFor } from '../support/waits.js';
 
@@ -32,6 +33,20 @@ function change(topic: string, n: number, extra: JsonObject = {}): TopicChange {
 
 function event(changes: TopicChange[], source?: SourcePosition, eventId = uid()): CommitInput {
   return { eventId, eventTs: '2024-05-01T12:00:00.000Z', changes, ...(source ? { source } : {}) };
+}
+
+/**
+ * Topics of one fresh entity (a user's five): what one event may touch together. Names outside the topic
+ * grammar ('a', 'ch', …) are each an entity of their own.
+ */
+function entityTopics(): [string, string, string, string, string] {
+  const user = `u${process.pid}x${++counter}`;
+  return [`trading.${user}`, `portfolio.${user}`, `risk.${user}`, `risk.${user}.alerts`, `mobile.${user}`];
+}
+
+/** Where a stream resumes: the highest offset any entity holds (null: none). */
+async function resumeOffset(store: TopicStore, stream: string): Promise<string | null> {
+  return (await store.sourceOffsets([stream])).get(stream) ?? null;
 }
 
 function applied(result: CommitResult): HistoryEntry[] {
@@ -67,13 +82,14 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
 
     it('gives each topic of a multi-topic commit one entry, all from the same event', async () => {
       const { store } = await make();
-      applied(await store.commit(event([change('x', 0)])));
-      const input = event([change('x', 1), change('y', 1), change('z', 1)]);
+      const [x, y, z] = entityTopics();
+      applied(await store.commit(event([change(x, 0)])));
+      const input = event([change(x, 1), change(y, 1), change(z, 1)]);
       const entries = applied(await store.commit(input));
       expect(entries.map((e) => [e.topic, e.seq])).toEqual([
-        ['x', 2],
-        ['y', 1],
-        ['z', 1],
+        [x, 2],
+        [y, 1],
+        [z, 1],
       ]);
       for (const entry of entries) {
         expect(entry.event_id).toBe(input.eventId);
@@ -81,7 +97,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
         expect(entry.ts).toBe(entries[0]?.ts);
         expect(Number.isNaN(Date.parse(entry.ts))).toBe(false);
       }
-      for (const topic of ['x', 'y', 'z']) {
+      for (const topic of [x, y, z]) {
         const read = await store.readAfter(topic, 0, 10);
         expect(read.entries.at(-1)).toEqual(entries.find((e) => e.topic === topic));
       }
@@ -89,26 +105,27 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
 
     it('commits at the source ts when given (canonical form), never before the topic’s previous entry', async () => {
       const { store, feed, feedReady } = await make();
+      const [srcTs, srcTs2] = entityTopics();
       const seen: HistoryEntry[] = [];
-      feed.subscribe('src-ts', (entry) => seen.push(entry));
+      feed.subscribe(srcTs, (entry) => seen.push(entry));
       await feedReady?.();
-      const at = (ts: string, offset: number, changes = [change('src-ts', offset)]) => store.commit(event(changes, { stream: 'ts/0', offset: String(offset), ts }));
+      const at = (ts: string, offset: number, changes = [change(srcTs, offset)]) => store.commit(event(changes, { stream: 'ts/0', offset: String(offset), ts }));
       const [first] = applied(await at('2024-05-01T12:00:01Z', 1));
       expect(first?.ts).toBe('2024-05-01T12:00:01.000Z');
       // An earlier record time (another producer's clock) is raised to the previous entry's; a fresh topic keeps its own.
-      const [late, fresh] = applied(await at('2024-05-01T11:59:59.500Z', 2, [change('src-ts', 2), change('src-ts-2', 2)]));
+      const [late, fresh] = applied(await at('2024-05-01T11:59:59.500Z', 2, [change(srcTs, 2), change(srcTs2, 2)]));
       expect(late?.ts).toBe('2024-05-01T12:00:01.000Z');
       expect(fresh?.ts).toBe('2024-05-01T11:59:59.500Z');
       const [next] = applied(await at('2024-05-01T12:00:02.250Z', 3));
       expect(next?.ts).toBe('2024-05-01T12:00:02.250Z');
-      const held = (await store.readAfter('src-ts', 0, 10)).entries;
+      const held = (await store.readAfter(srcTs, 0, 10)).entries;
       expect(held.map((e) => e.ts)).toEqual(['2024-05-01T12:00:01.000Z', '2024-05-01T12:00:01.000Z', '2024-05-01T12:00:02.250Z']);
       expect(held).toEqual([first, late, next]);
-      expect((await store.snapshot('src-ts'))?.ts).toBe('2024-05-01T12:00:02.250Z');
+      expect((await store.snapshot(srcTs))?.ts).toBe('2024-05-01T12:00:02.250Z');
       await waitFor(() => seen.length === 3, 5000, 'live entries');
       expect(seen).toEqual(held);
       // Without a source ts the store's clock is used, still not before the previous entry.
-      const [clock] = applied(await store.commit(event([change('src-ts', 4)])));
+      const [clock] = applied(await store.commit(event([change(srcTs, 4)])));
       expect(Date.parse(clock?.ts ?? '')).toBeGreaterThanOrEqual(Date.parse('2024-05-01T12:00:02.250Z'));
       await expect(at('yesterday', 5)).rejects.toThrow(/source ts must be an ISO-8601 time/);
     });
@@ -117,30 +134,31 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       const { store } = await make();
       const input = event([], { stream: 's/0', offset: '4' });
       expect(applied(await store.commit(input))).toEqual([]);
-      expect(await store.commit(event([change('t', 1)], undefined, input.eventId))).toEqual({ applied: false, reason: 'duplicate_event' });
-      expect(await store.sourceOffset('s/0')).toBe('4');
+      expect(await store.commit({ ...input, source: { stream: 's/0', offset: '5' } })).toEqual({ applied: false, reason: 'duplicate_event' });
+      expect(await resumeOffset(store, 's/0')).toBe('5');
       expect(await store.topics()).toEqual([]);
     });
 
     it('is idempotent by event id', async () => {
       const { store } = await make();
-      const input = event([change('t', 1), change('u', 1)]);
+      const [t, u] = entityTopics();
+      const input = event([change(t, 1), change(u, 1)]);
       applied(await store.commit(input));
       expect(await store.commit(input)).toEqual({ applied: false, reason: 'duplicate_event' });
       // Same id, other content: still the same event.
-      expect(await store.commit({ ...input, changes: [change('t', 2)] })).toEqual({ applied: false, reason: 'duplicate_event' });
-      expect((await store.readAfter('t', 0, 10)).entries.map((e) => e.seq)).toEqual([1]);
-      expect((await store.snapshot('t'))?.seq).toBe(1);
-      expect((await store.snapshot('u'))?.seq).toBe(1);
+      expect(await store.commit({ ...input, changes: [change(t, 2)] })).toEqual({ applied: false, reason: 'duplicate_event' });
+      expect((await store.readAfter(t, 0, 10)).entries.map((e) => e.seq)).toEqual([1]);
+      expect((await store.snapshot(t))?.seq).toBe(1);
+      expect((await store.snapshot(u))?.seq).toBe(1);
     });
 
     it('is idempotent by source offset: a redelivered range appends nothing', async () => {
       const { store } = await make();
       const stream = 'bondx.market/3';
-      expect(await store.sourceOffset(stream)).toBeNull();
+      expect(await resumeOffset(store, stream)).toBeNull();
       const inputs = Array.from({ length: 12 }, (_, i) => event([change('m', i)], { stream, offset: String(i) }));
       for (const input of inputs) applied(await store.commit(input));
-      expect(await store.sourceOffset(stream)).toBe('11');
+      expect(await resumeOffset(store, stream)).toBe('11');
       // Redelivery of offsets 3..11 (same events) and an older offset with a new event id.
       for (const input of inputs.slice(3)) expect(await store.commit(input)).toEqual({ applied: false, reason: 'already_applied_offset' });
       expect(await store.commit(event([change('m', 99)], { stream, offset: '9' }))).toEqual({ applied: false, reason: 'already_applied_offset' });
@@ -152,7 +170,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       // int64 offsets beyond 2^53 keep their exact value.
       applied(await store.commit(event([change('m', 103)], { stream: 'big/0', offset: '9007199254740993' })));
       expect(await store.commit(event([change('m', 104)], { stream: 'big/0', offset: '9007199254740992' }))).toEqual({ applied: false, reason: 'already_applied_offset' });
-      expect(await store.sourceOffset('big/0')).toBe('9007199254740993');
+      expect(await resumeOffset(store, 'big/0')).toBe('9007199254740993');
       expect((await store.readAfter('m', 0, 100)).headSeq).toBe(15);
     });
 
@@ -161,7 +179,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       const input = event([change('d', 1)], { stream: 'p/0', offset: '5' });
       applied(await store.commit(input));
       expect(await store.commit({ ...input, source: { stream: 'p/0', offset: '6' } })).toEqual({ applied: false, reason: 'duplicate_event' });
-      expect(await store.sourceOffset('p/0')).toBe('6');
+      expect(await resumeOffset(store, 'p/0')).toBe('6');
       expect((await store.snapshot('d'))?.seq).toBe(1);
     });
 
@@ -187,7 +205,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
         const input = event([change('o', 3)], { stream, offset: '10', after });
         await expect(store.commit(input)).rejects.toEqual(new SourceOffsetMismatch(stream, after, '6'));
         expect((await store.snapshot('o'))?.seq).toBe(2);
-        expect(await store.sourceOffset(stream)).toBe('6');
+        expect(await resumeOffset(store, stream)).toBe('6');
       }
       // The refused event id was not consumed either.
       const input = event([change('o', 3)], { stream, offset: '10', after: '9' });
@@ -196,22 +214,55 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       await expect(store.commit(event([change('o', 4)], { stream: 'fresh/0', offset: '1', after: '0' }))).rejects.toEqual(new SourceOffsetMismatch('fresh/0', '0', null));
     });
 
+    it("keeps an event's topics in one entity: a commit spanning two entities is refused before anything is written", async () => {
+      const { store } = await make();
+      const [mine] = entityTopics();
+      const [theirs] = entityTopics();
+      await expect(store.commit(event([change(mine, 1), change(theirs, 1)], { stream: 'span/0', offset: '1' }))).rejects.toThrow(/one entity/);
+      expect([await store.snapshot(mine), await store.snapshot(theirs), await resumeOffset(store, 'span/0')]).toEqual([null, null, null]);
+    });
+
+    it('de-duplicates and records source offsets per entity; a stream resumes after the highest any entity holds', async () => {
+      const { store } = await make();
+      const [a] = entityTopics();
+      const [b] = entityTopics();
+      const stream = 'per/0';
+      const first = event([change(a, 1)], { stream, offset: '3', after: null });
+      applied(await store.commit(first));
+      applied(await store.commit(event([change(b, 1)], { stream, offset: '5', after: null })));
+      expect([await store.appliedOffset(entityOf(a), stream), await store.appliedOffset(entityOf(b), stream), await store.appliedOffset(entityOf(b), 'other/0')]).toEqual(['3', '5', null]);
+      expect(await store.sourceOffsets([stream, 'none/0'])).toEqual(new Map([[stream, '5']]));
+      // Re-seeked to a's offset + 1 (after a loss): b's record comes again and is refused by b's own offset.
+      expect(await store.commit(event([change(b, 99)], { stream, offset: '5', after: '5' }))).toEqual({ applied: false, reason: 'already_applied_offset' });
+      applied(await store.commit(event([change(a, 2)], { stream, offset: '4', after: '3' })));
+      // `after` is the entity's offset, not the stream's highest.
+      await expect(store.commit(event([change(a, 3)], { stream, offset: '6', after: '5' }))).rejects.toEqual(new SourceOffsetMismatch(stream, '5', '4'));
+      // An event id is another entity's event there (one event touches one entity), the same one here.
+      expect(await store.commit({ ...first, source: { stream, offset: '7' } })).toEqual({ applied: false, reason: 'duplicate_event' });
+      expect(applied(await store.commit({ ...first, changes: [change(b, 2)], source: { stream, offset: '8' } })).map((e) => [e.topic, e.seq])).toEqual([[b, 2]]);
+      expect((await store.snapshot(a))?.seq).toBe(2);
+    });
+
     it('refuses a commit whose expected topic head is not the stored one, writing nothing', async () => {
       const { store } = await make();
-      applied(await store.commit(event([change('h1', 1)])));
-      applied(await store.commit(event([change('h1', 2)])));
-      const h1 = (await store.states(['h1'])).get('h1') as TopicHead;
-      const input = { ...event([change('h1', 3), change('h2', 1)]), expectedHeads: new Map<string, ChainHead | null>([['h1', h1], ['h2', { ...h1, seq: 5 }]]) };
-      await expect(store.commit(input)).rejects.toEqual(new HeadMismatch('h2', 5, 0));
-      expect((await store.snapshot('h1'))?.seq).toBe(2);
-      expect(await store.snapshot('h2')).toBeNull();
-      await expect(store.commit({ ...input, expectedHeads: new Map([['h1', { ...h1, seq: 7 }], ['h2', null]]) })).rejects.toMatchObject({ topic: 'h1', expected: 7, stored: 2 });
+      const [t1, t2] = entityTopics();
+      applied(await store.commit(event([change(t1, 1)])));
+      applied(await store.commit(event([change(t1, 2)])));
+      const h1 = (await store.states([t1])).get(t1) as TopicHead;
+      const input = { ...event([change(t1, 3), change(t2, 1)]), expectedHeads: new Map<string, ChainHead | null>([[t1, h1], [t2, { ...h1, seq: 5 }]]) };
+      await expect(store.commit(input)).rejects.toEqual(new HeadMismatch(t2, 5, 0));
+      expect((await store.snapshot(t1))?.seq).toBe(2);
+      expect(await store.snapshot(t2)).toBeNull();
+      await expect(store.commit({ ...input, expectedHeads: new Map([[t1, { ...h1, seq: 7 }], [t2, null]]) })).rejects.toMatchObject({ topic: t1, expected: 7, stored: 2 });
       // The same seq with another hash or epoch is another head too.
-      await expect(store.commit({ ...input, expectedHeads: new Map([['h1', { ...h1, hash: 'f'.repeat(64) }], ['h2', null]]) })).rejects.toMatchObject({ topic: 'h1', expected: 2, stored: 2 });
-      await expect(store.commit({ ...input, expectedHeads: new Map([['h1', { ...h1, epoch: 'other' }], ['h2', null]]) })).rejects.toBeInstanceOf(HeadMismatch);
-      expect((await store.readAfter('h1', 0, 10)).entries).toHaveLength(2);
-      const entries = applied(await store.commit({ ...input, expectedHeads: new Map([['h1', h1], ['h2', null]]) }));
-      expect(entries.map((e) => [e.topic, e.seq])).toEqual([['h1', 3], ['h2', 1]]);
+      await expect(store.commit({ ...input, expectedHeads: new Map([[t1, { ...h1, hash: 'f'.repeat(64) }], [t2, null]]) })).rejects.toMatchObject({ topic: t1, expected: 2, stored: 2 });
+      await expect(store.commit({ ...input, expectedHeads: new Map([[t1, { ...h1, epoch: 'other' }], [t2, null]]) })).rejects.toBeInstanceOf(HeadMismatch);
+      expect((await store.readAfter(t1, 0, 10)).entries).toHaveLength(2);
+      const entries = applied(await store.commit({ ...input, expectedHeads: new Map([[t1, h1], [t2, null]]) }));
+      expect(entries.map((e) => [e.topic, e.seq])).toEqual([
+        [t1, 3],
+        [t2, 1],
+      ]);
     });
 
     it('chains every entry onto the one before it: hash(0) of the epoch, then hash(n-1), the same in history, live and states', async () => {
@@ -390,53 +441,56 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
 
     it('reset starts a new epoch and restarts seq at 1', async () => {
       const { store } = await make();
-      const [first] = applied(await store.commit(event([change('e', 1)])));
-      applied(await store.commit(event([change('e', 2), change('other', 1)])));
-      await store.reset('e');
-      expect(await store.snapshot('e')).toBeNull();
-      expect((await store.topics()).map((t) => t.topic)).toEqual(['other']);
-      const [again] = applied(await store.commit(event([change('e', 3)])));
+      const [e, other] = entityTopics();
+      const [first] = applied(await store.commit(event([change(e, 1)])));
+      applied(await store.commit(event([change(e, 2), change(other, 1)])));
+      await store.reset(e);
+      expect(await store.snapshot(e)).toBeNull();
+      expect((await store.topics()).map((t) => t.topic)).toEqual([other]);
+      const [again] = applied(await store.commit(event([change(e, 3)])));
       expect(again?.seq).toBe(1);
       expect(again?.epoch).not.toBe(first?.epoch);
-      const read = await store.readAfter('e', 0, 10);
+      const read = await store.readAfter(e, 0, 10);
       expect(read).toMatchObject({ epoch: again?.epoch, headSeq: 1, firstSeq: 1 });
       expect(read.entries).toEqual([again]);
-      expect((await store.snapshot('e'))?.state).toEqual({ last: 3 });
-      expect((await store.snapshot('other'))?.seq).toBe(1);
+      expect((await store.snapshot(e))?.state).toEqual({ last: 3 });
+      expect((await store.snapshot(other))?.seq).toBe(1);
       await store.reset('never-existed');
     });
 
     it('topics() lists every topic with its epoch, head seq and update time', async () => {
       const { store } = await make();
+      const [t1, t2] = entityTopics();
       expect(await store.topics()).toEqual([]);
       const entries = [
-        ...applied(await store.commit(event([change('t1', 1), change('t2', 1)]))),
-        ...applied(await store.commit(event([change('t1', 2)]))),
+        ...applied(await store.commit(event([change(t1, 1), change(t2, 1)]))),
+        ...applied(await store.commit(event([change(t1, 2)]))),
       ];
-      const topics = (await store.topics()).sort((a, b) => a.topic.localeCompare(b.topic));
+      const topics = (await store.topics()).sort((a, b) => (a.topic === t1 ? -1 : b.topic === t1 ? 1 : 0));
       expect(topics).toEqual([
-        { topic: 't1', epoch: entries[2]?.epoch, headSeq: 2, updatedAt: entries[2]?.ts },
-        { topic: 't2', epoch: entries[1]?.epoch, headSeq: 1, updatedAt: entries[1]?.ts },
+        { topic: t1, epoch: entries[2]?.epoch, headSeq: 2, updatedAt: entries[2]?.ts },
+        { topic: t2, epoch: entries[1]?.epoch, headSeq: 1, updatedAt: entries[1]?.ts },
       ]);
     });
 
     it('live feed delivers every committed entry of a subscribed topic, in order, and stops after unsubscribe', async () => {
       const { store, feed, feedReady } = await make();
+      const [liveA, liveB, liveC] = entityTopics();
       const onA: HistoryEntry[] = [];
       const onA2: HistoryEntry[] = [];
       const onB: HistoryEntry[] = [];
-      const offA = feed.subscribe('live-a', (e) => onA.push(e));
-      const offA2 = feed.subscribe('live-a', (e) => onA2.push(e));
-      feed.subscribe('live-b', (e) => onB.push(e));
+      const offA = feed.subscribe(liveA, (e) => onA.push(e));
+      const offA2 = feed.subscribe(liveA, (e) => onA2.push(e));
+      feed.subscribe(liveB, (e) => onB.push(e));
       await feedReady?.();
       const committed: HistoryEntry[] = [];
       // Concurrent commits: delivery order must still be seq order.
       const results = await Promise.all(
-        Array.from({ length: 300 }, (_, i) => store.commit(event([change('live-a', i), ...(i % 3 === 0 ? [change('live-b', i)] : []), change('live-c', i)]))),
+        Array.from({ length: 300 }, (_, i) => store.commit(event([change(liveA, i), ...(i % 3 === 0 ? [change(liveB, i)] : []), change(liveC, i)]))),
       );
       for (const r of results) committed.push(...applied(r));
-      const expectA = committed.filter((e) => e.topic === 'live-a').sort((x, y) => x.seq - y.seq);
-      const expectB = committed.filter((e) => e.topic === 'live-b').sort((x, y) => x.seq - y.seq);
+      const expectA = committed.filter((e) => e.topic === liveA).sort((x, y) => x.seq - y.seq);
+      const expectB = committed.filter((e) => e.topic === liveB).sort((x, y) => x.seq - y.seq);
       await waitFor(() => onA.length >= 300 && onA2.length >= 300 && onB.length >= 100, 5000, 'live entries');
       expect(onA).toEqual(expectA);
       expect(onA2).toEqual(expectA);
@@ -444,28 +498,29 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       expect(onA.map((e) => e.seq)).toEqual(range(1, 300));
 
       offA();
-      applied(await store.commit(event([change('live-a', 1000)])));
+      applied(await store.commit(event([change(liveA, 1000)])));
       await waitFor(() => onA2.length === 301, 5000, 'entry for the remaining listener');
       offA2();
       offA2();
       await feedReady?.();
-      applied(await store.commit(event([change('live-a', 1001), change('live-b', 1001)])));
+      applied(await store.commit(event([change(liveA, 1001), change(liveB, 1001)])));
       await waitFor(() => onB.length === 101, 5000, 'live-b entry');
       expect(onA.length).toBe(300);
       expect(onA2.length).toBe(301);
 
       // Resubscribing after the last listener left works again.
       const again: HistoryEntry[] = [];
-      feed.subscribe('live-a', (e) => again.push(e));
+      feed.subscribe(liveA, (e) => again.push(e));
       await feedReady?.();
-      const [next] = applied(await store.commit(event([change('live-a', 1002)])));
+      const [next] = applied(await store.commit(event([change(liveA, 1002)])));
       await waitFor(() => again.length === 1, 5000, 'entry after resubscribe');
       expect(again).toEqual([next]);
     });
 
     it('concurrent commits (50 callers x 200 events) produce contiguous seqs with no duplicates', async () => {
       const { store } = await make(20_000);
-      const topicsOf = (caller: number, i: number): string[] => (i % 10 === 0 ? ['c-hot', `c-${caller % 4}`] : ['c-hot']);
+      const [hot, ...siblings] = entityTopics();
+      const topicsOf = (caller: number, i: number): string[] => (i % 10 === 0 ? [hot, siblings[caller % 4] as string] : [hot]);
       const assigned = await Promise.all(
         Array.from({ length: 50 }, async (_, caller) => {
           const mine: HistoryEntry[] = [];
@@ -481,7 +536,7 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
         seqs.push(entry.seq);
         byTopic.set(entry.topic, seqs);
       }
-      expect(byTopic.get('c-hot')?.length).toBe(10_000);
+      expect(byTopic.get(hot)?.length).toBe(10_000);
       for (const [topic, seqs] of byTopic) {
         expect(seqs.sort((a, b) => a - b)).toEqual(range(1, seqs.length));
         const read = await store.readAfter(topic, 0, 20_000);
@@ -490,10 +545,10 @@ export function topicStoreContract(name: string, factory: StoreFactory): void {
       }
       // Each caller's own commits got increasing seqs (its commits are sequential).
       for (const mine of assigned) {
-        const hot = mine.filter((e) => e.topic === 'c-hot').map((e) => e.seq);
-        expect(hot).toEqual([...hot].sort((a, b) => a - b));
+        const seqs = mine.filter((e) => e.topic === hot).map((e) => e.seq);
+        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
       }
-      expect(await store.sourceOffset('conc/7')).toBe('199');
+      expect(await resumeOffset(store, 'conc/7')).toBe('199');
     }, 60_000);
   });
 }

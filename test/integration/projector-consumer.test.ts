@@ -104,7 +104,7 @@ async function appliedAll(running: RunningProjector): Promise<Map<string, bigint
   await waitFor(
     async () => {
       for (const [stream, end] of ends) {
-        const offset = await running.backends.store.sourceOffset(stream);
+        const offset = (await running.backends.store.sourceOffsets([stream])).get(stream) ?? null;
         if (offset === null || BigInt(offset) !== end - 1n) return false;
         stored.set(stream, BigInt(offset));
       }

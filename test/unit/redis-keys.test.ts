@@ -24,9 +24,11 @@ describe('Redis key layout', () => {
   it('names every key, channel and stream under the prefix', () => {
     const keys = redisKeys('p');
     expect({
-      topics: keys.topics,
-      offsets: keys.offsets,
-      dedup: keys.dedup,
+      registry: keys.registry('isin:X'),
+      offsets: keys.offsets('isin:X'),
+      dedup: keys.dedup('isin:X'),
+      everyRegistry: keys.everyRegistry,
+      everyOffsets: keys.everyOffsets,
       meta: keys.meta('prices.X'),
       history: keys.history('prices.X'),
       live: keys.live('prices.X'),
@@ -39,9 +41,11 @@ describe('Redis key layout', () => {
       socketIo: keys.socketIoAdapter('plain'),
       socketIoDeflate: keys.socketIoAdapter('deflate'),
     }).toEqual({
-      topics: 'p:topics',
-      offsets: 'p:offsets',
-      dedup: 'p:dedup',
+      registry: 'p:{isin:X}:topics',
+      offsets: 'p:{isin:X}:offsets',
+      dedup: 'p:{isin:X}:dedup',
+      everyRegistry: 'p:{*}:topics',
+      everyOffsets: 'p:{*}:offsets',
       meta: 'p:{prices.X}:prices.X:meta',
       history: 'p:{prices.X}:prices.X:h',
       live: 'p:live:{prices.X}:prices.X',
@@ -72,12 +76,18 @@ describe('Redis key layout', () => {
     const perTopic = (topic: string) => [redisKeys('p').meta(topic), redisKeys('p').history(topic), redisKeys('p').live(topic)];
     const userTopics = ['trading.u1', 'portfolio.u1', 'risk.u1', 'risk.u1.alerts', 'mobile.u1'].flatMap(perTopic);
     expect(new Set(userTopics).size).toBe(userTopics.length);
+    // The entity's registry, offsets and dedup window share the slot of its topics.
+    expect(new Set(['trading.u1', 'risk.u1.alerts'].map((t) => tagOf(redisKeys('p').meta(t))).concat(['registry', 'offsets', 'dedup'].map((k) => tagOf(redisKeys('p')[k as 'registry' | 'offsets' | 'dedup']('user:u1')))))).toEqual(new Set(['user:u1']));
     expect(tag('system.alerts')).toBe('{system.alerts}');
     // Names outside the topic grammar (an invalid ISIN, a test's own names) are their own entity.
     expect(tag('prices.X')).toBe('{prices.X}');
     // Keys that one command or MULTI reads together share a tag.
     expect(new Set([redisKeys('p').deadLetters, redisKeys('p').deadLetterCount].map(tagOf))).toEqual(new Set(['dlq']));
     expect(new Set(['g1', 'g2'].map((g) => tagOf(redisKeys('p').gatewayAlive(g))))).toEqual(new Set(['gw']));
+  });
+
+  it('SCAN patterns take the prefix literally', () => {
+    expect(redisKeys('a*b?[c]').everyOffsets).toBe('a\\*b\\?\\[c\\]:{*}:offsets');
   });
 
   it('no other module under src/ builds a Redis key from the prefix', () => {

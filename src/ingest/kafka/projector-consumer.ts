@@ -17,10 +17,13 @@ const EARLIEST = '-2';
  * partition/offset applied is stored atomically with each projection, the consumer resumes from that
  * stored offset on every assignment, and a redelivered offset changes nothing.
  *
- * Every commit also names the offset this consumer last applied on the partition. If the store holds
- * another (Redis came back from an older snapshot, lost writes in a failover), it refuses the commit
- * and the consumer re-seeks to the store's offset + 1: the events the store lost are projected again,
- * deterministically, onto the states the store kept, so they get back the same seqs and content.
+ * Offsets are stored per entity (an ISIN, an auction, a user: what one event touches), so a Redis Cluster
+ * keeps them in the entity's slot; a partition resumes after the highest any entity holds. Every commit
+ * names the offset the projector last applied to its entity. If the store holds another (Redis came back
+ * from an older snapshot, a shard lost writes in a failover), it refuses the commit and the consumer
+ * re-seeks to the entity's stored offset + 1: the events the store lost are projected again,
+ * deterministically, onto the states the store kept, so they get back the same seqs and content; the
+ * records of other entities replayed on the way are refused by their own entities' offsets.
  */
 export class ProjectorConsumer {
   private readonly consumer: Consumer;
@@ -105,7 +108,7 @@ export class ProjectorConsumer {
           if (done === undefined || offset > done) {
             const text = message.value?.toString('utf8') ?? '';
             try {
-              const outcome = await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset, after: done?.toString() ?? null, ...recordTime(message.timestamp) });
+              const outcome = await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset, ...recordTime(message.timestamp) });
               if (outcome.status === 'applied') await this.checkpoint(outcome.entries, batch.partition, message.offset);
             } catch (err) {
               if (!(err instanceof SourceOffsetMismatch)) throw err;
@@ -174,15 +177,14 @@ export class ProjectorConsumer {
     this.applied.clear();
     this.rewound.clear();
     this.lagByPartition.clear();
-    for (const [topic, partitions] of Object.entries(assignment)) {
-      for (const partition of partitions) {
-        const stream = sourceStream(topic, partition);
-        const stored = await this.store.sourceOffset(stream);
-        if (stored === null) continue;
-        this.applied.set(stream, BigInt(stored));
-        this.consumer.seek({ topic, partition, offset: (BigInt(stored) + 1n).toString() });
-        this.log.info({ stream, offset: stored }, 'resuming partition after stored offset');
-      }
+    const assigned = Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition, stream: sourceStream(topic, partition) })));
+    const offsets = await this.store.sourceOffsets(assigned.map((a) => a.stream));
+    for (const { topic, partition, stream } of assigned) {
+      const stored = offsets.get(stream);
+      if (stored === undefined) continue;
+      this.applied.set(stream, BigInt(stored));
+      this.consumer.seek({ topic, partition, offset: (BigInt(stored) + 1n).toString() });
+      this.log.info({ stream, offset: stored }, 'resuming partition after stored offset');
     }
   }
 }

@@ -43,3 +43,23 @@ export function redisTarget(config: { REDIS_URL?: string | undefined; REDIS_CLUS
 export function duplicateClient(client: RedisClient): RedisClient {
   return client instanceof Cluster ? client.duplicate() : client.duplicate();
 }
+
+/**
+ * Every key matching `pattern` in the deployment: SCAN on the node, or on each master of a cluster (a
+ * cluster's SCAN only walks the node it is sent to). A key may come twice (SCAN's guarantee, and a slot
+ * migrating between masters mid-scan): callers dedupe.
+ */
+export async function* scanKeys(client: RedisClient, pattern: string): AsyncGenerator<string[]> {
+  const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      if (keys.length > 0) yield keys;
+    } while (cursor !== '0');
+  }
+}
+
+/** Keys SCAN looks at per call: enough to cross a keyspace quickly, few enough not to hold Redis up. */
+const SCAN_COUNT = 1000;

@@ -5,30 +5,16 @@
  * queue-keys.ts does for its queues: one place to read the whole layout, and to change it.
  */
 
-import { parseTopic } from '../../domain/topics.js';
+import { entityOf, userEntity } from '../../domain/topics.js';
 
 /**
- * The Redis Cluster hash tag of a topic: the entity it belongs to, so the keys (and the live channel)
- * of every topic of one entity share a slot. An event's topics all belong to one entity (projector's
- * project.ts: an ISIN's prices, an auction, a user's trading/portfolio/risk/mobile topics), so the keys
- * one commit touches are in one slot and the commit script runs on a cluster. This is the one place
- * that chooses it. A topic outside the grammar of domain/topics.ts is its own entity.
+ * The Redis Cluster hash tag of a topic: the entity it belongs to (domain `entityOf`), so the keys (and
+ * the live channel) of every topic of one entity share a slot with the entity's registry, dedup window
+ * and applied offsets. An event's topics all belong to one entity, so the keys one commit touches are in
+ * one slot and the commit script runs on a cluster. This is the one place that chooses it.
  */
 export function tag(topic: string): string {
   return hashTag(entityOf(topic));
-}
-
-/** `isin:<ISIN>`, `auction:<id>`, `user:<id>`; else (system.alerts, names outside the grammar) the topic itself. */
-function entityOf(topic: string): string {
-  const parsed = parseTopic(topic);
-  if (parsed?.owner !== undefined) return userEntity(parsed.owner);
-  if (parsed?.kind === 'prices') return `isin:${parsed.id}`;
-  if (parsed?.kind === 'auctions') return `auction:${parsed.id}`;
-  return topic;
-}
-
-function userEntity(user: string): string {
-  return `user:${user}`;
 }
 
 /** `{name}`: Redis hashes only what is inside the first braces. */
@@ -39,12 +25,17 @@ function hashTag(name: string): string {
 export interface RedisKeyLayout {
   readonly prefix: string;
   // --- store (commit.lua, reset.lua, renew-epoch.lua get these as KEYS) ---------------------------
-  /** hash: topic -> `<headSeq>|<epoch>|<updated_at>` (registry for `topics()`). */
-  readonly topics: string;
-  /** hash: source stream (e.g. `bondx.market/3`) -> last applied offset. */
-  readonly offsets: string;
-  /** sorted set: event_id -> arrival order (a counter); the newest DEDUP_WINDOW ids. */
-  readonly dedup: string;
+  // An entity (domain `entityOf`; store `commitEntity`) keeps these three in its own slot, so no commit
+  // touches a key outside its entity's slot; listing and resuming read them from every master (SCAN).
+  /** hash: topic -> `<headSeq>|<epoch>|<updated_at>`: the entity's topics, for `topics()`. */
+  registry(entity: string): string;
+  /** hash: source stream (e.g. `bondx.market/3`) -> last offset applied to the entity. */
+  offsets(entity: string): string;
+  /** sorted set: event_id -> arrival order (a counter); the entity's newest DEDUP_WINDOW ids. */
+  dedup(entity: string): string;
+  /** SCAN MATCH patterns of every entity's registry and offsets hash. */
+  readonly everyRegistry: string;
+  readonly everyOffsets: string;
   /** hash: epoch, seq (head), updated_at (the newest entry's ts), hash (the chain head's), state (snapshot JSON). */
   meta(topic: string): string;
   /** stream: id `<seq>-0`, fields type, ts, event_ts, event_id, payload (JSON), epoch, hash. */
@@ -79,12 +70,24 @@ function topicKey(prefix: string, topic: string, what: string): string {
   return `${prefix}:${tag(topic)}:${topic}:${what}`;
 }
 
+/** `<p>:{<entity>}:<what>`: the entity's own keys (a topic's end in `:meta`, `:h`, `:audit`, so a pattern on these names matches no topic key). */
+function entityKey(prefix: string, entity: string, what: string): string {
+  return `${prefix}:${hashTag(entity)}:${what}`;
+}
+
+/** A SCAN MATCH pattern of one kind of entity key: the prefix taken literally (glob characters escaped). */
+function everyEntityKey(prefix: string, what: string): string {
+  return `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:{*}:${what}`;
+}
+
 export function redisKeys(prefix: string): RedisKeyLayout {
   return {
     prefix,
-    topics: `${prefix}:topics`,
-    offsets: `${prefix}:offsets`,
-    dedup: `${prefix}:dedup`,
+    registry: (entity) => entityKey(prefix, entity, 'topics'),
+    offsets: (entity) => entityKey(prefix, entity, 'offsets'),
+    dedup: (entity) => entityKey(prefix, entity, 'dedup'),
+    everyRegistry: everyEntityKey(prefix, 'topics'),
+    everyOffsets: everyEntityKey(prefix, 'offsets'),
     meta: (topic) => topicKey(prefix, topic, 'meta'),
     history: (topic) => topicKey(prefix, topic, 'h'),
     auditCheckpoints: (topic) => topicKey(prefix, topic, 'audit'),

@@ -5,6 +5,7 @@ import type { JsonObject, JsonValue } from '../../domain/json.js';
 import { chainEntries } from '../chain.js';
 import { toSignedCheckpoint } from '../checkpoint.js';
 import {
+  commitEntity,
   commitTime,
   HeadMismatch,
   SourceOffsetMismatch,
@@ -20,7 +21,7 @@ import {
   type TopicInfo,
   type TopicStore,
 } from '../topic-store.js';
-import type { RedisClient } from './client.js';
+import { scanKeys, type RedisClient } from './client.js';
 import { redisKeys, type RedisKeyLayout } from './keys.js';
 import { redisScripts, type RedisScripts } from './scripts.js';
 
@@ -38,8 +39,8 @@ export interface RedisTopicStoreOptions {
  * hash (epoch, head seq, snapshot) and a stream (history, id `<seq>-0`). Key layout: keys.ts.
  *
  * Given a URL the store owns its connection and `close()` quits it; given a client, the caller owns it.
- * Reads run on a single node or a cluster; commits on a single node only (commit.lua's global registry,
- * offsets and dedup keys are in other slots than the entity's). Redis is the store
+ * The same code runs on a single node and on a Redis Cluster: every key a commit touches is its entity's
+ * (one hash slot), and what spans entities (`topics()`, `sourceOffsets()`) SCANs every master. Redis is the store
  * here, not a cache: run it with `maxmemory-policy noeviction`, since a topic's meta and history must only
  * disappear together (reset).
  */
@@ -67,6 +68,7 @@ export class RedisTopicStore implements TopicStore {
       throw new Error(`source offset must be a non-negative decimal integer, got ${JSON.stringify(input.source.offset)}`);
     }
     const committedAt = commitTime(input.source);
+    commitEntity(input); // throws on topics of several entities, before any read
     if (input.expectedHeads) return this.commitOnto(input, committedAt, input.expectedHeads);
     // Commits naming no heads go one at a time per store, so this process's callers never race each
     // other between reading the heads and the compare-and-set; another process getting in between is
@@ -91,6 +93,7 @@ export class RedisTopicStore implements TopicStore {
     const entries = chainEntries({ eventId: input.eventId, eventTs: input.eventTs, committedAt, changes: input.changes }, heads, newEpoch);
     const checked = new Set<string>();
     const result = await this.scripts.commit({
+      entity: commitEntity(input),
       eventId: input.eventId,
       eventTs: input.eventTs,
       source: input.source,
@@ -158,17 +161,42 @@ export class RedisTopicStore implements TopicStore {
   }
 
   async topics(): Promise<TopicInfo[]> {
-    const registry = await this.redis.hgetall(this.keys.topics);
-    return Object.entries(registry).map(([topic, value]) => {
-      // `<headSeq>|<epoch>|<updated_at>`; neither seq nor epoch contains `|`.
-      const bar1 = value.indexOf('|');
-      const bar2 = value.indexOf('|', bar1 + 1);
-      return { topic, headSeq: Number(value.slice(0, bar1)), epoch: value.slice(bar1 + 1, bar2), updatedAt: value.slice(bar2 + 1) };
-    });
+    const out = new Map<string, TopicInfo>();
+    for await (const registries of this.scanOnce(this.keys.everyRegistry)) {
+      for (const registry of await Promise.all(registries.map((key) => this.redis.hgetall(key)))) {
+        for (const [topic, value] of Object.entries(registry)) out.set(topic, registryInfo(topic, value));
+      }
+    }
+    return [...out.values()];
   }
 
-  async sourceOffset(stream: string): Promise<string | null> {
-    return this.redis.hget(this.keys.offsets, stream);
+  async sourceOffsets(streams: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (streams.length === 0) return out;
+    for await (const keys of this.scanOnce(this.keys.everyOffsets)) {
+      for (const offsets of await Promise.all(keys.map((key) => this.redis.hmget(key, ...streams)))) {
+        streams.forEach((stream, i) => {
+          const offset = offsets[i];
+          const highest = out.get(stream);
+          if (typeof offset === 'string' && (highest === undefined || BigInt(offset) > BigInt(highest))) out.set(stream, offset);
+        });
+      }
+    }
+    return out;
+  }
+
+  appliedOffset(entity: string, stream: string): Promise<string | null> {
+    return this.redis.hget(this.keys.offsets(entity), stream);
+  }
+
+  /** The keys matching a pattern on every master, each once (SCAN may return a key twice). */
+  private async *scanOnce(pattern: string): AsyncGenerator<string[]> {
+    const seen = new Set<string>();
+    for await (const keys of scanKeys(this.redis, pattern)) {
+      const fresh = keys.filter((key) => !seen.has(key));
+      for (const key of fresh) seen.add(key);
+      if (fresh.length > 0) yield fresh;
+    }
   }
 
   async reset(topic: string): Promise<void> {
@@ -196,6 +224,13 @@ export class RedisTopicStore implements TopicStore {
 
 /** How often a commit that names no heads re-reads them when another process's commit got in between. */
 const UNCHECKED_COMMIT_ATTEMPTS = 10;
+
+/** A registry value `<headSeq>|<epoch>|<updated_at>` (neither seq nor epoch contains `|`). */
+function registryInfo(topic: string, value: string): TopicInfo {
+  const bar1 = value.indexOf('|');
+  const bar2 = value.indexOf('|', bar1 + 1);
+  return { topic, headSeq: Number(value.slice(0, bar1)), epoch: value.slice(bar1 + 1, bar2), updatedAt: value.slice(bar2 + 1) };
+}
 
 /** A meta row's chain head (epoch, seq, updated_at, hash); null when the topic does not exist. */
 function chainHeadOf([epoch, seq, ts, hash]: (string | null | undefined)[]): ChainHead | null {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ChainHead, HistoryEntry, SourcePosition } from '../topic-store.js';
+import { entityOf } from '../../domain/topics.js';
 import { genesisHash } from '../chain.js';
 import type { RedisClient } from './client.js';
 import type { RedisKeyLayout } from './keys.js';
@@ -54,6 +55,8 @@ export interface CommitScriptChange {
 }
 
 export interface CommitScriptInput {
+  /** The commit's entity (topic-store.ts `commitEntity`): its registry, offsets and dedup keys are the script's. */
+  entity: string;
   eventId: string;
   eventTs: string;
   source?: SourcePosition;
@@ -97,7 +100,7 @@ export function redisScripts(client: RedisClient, keys: RedisKeyLayout): RedisSc
   const renewEpochCall = scriptCall(client, 'renewEpoch');
   return {
     async commit(input) {
-      const keyArgs: string[] = [keys.topics, keys.offsets, keys.dedup];
+      const keyArgs: string[] = [keys.registry(input.entity), keys.offsets(input.entity), keys.dedup(input.entity)];
       const argv: (string | number)[] = [
         input.eventId,
         input.eventTs,
@@ -117,11 +120,11 @@ export function redisScripts(client: RedisClient, keys: RedisKeyLayout): RedisSc
       return parseCommitReply(await commitCall(keyArgs.length, ...keyArgs, ...argv));
     },
     async reset(topic) {
-      const reply = await resetCall(3, keys.topics, keys.meta(topic), keys.history(topic), topic);
+      const reply = await resetCall(3, keys.registry(entityOf(topic)), keys.meta(topic), keys.history(topic), topic);
       return reply === 1;
     },
     async renewEpoch(topic, epoch, candidate) {
-      const reply = await renewEpochCall(2, keys.topics, keys.meta(topic), topic, epoch, candidate, keys.live(topic), genesisHash(topic, candidate));
+      const reply = await renewEpochCall(2, keys.registry(entityOf(topic)), keys.meta(topic), topic, epoch, candidate, keys.live(topic), genesisHash(topic, candidate));
       if (typeof reply !== 'string') throw new Error(`bxRenewEpoch: unexpected reply ${JSON.stringify(reply)}`);
       return reply;
     },

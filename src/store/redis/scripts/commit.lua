@@ -6,15 +6,17 @@
   names. The script refuses unless each topic's head is still that one (seq, epoch and hash: a
   compare-and-set), then writes them as given.
 
-  KEYS[1]  <p>:topics    hash   topic -> "<headSeq>|<epoch>|<updated_at>" (registry for listing)
-  KEYS[2]  <p>:offsets   hash   source stream -> last applied offset (decimal string)
-  KEYS[3]  <p>:dedup     zset   event_id -> arrival order (1, 2, 3, …); the newest `dedupWindow` ids are kept
+  All keys are the commit's entity's (store `commitEntity`: an ISIN, an auction, a user; or the source
+  stream of a commit without changes), under its hash tag, so on Redis Cluster they share one slot:
+  KEYS[1]  <p>:{<entity>}:topics   hash   topic -> "<headSeq>|<epoch>|<updated_at>" (the entity's registry, for listing)
+  KEYS[2]  <p>:{<entity>}:offsets  hash   source stream -> last offset applied to the entity (decimal string)
+  KEYS[3]  <p>:{<entity>}:dedup    zset   event_id -> arrival order (1, 2, 3, …); the entity's newest `dedupWindow` ids
   then, for change i = 1..n:
-  KEYS[2+2i]  <p>:{<entity>}:meta  hash    epoch, seq (head), updated_at, hash (chain head), state (snapshot JSON)
-  KEYS[3+2i]  <p>:{<entity>}:h     stream  id <seq>-0, fields: type ts event_ts event_id payload epoch hash
+  KEYS[2+2i]  <p>:{<entity>}:<topic>:meta  hash    epoch, seq (head), updated_at, hash (chain head), state (snapshot JSON)
+  KEYS[3+2i]  <p>:{<entity>}:<topic>:h     stream  id <seq>-0, fields: type ts event_ts event_id payload epoch hash
 
   ARGV[1] event_id      ARGV[2] event_ts
-  ARGV[3] offset the committer expects stored for the source ('' = no expectation, '-' = none stored)
+  ARGV[3] offset the committer expects stored for the source and entity ('' = no expectation, '-' = none stored)
   ARGV[4] source stream ('' = none)            ARGV[5] source offset (decimal string)
   ARGV[6] history max length (XADD MAXLEN ~)   ARGV[7] dedup window (number of event ids)
   ARGV[8] n (number of changes)
@@ -35,9 +37,8 @@
   could still fail if a topic's meta vanished while its stream stayed, which only eviction can cause:
   Redis must run with maxmemory-policy noeviction.)
 
-  Redis Cluster: a topic's keys and live channel carry its entity's hash tag (keys.ts tag()), and an
-  event's topics share one entity, but KEYS[1..3] are global keys in other slots: on a cluster this
-  script is refused (CROSSSLOT) until they move under the entity's tag (README "Past one Redis node").
+  Idempotency and the offset check are per entity: a record redelivered after a re-seek is refused by
+  its own entity's offset, whatever other entities of the stream hold.
 ]]
 
 local event_id, event_ts = ARGV[1], ARGV[2]
@@ -66,7 +67,7 @@ local function offset_le(a, b)
   return a <= b
 end
 
--- 1. The store must be where the committer believes it is: same source offset, same topic heads.
+-- 1. The store must be where the committer believes it is: same source offset for the entity, same topic heads.
 local applied = false
 if src_stream ~= '' then
   if not string.match(src_offset, '^%d+$') then

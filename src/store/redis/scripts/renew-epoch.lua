@@ -3,14 +3,13 @@
   several gateways noticing the same rewritten history renew it once). Seq, state and history stay:
   only clients holding the old epoch are told to re-sync. Called through scripts.ts (bxRenewEpoch).
 
-  KEYS[1] <p>:topics   KEYS[2] <p>:{<entity>}:meta
+  KEYS[1] <p>:{<entity>}:topics (the entity's registry)   KEYS[2] <p>:{<entity>}:<topic>:meta
   ARGV[1] topic   ARGV[2] epoch the caller saw   ARGV[3] candidate new epoch   ARGV[4] live channel
   ARGV[5] hash(0) of the candidate epoch: the chain head from now on (the new epoch's chain starts
           at the head's seq; the kept entries stay in their own epoch's chain)
   Returns the topic's epoch afterwards ('' when the topic does not exist).
   A renewal publishes {"topic":…,"stale":true} on the live channel: no entry carries the new epoch
   until the next commit, and a quiet topic's gateways must not keep serving the old one meanwhile.
-  (Redis Cluster: KEYS[1] lives in another slot than the topic's keys; see commit.lua.)
 ]]
 
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
