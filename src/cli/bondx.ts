@@ -8,6 +8,7 @@ import { createBackends, demoBanner, startSystem, type Roles } from '../runtime/
 import { gatewayWorkers, isGatewayWorker, superviseWorkers } from '../runtime/workers.js';
 import { parseSigningKey, rawPublicKey } from '../store/checkpoint.js';
 import type { AuditVerifyOptions } from './audit.js';
+import type { DeliveriesCliOptions } from './audit-deliveries.js';
 import { DEV_AUDIT_KEY_FILE, DEV_KEY_FILE, devAuditKey, devSecret, readDevSecret } from './dev-key.js';
 import type { ReplayCliOptions } from './replay.js';
 
@@ -178,7 +179,7 @@ program
     process.exitCode = await replayCommand(config, topic, opts);
   });
 
-const audit = program.command('audit').description('audit tools: verify the hash chain of topic histories');
+const audit = program.command('audit').description("audit tools: verify the hash chain of topic histories; what each user was sent, and had at an instant");
 audit
   .command('verify')
   .description("recompute topics' hash chains over Redis history (REDIS_URL) or a gateway's replay API (--server, --token) and check them against the signed checkpoints (Kafka audit topic with KAFKA_BROKERS, else the store); exit 1 on a break")
@@ -190,6 +191,31 @@ audit
   .action(async (topics: string[], opts: AuditVerifyOptions) => {
     const { auditVerifyCommand } = await import('./audit.js');
     process.exitCode = await auditVerifyCommand(config, topics, opts);
+  });
+audit
+  .command('deliveries')
+  .description('the seq ranges each gateway delivered to a user, NDJSON: from Kafka (KAFKA_BROKERS) or Redis (REDIS_URL), or a gateway (--server, --token)')
+  .requiredOption('--user <id>', 'the user')
+  .option('--topic <topic>', 'only this topic')
+  .option('--since <time>', 'ranges still open at or after this instant (ISO-8601)')
+  .option('--until <time>', 'ranges opened before this instant (ISO-8601)')
+  .option('--server <url>', "a running gateway's base URL, e.g. http://127.0.0.1:8000")
+  .option('--token <token>', 'with --server: a token with role auditor or operator')
+  .action(async (opts: DeliveriesCliOptions) => {
+    const { deliveriesCommand } = await import('./audit-deliveries.js');
+    process.exitCode = await deliveriesCommand(config, opts);
+  });
+audit
+  .command('shown')
+  .description('what a user had of a topic at an instant: the last seq delivered to them by then and the state at it, JSON')
+  .requiredOption('--user <id>', 'the user')
+  .requiredOption('--topic <topic>', 'the topic')
+  .requiredOption('--at <time>', 'the instant (ISO-8601)')
+  .option('--server <url>', "a running gateway's base URL, e.g. http://127.0.0.1:8000")
+  .option('--token <token>', 'with --server: a token with role auditor or operator')
+  .action(async (opts: DeliveriesCliOptions) => {
+    const { shownCommand } = await import('./audit-deliveries.js');
+    process.exitCode = await shownCommand(config, opts);
   });
 
 program

@@ -148,6 +148,12 @@ const envSchema = z.object({
   AUDIT_PUBLIC_KEY: optionalString,
   /** How often the projector signs the head of every topic that changed since its last checkpoint (ms). */
   AUDIT_CHECKPOINT_INTERVAL_MS: int(60_000, 100),
+  /** The gateways' delivery record (what each user was sent, as seq ranges): on unless set false. */
+  AUDIT_DELIVERIES: bool(true),
+  /** How often a gateway writes its delivery ranges (ms): a gateway crash loses at most this much of the record. */
+  AUDIT_DELIVERY_FLUSH_MS: int(2000, 100, 60_000),
+  /** Delivery records kept per user without Kafka (memory, Redis stream); Kafka keeps them forever. */
+  AUDIT_DELIVERIES_MAX_LEN: int(100_000, 100),
 });
 
 export type Env = z.infer<typeof envSchema>;

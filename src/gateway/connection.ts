@@ -6,7 +6,10 @@ import type { ClientLabels, Metrics, TransportName } from '../observability/metr
 import { ClientError, closeCodeOf, type ErrorCode } from '../protocol/errors.js';
 import type { ClientMessage, Envelope, ReplayMessage, SubscribeMessage } from '../protocol/messages.js';
 import { parseClientFrame, parseClientMessage, peekMessage } from '../protocol/parse.js';
+import type { DeliveryTarget } from '../store/deliveries.js';
 import { authorise, type Principal } from './auth.js';
+import { endOfClose, type DeliveryTrack } from './delivery-ranges.js';
+import type { DeliveryRecorder } from './delivery-recorder.js';
 import { controlEnvelope, errorEnvelope } from './envelope.js';
 import { NO_BATCHING, type Batching, type Hub } from './hub.js';
 import { Frame, type Fanout, type Link } from './link.js';
@@ -31,6 +34,8 @@ export interface ConnectionContext {
   readonly maxQueueSize: number;
   /** Client messages allowed per connection of each stream (token bucket). */
   readonly rateLimits: Readonly<Record<Stream, BucketLimit>>;
+  /** The delivery record (absent: off). */
+  readonly deliveries: DeliveryRecorder | undefined;
   /** Verifies a refreshed token for this connection and moves its expiry; throws AUTH_INVALID. */
   renew(connection: Connection, token: string): Principal;
   /** The connection is over: out of the registry and its expiry schedule, counted with `reason`. */
@@ -116,7 +121,8 @@ export class Connection implements Subscriber {
     if (this.closed) return;
     this.closed = true;
     this.replaying?.stop();
-    for (const sub of this.subscriptions.values()) sub.stop();
+    const end = endOfClose(reason);
+    for (const sub of this.subscriptions.values()) sub.stop(end);
     this.subs = undefined;
     this.release();
     this.context.ended(this, reason);
@@ -246,7 +252,7 @@ export class Connection implements Subscriber {
     this.replaying?.stop();
     const { hub, maxQueueSize } = this.context;
     // Held under the level at which paused market data resumes, so a replay never pauses or cuts its client.
-    const run = new LiveReplay(hub.store, request, this, maxQueueSize / 4);
+    const run = new LiveReplay(hub.store, request, this, maxQueueSize / 4, this.deliveryTrack(request.topic));
     this.replaying = run;
     try {
       const ack = await run.run();
@@ -267,7 +273,7 @@ export class Connection implements Subscriber {
     // Held until this subscribe ends, even if an unsubscribe supersedes it meanwhile: the hub must not
     // drop the feed (and its rooms) while this call still awaits or uses them.
     const release = hub.hold(topic);
-    const sub = new Subscription(this, hub, request, parsed.kind === 'prices');
+    const sub = new Subscription(this, hub, request, parsed.kind === 'prices', this.deliveryTrack(topic));
     (this.subs ??= new Map()).set(topic, sub);
     const superseded = () => controlEnvelope('ack', { action: 'subscribe', topic, superseded: true }, { topic, correlationId });
     try {
@@ -291,7 +297,15 @@ export class Connection implements Subscriber {
     const sub = this.subscriptions.get(topic);
     if (!sub) return;
     this.subs?.delete(topic);
-    sub.stop();
+    sub.stop('unsubscribe');
+  }
+
+  /** A track of what this connection is sent of `topic` (undefined when the delivery record is off). */
+  private deliveryTrack(topic: string): DeliveryTrack | undefined {
+    const recorder = this.context.deliveries;
+    if (!recorder) return undefined;
+    const target: DeliveryTarget = { gateway: recorder.gateway, conn: this.link.id, user: this.principal.sub, transport: this.transport, stream: this.stream, device_type: this.labels.device_type };
+    return recorder.track(target, topic);
   }
 
   /** Stops live delivery of conflatable (market data) subscriptions; returns how many were paused. */

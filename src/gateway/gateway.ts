@@ -10,6 +10,7 @@ import type { SubscribeMessage } from '../protocol/messages.js';
 import type { LiveFeed, TopicStore } from '../store/topic-store.js';
 import { authorise, verifyRefresh, verifyToken, type JwtKeys, type Principal } from './auth.js';
 import { Connection, type ConnectionContext } from './connection.js';
+import type { DeliveryRecorder } from './delivery-recorder.js';
 import { ExpiryWheel } from './expiry-wheel.js';
 import { Hub } from './hub.js';
 import type { Fanout, Link } from './link.js';
@@ -76,6 +77,8 @@ export class Gateway {
     private readonly limits: GatewayLimits,
     private readonly metrics: Metrics,
     private readonly admission: Admission,
+    /** The delivery record of this gateway's connections (absent: off); its owner flushes and closes it. */
+    readonly deliveries?: DeliveryRecorder,
   ) {
     this.hub = new Hub(store, live, log, metrics);
     const bucket = (stream: Stream): BucketLimit => ({ burst: limits.rateLimits[stream].burst, perMinute: limits.rateLimits[stream].per_minute });
@@ -87,6 +90,7 @@ export class Gateway {
       heartbeatIntervalS: limits.heartbeatIntervalS,
       maxQueueSize: limits.maxQueueSize,
       rateLimits: { market: bucket('market'), auction: bucket('auction'), trading: bucket('trading'), risk: bucket('risk'), mobile: bucket('mobile') },
+      deliveries,
       renew: (connection, token) => this.refreshToken(connection, token),
       ended: (connection, reason) => this.ended(connection, reason),
     };

@@ -13,7 +13,9 @@ import { historyFor, type KafkaHistoryOptions } from '../replay/kafka-history.js
 import { planReplay, replayEncoder, runReplay, writableSink, type ReplayPlan } from '../replay/replay.js';
 import { parseReplayRequest, parseStateRequest, REPLAY_PARAMS, STATE_PARAMS } from '../replay/request.js';
 import { stateAt } from '../replay/state.js';
+import { queryDeliveries, type DeliveryLog } from '../store/deliveries.js';
 import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
+import { DELIVERIES_PARAMS, MAX_USER_ID_LENGTH, parseDeliveriesRequest, parseShownRequest, SHOWN_PARAMS, shownAt } from './delivery-audit.js';
 import { errorEnvelope, replayEnvelope, snapshotEnvelope } from './envelope.js';
 import type { Gateway } from './gateway.js';
 
@@ -23,7 +25,6 @@ const MIME: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js
 export const MAX_BODY_BYTES = 1 << 20;
 export const MAX_EVENTS_PER_REQUEST = 1000;
 export const DEAD_LETTERS_LIMIT = { min: 1, max: 1000, default: 100 } as const;
-const MAX_USER_ID_LENGTH = 128;
 /** Who may read a topic's history through the replay routes. */
 const REPLAY_ROLES: Role[] = ['auditor', 'operator'];
 
@@ -55,6 +56,8 @@ export interface HttpApiDeps {
   health: () => Promise<HealthReport>;
   /** Where replays rebuild what the store no longer holds (absent: no Kafka, replays serve the store's part). */
   replayKafka?: KafkaHistoryOptions;
+  /** The gateways' delivery record (runtime/deliveries.ts). */
+  deliveries: DeliveryLog;
 }
 
 /**
@@ -108,6 +111,8 @@ const ROUTES: Record<string, Partial<Record<Method, Route>>> = {
       },
     },
   },
+  '/api/v1/audit/deliveries': { GET: { query: DELIVERIES_PARAMS, handle: (deps, req, query) => deliveries(deps, req, query) } },
+  '/api/v1/audit/shown': { GET: { query: SHOWN_PARAMS, handle: (deps, req, query) => shown(deps, req, query) } },
   '/api/v1/admin/disconnect': {
     POST: {
       query: ['user'],
@@ -293,6 +298,34 @@ async function replayState(deps: HttpApiDeps, req: IncomingMessage, query: URLSe
   const { topic, at } = parseStateRequest(params(query, STATE_PARAMS));
   const snapshot = await stateAt(deps.gateway.store, deps.replayKafka, topic, at);
   return json(200, snapshotEnvelope(snapshot, snapshot.state, {}, null));
+}
+
+/** A user's delivery ranges, one NDJSON line each (each range once, as last written), ordered by opening. */
+async function deliveries(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchParams): Promise<Reply> {
+  requireRole(deps, req, REPLAY_ROLES);
+  const records = await queryDeliveries(deps.deliveries, parseDeliveriesRequest(params(query, DELIVERIES_PARAMS)));
+  return {
+    status: 200,
+    contentType: 'application/x-ndjson',
+    headers: { 'cache-control': 'no-store' },
+    body: async (res) => {
+      const sink = writableSink(res);
+      for (const record of records) await sink.write(`${JSON.stringify(record)}\n`);
+      return {};
+    },
+  };
+}
+
+/** What a user had of a topic at an instant: the last seq delivered by then and the state at it. */
+async function shown(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchParams): Promise<Reply> {
+  requireRole(deps, req, REPLAY_ROLES);
+  const request = parseShownRequest(params(query, SHOWN_PARAMS));
+  const reader = historyFor(deps.gateway.store, deps.replayKafka, 'auto');
+  try {
+    return json(200, await shownAt(deps.deliveries, { reader, store: deps.gateway.store }, request));
+  } finally {
+    await reader.close();
+  }
 }
 
 function requireRole(deps: HttpApiDeps, req: IncomingMessage, roles: Role[]): Principal {

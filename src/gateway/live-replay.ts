@@ -6,6 +6,7 @@ import type { MissingPart } from '../replay/range.js';
 import type { ReplayAck } from '../protocol/socketio-events.js';
 import { planReplay, replayEnd, replayPages, type HistoryReader } from '../replay/replay.js';
 import type { HistoryEntry } from '../store/topic-store.js';
+import type { DeliveryTrack } from './delivery-ranges.js';
 import { replayEnvelope } from './envelope.js';
 import type { Link } from './link.js';
 
@@ -35,6 +36,8 @@ export class LiveReplay {
     private readonly request: ReplayMessage,
     private readonly target: ReplayTarget,
     private readonly maxBuffered: number,
+    /** Where the replayed ranges are recorded (absent: the delivery record is off). */
+    private readonly track?: DeliveryTrack,
   ) {}
 
   /** Cancels the replay (its ack says `cancelled`); false when it had already ended. */
@@ -58,6 +61,7 @@ export class LiveReplay {
           if (this.over) break;
           const envelope = replayEnvelope(entry);
           this.target.send({ ...envelope, meta: { ...envelope.meta, replay: true } as JsonObject });
+          this.track?.sent('replay', entry.epoch, entry.seq, entry.seq, new Date().toISOString());
           served.from ??= entry.seq;
           served.to = entry.seq;
           served.count++;
@@ -68,6 +72,8 @@ export class LiveReplay {
     } catch (err) {
       // A cancelled wait rejects with an AbortError: the replay just ends there.
       if (!this.abort.signal.aborted) throw err;
+    } finally {
+      this.track?.end(this.target.isClosed ? 'disconnect' : 'done', new Date().toISOString());
     }
     const cancelled = this.abort.signal.aborted;
     this.abort.abort();

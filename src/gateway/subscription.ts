@@ -1,5 +1,7 @@
 import type { Envelope, SubscribeMessage } from '../protocol/messages.js';
+import type { DeliveryEnd, DeliveryKind } from '../store/deliveries.js';
 import type { HistoryEntry } from '../store/topic-store.js';
+import type { DeliveryTrack } from './delivery-ranges.js';
 import { batchEnvelope, snapshotEnvelope } from './envelope.js';
 import type { Hub, Room, RoomMember } from './hub.js';
 import type { Link } from './link.js';
@@ -40,6 +42,8 @@ export class Subscription implements RoomMember {
     readonly request: SubscribeMessage,
     /** Market data may be conflated (skipped, then replaced by a fresh state); everything else never drops. */
     readonly conflatable: boolean,
+    /** Where what it sends is recorded (absent: the delivery record is off). */
+    private readonly track: DeliveryTrack | undefined,
   ) {}
 
   get topic(): string {
@@ -59,6 +63,7 @@ export class Subscription implements RoomMember {
   }
 
   resync(): void {
+    this.track?.end('resync', new Date().toISOString());
     this.owner.resubscribe(this.topic);
   }
 
@@ -76,6 +81,7 @@ export class Subscription implements RoomMember {
     // Everything buffered for the room is sent first, so the client holds every seq up to the head.
     room.flush();
     room.leave(this);
+    this.track?.close('pause', new Date().toISOString());
     this.pausedAfter = feed.head;
     this.pausedEpoch = feed.epoch;
     this.pauseHold = this.hub.hold(this.topic);
@@ -103,10 +109,11 @@ export class Subscription implements RoomMember {
     }
   }
 
-  /** Ends it: out of its room, holds released, any catch-up under way stops. */
-  stop(): void {
+  /** Ends it (`end`: why, for the delivery record): out of its room, holds released, any catch-up under way stops. */
+  stop(end: DeliveryEnd): void {
     this.stopped = true;
     this.room?.leave(this);
+    this.track?.end(end, new Date().toISOString());
     this.pauseHold?.();
     this.pauseHold = undefined;
     this.hub.release(this.topic);
@@ -114,13 +121,30 @@ export class Subscription implements RoomMember {
 
   private catchUp(feed: TopicFeed, room: Room, request: RecoveryRequest): Promise<RecoveryResult | 'superseded'> {
     const correlationId = this.request.correlation_id ?? null;
+    const { track } = this;
+    // What the delivery record says of this catch-up: entries continue a resume until a snapshot is sent.
+    let entriesKind: DeliveryKind = request.resumeFrom !== undefined && request.conflatedAfter === undefined && request.resync !== true ? 'resume' : 'live';
+    let held = request.conflatedAfter ?? request.resumeFrom ?? 0;
     return recover(feed, request, {
       current: () => !this.stopped,
-      snapshot: (snapshot, marks) => this.owner.send(snapshotEnvelope(snapshot, room.filter.view(snapshot.state), marks, correlationId)),
-      entries: (entries) => this.sendEntries(entries, room),
+      snapshot: (snapshot, marks) => {
+        this.owner.send(snapshotEnvelope(snapshot, room.filter.view(snapshot.state), marks, correlationId));
+        track?.sent(marks.resync === true ? 'resync' : marks.conflated !== undefined ? 'conflated' : 'snapshot', snapshot.epoch, snapshot.seq, snapshot.seq, new Date().toISOString());
+        entriesKind = 'live';
+        held = snapshot.seq;
+      },
+      entries: (entries) => {
+        this.sendEntries(entries, room);
+        const first = entries[0];
+        const last = entries.at(-1);
+        if (!track || !first || !last) return;
+        track.sent(entriesKind, feed.epoch, first.seq, last.seq, new Date().toISOString());
+        held = last.seq;
+      },
       live: () => {
         this.room = room;
         room.join(this);
+        track?.follow(room, feed.epoch, held, new Date().toISOString());
       },
     });
   }

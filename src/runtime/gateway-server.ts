@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
+import { hostname } from 'node:os';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { Redis } from 'ioredis';
 import type { AddressInfo } from 'node:net';
@@ -6,6 +8,7 @@ import type { Server as SocketIoServer } from 'socket.io';
 import type { Config } from '../config/config.js';
 import type { JwtKeys } from '../gateway/auth.js';
 import { Admission } from '../flow/admission.js';
+import { DeliveryRecorder } from '../gateway/delivery-recorder.js';
 import { Gateway } from '../gateway/gateway.js';
 import { answerUnroutable, createHttpHandler, type HealthReport } from '../gateway/http-api.js';
 import type { Publisher } from '../ingest/publisher.js';
@@ -14,6 +17,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { attachSocketIo, clusterView, enginePathPrefix } from '../transports/socketio/socketio-transport.js';
 import { attachWebSocket } from '../transports/websocket/ws-transport.js';
+import type { DeliveryLog } from '../store/deliveries.js';
 import { redisKeys } from '../store/redis/keys.js';
 import type { Backends } from './backends.js';
 import { isGatewayWorker } from './workers.js';
@@ -34,18 +38,31 @@ export interface GatewayServer {
 }
 
 /** HTTP + Socket.IO on one port, serving from the given backends. */
-export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; backends: Backends; publisher?: Publisher; log: Logger; metrics: Metrics; health: () => Promise<HealthReport> }): Promise<GatewayServer> {
+export async function startGatewayServer(opts: {
+  config: Config;
+  keys: JwtKeys;
+  backends: Backends;
+  /** Where the delivery record goes and is read from (runtime/deliveries.ts). */
+  deliveries: DeliveryLog;
+  publisher?: Publisher;
+  log: Logger;
+  metrics: Metrics;
+  health: () => Promise<HealthReport>;
+}): Promise<GatewayServer> {
   const { config, keys, backends, log } = opts;
   let draining = false;
   const admission = new Admission(
     { attemptsPerIpPerMinute: config.WS_CONNECT_RATE_PER_IP, attemptsPerUserPerMinute: config.WS_CONNECT_RATE_PER_USER, connectionsPerUser: config.WS_MAX_CONNECTIONS_PER_USER },
     backends.redis,
   );
-  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE, tokenGraceS: config.JWT_EXPIRY_GRACE, maxMessageBytes: config.WS_MAX_MESSAGE_BYTES }, opts.metrics, admission);
+  // The gateway id of its delivery ranges: the host, and a part unique to this process's run.
+  const recorder = config.AUDIT_DELIVERIES ? new DeliveryRecorder(opts.deliveries, `${hostname()}/${randomUUID().slice(0, 8)}`, config.AUDIT_DELIVERY_FLUSH_MS, log) : undefined;
+  const gateway = new Gateway(backends.store, backends.live, keys, log, { maxConnections: config.WS_MAX_CONNECTIONS, heartbeatIntervalS: config.WS_HEARTBEAT_INTERVAL, rateLimits: config.rateLimits, maxQueueSize: config.WS_MAX_QUEUE_SIZE, tokenGraceS: config.JWT_EXPIRY_GRACE, maxMessageBytes: config.WS_MAX_MESSAGE_BYTES }, opts.metrics, admission, recorder);
   const http = createServer(
     createHttpHandler({
       gateway,
       deadLetters: backends.deadLetters,
+      deliveries: opts.deliveries,
       log,
       health: opts.health,
       // Socket.IO must attach after the HTTP handler, so the handler reaches the cluster view lazily.
@@ -104,6 +121,8 @@ export async function startGatewayServer(opts: { config: Config; keys: JwtKeys; 
       drain();
       await websocket.close();
       gateway.close();
+      // Every connection has ended, so every range is closed: written now, before the log closes.
+      await recorder?.close();
       for (const engine of engines) await new Promise<void>((resolve) => engine.close(() => resolve()));
       for (const client of adapterClients) client.disconnect();
     },

@@ -23,6 +23,7 @@ import { MarketSimulator } from '../simulator/simulator.js';
 import { memoryBackends, type Backends } from './backends.js';
 import { startGatewayServer, type GatewayServer } from './gateway-server.js';
 import { healthChecks, type HealthReadings } from './health.js';
+import { deliveryLogFor } from './deliveries.js';
 import { createRedisBackends } from './redis-backends.js';
 import type { HealthReport } from '../gateway/http-api.js';
 
@@ -121,10 +122,14 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
       system.publisher = directPublisher(system.ingest);
     }
     if (roles.gateway) {
+      // Closed after the server (closers run last-added first), which writes its last ranges on close.
+      const deliveries = deliveryLogFor(config, log, backends.redis);
+      closers.unshift(() => deliveries.close());
       system.server = await startGatewayServer({
         config,
         keys,
         backends,
+        deliveries,
         log,
         metrics,
         ...(system.publisher ? { publisher: system.publisher } : {}),

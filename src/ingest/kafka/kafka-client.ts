@@ -25,9 +25,10 @@ export function createKafka(config: Config, log: Logger, clientSuffix = ''): Kaf
 }
 
 /**
- * Creates the event topics, the DLQ and the audit topic when missing (idempotent). The audit topic keeps
- * its checkpoints forever (retention.ms=-1) on one partition: a few records per topic per minute, read
- * back whole by `bondx audit verify`.
+ * Creates the event topics, the DLQ, the audit topic and the delivery record when missing (idempotent).
+ * The audit topic keeps its checkpoints forever (retention.ms=-1) on one partition: a few records per
+ * topic per minute, read back whole by `bondx audit verify`. The delivery record is kept forever too,
+ * keyed by user over KAFKA_PARTITIONS partitions: a user's question reads one partition.
  */
 export async function ensureTopics(kafka: Kafka, config: Config): Promise<void> {
   const admin = kafka.admin();
@@ -40,6 +41,7 @@ export async function ensureTopics(kafka: Kafka, config: Config): Promise<void> 
       { topic: kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'dlq'), numPartitions: config.KAFKA_PARTITIONS, replicationFactor: 1 },
       { topic: checkpointsTopic(config.KAFKA_TOPIC_PREFIX), numPartitions: config.KAFKA_PARTITIONS, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
       { topic: kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'audit'), numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
+      { topic: kafkaTopic(config.KAFKA_TOPIC_PREFIX, 'deliveries'), numPartitions: config.KAFKA_PARTITIONS, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] },
     ].filter((t) => !existing.has(t.topic));
     if (wanted.length > 0) await admin.createTopics({ waitForLeaders: true, topics: wanted });
   } finally {

@@ -6,8 +6,11 @@ import { parseTopic } from '../../domain/topics.js';
 export const FAMILIES = ['market', 'auctions', 'trading', 'risk'] as const;
 export type Family = (typeof FAMILIES)[number];
 
-/** `dlq`: dead letters; `audit`: signed hash-chain checkpoints (kept forever); `checkpoints`: replay checkpoints (kept forever). */
-export function kafkaTopic(prefix: string, family: Family | 'dlq' | 'audit' | 'checkpoints'): string {
+/**
+ * `dlq`: dead letters; `audit`: signed hash-chain checkpoints (kept forever); `checkpoints`: replay
+ * checkpoints (kept forever); `deliveries`: the gateways' delivery record, keyed by user (kept forever).
+ */
+export function kafkaTopic(prefix: string, family: Family | 'dlq' | 'audit' | 'checkpoints' | 'deliveries'): string {
   return `${prefix}.${family}`;
 }
 

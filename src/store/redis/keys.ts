@@ -57,6 +57,9 @@ export interface RedisKeyLayout {
   userConnections(user: string): string;
   /** string with a TTL: present while the gateway is alive (all in one slot: read with one MGET). */
   gatewayAlive(gatewayId: string): string;
+  // --- delivery record (without Kafka) ------------------------------------------------------------
+  /** stream: a user's delivery ranges (`store/deliveries.ts`), in the slot of the user's topics. */
+  deliveries(user: string): string;
   // --- Socket.IO adapter --------------------------------------------------------------------------
   /** @socket.io/redis-streams-adapter's stream name (and channel prefix) for one engine. */
   socketIoAdapter(engine: 'plain' | 'deflate'): string;
@@ -97,6 +100,7 @@ export function redisKeys(prefix: string): RedisKeyLayout {
     rateLimit: (limiter) => `${prefix}:rl:${limiter}`,
     userConnections: (user) => `${prefix}:uc:${hashTag(userEntity(user))}`,
     gatewayAlive: (gatewayId) => `${prefix}:{gw}:${gatewayId}`,
+    deliveries: (user) => `${prefix}:dl:${hashTag(userEntity(user))}`,
     socketIoAdapter: (engine) => `${prefix}:${engine === 'deflate' ? 'sioz' : 'sio'}`,
   };
 }
