@@ -1,7 +1,8 @@
 import type { DomainEvent } from '../domain/events.js';
 import type { JsonObject } from '../domain/json.js';
+import { entityOf } from '../domain/topics.js';
 import type { Logger } from '../observability/logger.js';
-import { commitEntity, HeadMismatch, type ChainHead, type CommitInput, type CommitResult, type HistoryEntry, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
+import { commitEntity, HeadMismatch, SourceOffsetMismatch, type ChainHead, type CommitInput, type CommitResult, type HistoryEntry, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
 import { project, topicsFor } from './project.js';
 
 export type ApplyOutcome = CommitResult | { applied: false; reason: 'rejected'; detail: string };
@@ -42,7 +43,7 @@ export class Projector {
     return run;
   }
 
-  /** Forget cached states (e.g. after a Kafka rebalance another projector may have written them). */
+  /** Forget cached states and applied offsets (e.g. after a Kafka rebalance another projector may have written them). */
   invalidate(): void {
     this.heads.clear();
     this.offsets.clear();
@@ -93,13 +94,31 @@ export class Projector {
   private async commit(input: CommitInput): Promise<CommitResult> {
     const source = input.source;
     if (!source) return this.store.commit(input);
-    const key = entityKey(commitEntity(input), source.stream);
+    const entity = commitEntity(input);
+    const key = entityKey(entity, source.stream);
     let after = this.offsets.get(key);
-    if (after === undefined) after = await this.store.appliedOffset(commitEntity(input), source.stream);
-    const result = await this.store.commit({ ...input, source: { ...source, after } });
+    if (after === undefined) after = await this.store.appliedOffset(entity, source.stream);
+    let result: CommitResult;
+    try {
+      result = await this.store.commit({ ...input, source: { ...source, after } });
+    } catch (err) {
+      if (err instanceof SourceOffsetMismatch) this.rewind(entity, key, err.stored);
+      throw err;
+    }
     // A duplicate event id consumes its offset too (the store records it); an already applied offset leaves the entity's as it was.
     this.offsets.set(key, result.applied || result.reason === 'duplicate_event' ? source.offset : after);
     return result;
+  }
+
+  /**
+   * The store lost what this projector applied to an entity: its source re-seeks to the stored offset + 1,
+   * and the entity's topics are projected again from the states the store kept. Only this entity's
+   * cache goes: what is believed of the others still catches their own losses (on a cluster each shard
+   * loses its own suffix), where reading them back from the store would take its word for it.
+   */
+  private rewind(entity: string, key: string, stored: string | null): void {
+    this.offsets.set(key, stored);
+    for (const topic of this.heads.keys()) if (entityOf(topic) === entity) this.heads.delete(topic);
   }
 
   /**

@@ -112,7 +112,7 @@ export class ProjectorConsumer {
               if (outcome.status === 'applied') await this.checkpoint(outcome.entries, batch.partition, message.offset);
             } catch (err) {
               if (!(err instanceof SourceOffsetMismatch)) throw err;
-              this.realign(batch.topic, batch.partition, err);
+              this.realign(batch.topic, batch.partition, err, offset);
               break; // the rest of this batch comes again from the new position
             }
             this.applied.set(stream, offset);
@@ -146,13 +146,19 @@ export class ProjectorConsumer {
     }
   }
 
-  /** The store is not where this consumer left the partition: continue from where the store is. */
-  private realign(topic: string, partition: number, mismatch: SourceOffsetMismatch): void {
+  /**
+   * The store is not where this consumer left an entity of the partition: continue from where the store
+   * has it. (The projector already dropped that entity's cache and keeps what it applied to the others:
+   * an entity that lost more, on another shard, is caught by its own next commit and re-seeks further.)
+   * Never forward of `at`, the record refused: while re-reading from an earlier entity's offset, an entity
+   * the store holds further than that may be refused too, and the records in between are still to come.
+   */
+  private realign(topic: string, partition: number, mismatch: SourceOffsetMismatch, at: bigint): void {
     this.log.error({ stream: mismatch.stream, expected: mismatch.expected, stored: mismatch.stored }, 'store is not at the offset this projector applied (restored or failed over?); re-seeking to the stored offset');
-    this.projector.invalidate();
-    if (mismatch.stored === null) this.applied.delete(mismatch.stream);
-    else this.applied.set(mismatch.stream, BigInt(mismatch.stored));
-    const next = mismatch.stored === null ? 0n : BigInt(mismatch.stored) + 1n;
+    const stored = mismatch.stored === null ? -1n : BigInt(mismatch.stored);
+    const next = stored + 1n < at ? stored + 1n : at;
+    if (next === 0n) this.applied.delete(mismatch.stream);
+    else this.applied.set(mismatch.stream, next - 1n);
     this.rewound.set(mismatch.stream, next);
     this.consumer.seek({ topic, partition, offset: mismatch.stored === null ? EARLIEST : next.toString() });
   }
