@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { loadConfig } from '../src/config/config.js';
 import type { QuoteEvent } from '../src/domain/events.js';
-import { replayEnvelope } from '../src/gateway/envelope.js';
+import { replayLine } from '../src/gateway/envelope.js';
 import { createKafka, createProducer, ensureTopics } from '../src/ingest/kafka/kafka-client.js';
 import { readPartition } from '../src/ingest/kafka/partition-reader.js';
 import { kafkaTopic } from '../src/ingest/kafka/routing.js';
@@ -26,7 +26,7 @@ import { planReplay, replayEncoder, runReplay, writableSink } from '../src/repla
 import { parseReplayRequest } from '../src/replay/request.js';
 import { genesisHead } from '../src/store/chain.js';
 import { RedisTopicStore } from '../src/store/redis/redis-store.js';
-import type { HistoryEntry } from '../src/store/topic-store.js';
+import { storedEntryOf, type StoredEntry } from '../src/store/stored-entry.js';
 import { startGateway, stopAll } from '../test/support/processes.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../test/support/services.js';
 import { TEST_SECRET, token } from '../test/support/system.js';
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     let started = Date.now();
     const plan = await planReplay(store, parseReplayRequest({ topic: TOPIC }));
     const out = createWriteStream(direct);
-    const end = await runReplay(store, plan, replayEncoder('ndjson', TOPIC, replayEnvelope), writableSink(out));
+    const end = await runReplay(store, plan, replayEncoder('ndjson', TOPIC, replayLine), writableSink(out));
     await new Promise<void>((resolve) => out.end(resolve));
     const directMs = Date.now() - started;
     if (end.count !== total) throw new Error(`direct replay wrote ${end.count} of ${total}`);
@@ -156,14 +156,14 @@ async function rebuildFromKafka(brokers: string, total: number): Promise<{ entri
   started = Date.now();
   const out = createWriteStream(join(dir, 'kafka.ndjson'));
   const sink = writableSink(out);
-  const encoder = replayEncoder('ndjson', TOPIC, replayEnvelope);
+  const encoder = replayEncoder('ndjson', TOPIC, replayLine);
   const records = async function* () {
     for await (const batch of readPartition(kafka, `${PREFIX}-bench`, kafkaTopic(PREFIX, 'market'), 0)) yield* batch;
   };
-  let page: HistoryEntry[] = [];
+  let page: StoredEntry[] = [];
   let count = 0;
   for await (const { entry } of rebuildTopic(TOPIC, records(), { head: genesisHead(TOPIC, 'bench'), state: undefined })) {
-    page.push(entry);
+    page.push(storedEntryOf(entry));
     if (page.length === 1000) {
       await sink.write(encoder.page(page));
       count += page.length;

@@ -4,7 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/config.js';
-import { replayEnvelope, snapshotEnvelope } from '../gateway/envelope.js';
+import { replayLine, snapshotEnvelope } from '../gateway/envelope.js';
 import { silentLogger } from '../observability/logger.js';
 import { ClientError } from '../protocol/errors.js';
 import { historyFor, replayKafkaOptions } from '../replay/kafka-history.js';
@@ -78,7 +78,7 @@ async function fromRedis(cfg: Config, request: ReplayRequest, out: Writable, pro
     const history = historyFor(store, cfg.KAFKA_BROKERS ? replayKafkaOptions(cfg, silentLogger) : undefined, request.source);
     try {
       const plan = await planReplay(history, request);
-      return await runReplay(history, plan, replayEncoder(request.format, request.topic, replayEnvelope), writableSink(out), progress?.update);
+      return await runReplay(history, plan, replayEncoder(request.format, request.topic, replayLine), writableSink(out), progress?.update);
     } finally {
       await history.close();
     }

@@ -16,7 +16,7 @@ import { stateAt } from '../replay/state.js';
 import { queryDeliveries, type DeliveryLog } from '../store/deliveries.js';
 import { hasRole, tokenFromRequest, type Principal, type Role } from './auth.js';
 import { DELIVERIES_PARAMS, MAX_USER_ID_LENGTH, parseDeliveriesRequest, parseShownRequest, SHOWN_PARAMS, shownAt } from './delivery-audit.js';
-import { errorEnvelope, replayEnvelope, snapshotEnvelope } from './envelope.js';
+import { errorEnvelope, replayLine, snapshotEnvelope } from './envelope.js';
 import type { Gateway } from './gateway.js';
 
 const PUBLIC_DIR = new URL('../../public/', import.meta.url);
@@ -272,7 +272,7 @@ async function replay(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchP
     await history.close();
     throw err;
   }
-  const encoder = replayEncoder(request.format, request.topic, replayEnvelope);
+  const encoder = replayEncoder(request.format, request.topic, replayLine);
   const { topic, epoch, fromSeq, toSeq, firstSeq, headSeq, missing } = plan;
   return {
     status: 200,

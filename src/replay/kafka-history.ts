@@ -5,11 +5,12 @@ import { readCheckpoints, type ReplayCheckpoint } from '../ingest/kafka/checkpoi
 import { partitionBounds, partitionCount, readPartition, type PartitionRecord } from '../ingest/kafka/partition-reader.js';
 import { kafkaTopic, partitionOf, topicSource } from '../ingest/kafka/routing.js';
 import { entryHash, genesisHead } from '../store/chain.js';
+import { entryOfStored, storedEntryOf, type StoredRead } from '../store/stored-entry.js';
 import type { HistoryEntry, HistoryRead, Snapshot } from '../store/topic-store.js';
 import { rebuildTopic, type RebuildStart, type RebuiltEntry } from './rebuild.js';
 import type { Logger } from '../observability/logger.js';
 import { ClientError } from '../protocol/errors.js';
-import type { HistoryReader } from './replay.js';
+import { replayHistory, type HistoryStore, type ReplayHistory } from './replay.js';
 import type { ReplaySource } from './request.js';
 
 /**
@@ -31,8 +32,8 @@ export function replayKafkaOptions(config: Config, log: Logger): KafkaHistoryOpt
 }
 
 /** What a replay reads for `source`; closed when the replay is done. Without Kafka, `auto` is what the store holds. */
-export function historyFor(store: HistoryReader, kafka: KafkaHistoryOptions | undefined, source: ReplaySource): HistoryReader & { close(): Promise<void> } {
-  if (source === 'redis' || (source === 'auto' && !kafka)) return { readAfter: (topic, afterSeq, limit) => store.readAfter(topic, afterSeq, limit), close: async () => undefined };
+export function historyFor(store: HistoryStore, kafka: KafkaHistoryOptions | undefined, source: ReplaySource): ReplayHistory & { close(): Promise<void> } {
+  if (source === 'redis' || (source === 'auto' && !kafka)) return { ...replayHistory(store), close: async () => undefined };
   if (!kafka) throw new ClientError('INVALID_MESSAGE', { reason: 'source kafka needs Kafka (KAFKA_BROKERS), which this server does not have' });
   return new StitchedHistory(store, new KafkaHistory(kafka), source);
 }
@@ -159,23 +160,32 @@ async function* flatten(batches: AsyncGenerator<PartitionRecord[]>): AsyncGenera
  * rebuilt one); `kafka`: every entry rebuilt (Redis gives only the topic's epoch and head). Either way
  * the history it shows starts at seq 1, so a replay's range is never `trimmed`.
  */
-export class StitchedHistory implements HistoryReader {
+export class StitchedHistory implements ReplayHistory {
   /** Per topic: whether Kafka's rebuild meets what Redis holds (checked once, before any rebuilt entry is served). */
   private readonly seams = new Map<string, boolean>();
+  private readonly store: ReplayHistory;
 
   constructor(
-    private readonly store: HistoryReader,
+    store: HistoryStore,
     private readonly kafka: KafkaHistory,
     private readonly source: Exclude<ReplaySource, 'redis'>,
-  ) {}
+  ) {
+    this.store = replayHistory(store);
+  }
 
   async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
-    const held = await this.store.readAfter(topic, afterSeq, limit);
+    const read = await this.readStoredAfter(topic, afterSeq, limit);
+    return { ...read, entries: read.entries.map(entryOfStored) };
+  }
+
+  async readStoredAfter(topic: string, afterSeq: number, limit: number): Promise<StoredRead> {
+    const held = await this.store.readStoredAfter(topic, afterSeq, limit);
     if (!this.kafka.covers(topic) || held.headSeq === 0) return held;
     const firstHeld = this.source === 'kafka' ? held.headSeq + 1 : held.firstSeq;
     if (firstHeld <= 1) return held;
     // Redis' oldest held entry: its epoch is the one its predecessors were committed in (one epoch per rebuild).
-    const seam = this.source === 'kafka' ? undefined : held.entries[0]?.seq === firstHeld ? held.entries[0] : (await this.store.readAfter(topic, firstHeld - 1, 1)).entries[0];
+    const heldFirst = held.entries[0];
+    const seam = this.source === 'kafka' ? undefined : heldFirst?.seq === firstHeld ? entryOfStored(heldFirst) : (await this.store.readAfter(topic, firstHeld - 1, 1)).entries[0];
     const epoch = seam?.epoch ?? held.epoch;
     // Kafka not holding what Redis was built from: what Redis holds, as without Kafka (older seqs trimmed).
     if (this.source === 'auto' && !(await this.meets(topic, epoch, firstHeld, seam))) return held;
@@ -188,8 +198,9 @@ export class StitchedHistory implements HistoryReader {
     if (last !== undefined && last.seq === firstHeld - 1 && seam && !follows(last, seam)) throw new RebuildMismatch(topic, seam.seq);
     // A page short of the held part (records gone from Kafka meanwhile) goes on with Redis' entries: the
     // replay reports the seqs between as trimmed.
-    if (last?.seq === upTo && upTo < firstHeld - 1) return { ...bounds, entries: rebuilt };
-    return { ...bounds, entries: [...rebuilt, ...heldEntries].slice(0, limit) };
+    const stored = rebuilt.map(storedEntryOf);
+    if (last?.seq === upTo && upTo < firstHeld - 1) return { ...bounds, entries: stored };
+    return { ...bounds, entries: [...stored, ...heldEntries].slice(0, limit) };
   }
 
   close(): Promise<void> {

@@ -1,8 +1,9 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { parseTopic } from '../domain/topics.js';
-import type { Envelope, ReplayEnd } from '../protocol/messages.js';
-import type { HistoryEntry, TopicStore } from '../store/topic-store.js';
+import type { ReplayEnd } from '../protocol/messages.js';
+import { entryOfStored, storedEntryOf, type StoredEntry, type StoredHistory } from '../store/stored-entry.js';
+import type { HistoryEntry, HistoryRead, TopicStore } from '../store/topic-store.js';
 import { csvLayout } from './csv.js';
 import { addMissing, resolveSeqRange, resolveTimeRange, type MissingPart, type SeqSpan } from './range.js';
 import type { ReplayFormat, ReplayRange, ReplayRequest } from './request.js';
@@ -13,11 +14,33 @@ import type { ReplayFormat, ReplayRange, ReplayRequest } from './request.js';
  * holds; the trailer says which asked seqs are not in the answer and why.
  */
 
-/** What a replay reads: the store's paged history read (a small interface, so any history source fits). */
+/** What a replay plans with: the store's paged history read (a small interface, so any history source fits). */
 export type HistoryReader = Pick<TopicStore, 'readAfter'>;
 
-/** How an entry reaches a live client (the gateway's entryEnvelope): a replayed line is exactly that. */
-export type ToEnvelope = (entry: HistoryEntry) => Envelope;
+/** What a replay streams from: the same history, payloads as stored, so a line splices them in. */
+export type ReplayHistory = HistoryReader & StoredHistory;
+
+/** A store a replay reads: any history reader, with its stored read if it has one (Redis). */
+export type HistoryStore = HistoryReader & Partial<StoredHistory>;
+
+/**
+ * The store as a ReplayHistory: its own stored read where it has one, else its entries with their
+ * payloads serialised as the commit serialised them.
+ */
+export function replayHistory(store: HistoryStore): ReplayHistory {
+  const stored = store.readStoredAfter?.bind(store);
+  return {
+    readAfter: (topic, afterSeq, limit) => store.readAfter(topic, afterSeq, limit),
+    readStoredAfter: stored ?? (async (topic, afterSeq, limit) => storedReadOf(await store.readAfter(topic, afterSeq, limit))),
+  };
+}
+
+export function storedReadOf(read: HistoryRead): Omit<HistoryRead, 'entries'> & { entries: StoredEntry[] } {
+  return { ...read, entries: read.entries.map(storedEntryOf) };
+}
+
+/** How an entry reaches a live client, as one line (the gateway's replayLine): a replayed line is exactly that. */
+export type ToLine = (entry: StoredEntry) => string;
 
 /** Entries per history read (and per write). */
 export const REPLAY_PAGE_SIZE = 1000;
@@ -52,20 +75,44 @@ export async function planReplay(reader: HistoryReader, request: ReplayRequest):
 }
 
 /** The entries of a plan, one page at a time; what turns out to be gone meanwhile is added to `missing`. */
-export async function* replayPages(reader: HistoryReader, plan: ReplayPlan, missing: MissingPart[], pageSize = REPLAY_PAGE_SIZE): AsyncGenerator<HistoryEntry[]> {
+export function replayPages(reader: HistoryReader, plan: ReplayPlan, missing: MissingPart[], pageSize = REPLAY_PAGE_SIZE): AsyncGenerator<HistoryEntry[]> {
+  return pagesOf((topic, afterSeq, limit) => reader.readAfter(topic, afterSeq, limit), plan, missing, pageSize);
+}
+
+/** replayPages with the payloads as stored: what runReplay writes. */
+export function storedPages(reader: StoredHistory, plan: ReplayPlan, missing: MissingPart[], pageSize = REPLAY_PAGE_SIZE): AsyncGenerator<StoredEntry[]> {
+  return pagesOf((topic, afterSeq, limit) => reader.readStoredAfter(topic, afterSeq, limit), plan, missing, pageSize);
+}
+
+type PageRead<E> = (topic: string, afterSeq: number, limit: number) => Promise<Omit<HistoryRead, 'entries'> & { entries: E[] }>;
+
+/**
+ * The paging of both: each page's read is sent as soon as the previous page's last seq is known, so the
+ * store reads the next page while the caller encodes and writes this one (one read ahead, no more).
+ */
+async function* pagesOf<E extends { seq: number }>(read: PageRead<E>, plan: ReplayPlan, missing: MissingPart[], pageSize: number): AsyncGenerator<E[]> {
+  const ask = (from: number) => {
+    const page = read(plan.topic, from - 1, Math.min(pageSize, plan.toSeq - from + 1));
+    // Awaited below; if the caller stops first, its failure is nobody's to report.
+    page.catch(() => undefined);
+    return page;
+  };
   let next = plan.fromSeq;
-  while (next <= plan.toSeq) {
-    const read = await reader.readAfter(plan.topic, next - 1, Math.min(pageSize, plan.toSeq - next + 1));
-    if (read.epoch !== plan.epoch) return addMissing(missing, { from_seq: next, to_seq: plan.toSeq, reason: 'epoch_changed' });
-    const first = read.entries[0];
+  let pending = next <= plan.toSeq ? ask(next) : undefined;
+  while (pending !== undefined) {
+    const page = await pending;
+    pending = undefined;
+    if (page.epoch !== plan.epoch) return addMissing(missing, { from_seq: next, to_seq: plan.toSeq, reason: 'epoch_changed' });
+    const first = page.entries[0];
     // Nothing at or after `next`: the head went back (a store restored from an older copy).
     if (!first) return addMissing(missing, { from_seq: next, to_seq: plan.toSeq, reason: 'beyond_head' });
     // Trimmed while we read (the topic is being written faster than it is replayed).
     if (first.seq > next) addMissing(missing, { from_seq: next, to_seq: Math.min(first.seq - 1, plan.toSeq), reason: 'trimmed' });
-    const entries = read.entries.filter((entry) => entry.seq <= plan.toSeq);
+    const entries = page.entries.filter((entry) => entry.seq <= plan.toSeq);
     if (entries.length === 0) return;
+    next = (entries.at(-1) as E).seq + 1;
+    if (next <= plan.toSeq) pending = ask(next);
     yield entries;
-    next = (entries.at(-1) as HistoryEntry).seq + 1;
   }
 }
 
@@ -86,18 +133,18 @@ export interface ReplayEpochBoundary {
 export interface ReplayEncoder {
   contentType: string;
   begin(): string;
-  page(entries: HistoryEntry[]): string;
+  page(entries: StoredEntry[]): string;
   /** NDJSON ends with the trailer line; CSV, whose rows are all alike, has no place for one. */
   end(end: ReplayEnd): string;
 }
 
-export function replayEncoder(format: ReplayFormat, topic: string, toEnvelope: ToEnvelope): ReplayEncoder {
+export function replayEncoder(format: ReplayFormat, topic: string, toLine: ToLine): ReplayEncoder {
   if (format === 'ndjson') {
     let previous: string | undefined;
-    const line = (entry: HistoryEntry) => {
+    const line = (entry: StoredEntry) => {
       const boundary: ReplayEpochBoundary | undefined = previous !== undefined && entry.epoch !== previous ? { type: 'replay_epoch', topic, epoch: entry.epoch, previous_epoch: previous, from_seq: entry.seq } : undefined;
       previous = entry.epoch;
-      return `${boundary ? `${JSON.stringify(boundary)}\n` : ''}${JSON.stringify(toEnvelope(entry))}\n`;
+      return `${boundary ? `${JSON.stringify(boundary)}\n` : ''}${toLine(entry)}\n`;
     };
     return {
       contentType: 'application/x-ndjson',
@@ -111,7 +158,7 @@ export function replayEncoder(format: ReplayFormat, topic: string, toEnvelope: T
   return {
     contentType: 'text/csv; charset=utf-8; header=present',
     begin: () => layout.header,
-    page: (entries) => entries.map((entry) => layout.row(entry)).join(''),
+    page: (entries) => entries.map((entry) => layout.row(entryOfStored(entry))).join(''),
     end: () => '',
   };
 }
@@ -146,16 +193,16 @@ export interface ReplayProgress {
 }
 
 /** Writes a planned replay through `encoder` to `sink`, page by page; resolves with its trailer. */
-export async function runReplay(reader: HistoryReader, plan: ReplayPlan, encoder: ReplayEncoder, sink: ReplaySink, onProgress?: (progress: ReplayProgress) => void): Promise<ReplayEnd> {
+export async function runReplay(reader: StoredHistory, plan: ReplayPlan, encoder: ReplayEncoder, sink: ReplaySink, onProgress?: (progress: ReplayProgress) => void): Promise<ReplayEnd> {
   const missing = plan.missing.map((m) => ({ ...m }));
   const planned = Math.max(0, plan.toSeq - plan.fromSeq + 1);
   let count = 0;
   let from: number | null = null;
   let to: number | null = null;
   await sink.write(encoder.begin());
-  for await (const entries of replayPages(reader, plan, missing)) {
-    from ??= (entries[0] as HistoryEntry).seq;
-    to = (entries.at(-1) as HistoryEntry).seq;
+  for await (const entries of storedPages(reader, plan, missing)) {
+    from ??= (entries[0] as StoredEntry).seq;
+    to = (entries.at(-1) as StoredEntry).seq;
     count += entries.length;
     await sink.write(encoder.page(entries));
     onProgress?.({ count, planned });

@@ -14,7 +14,7 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { Projector } from '../../src/projector/projector.js';
 import { applyDelta, freshPrices, type DeltaPayload, type StateOf } from '../../src/domain/deltas/index.js';
 import type { JsonObject } from '../../src/domain/json.js';
-import { entryEnvelope } from '../../src/gateway/envelope.js';
+import { replayLine } from '../../src/gateway/envelope.js';
 import { KafkaHistory, StitchedHistory } from '../../src/replay/kafka-history.js';
 import { planReplay, replayEncoder, runReplay } from '../../src/replay/replay.js';
 import { parseReplayRequest } from '../../src/replay/request.js';
@@ -168,7 +168,7 @@ describe('replay rebuilt from Kafka', () => {
     const reader = new StitchedHistory(backends.store, kafkaHistory(), 'auto');
     try {
       const request = parseReplayRequest({ topic });
-      const end = await runReplay(reader, await planReplay(reader, request), replayEncoder('ndjson', topic, entryEnvelope), { write: async () => undefined });
+      const end = await runReplay(reader, await planReplay(reader, request), replayEncoder('ndjson', topic, replayLine), { write: async () => undefined });
       expect(end).toMatchObject({ from_seq: firstSeq, to_seq: headSeq, count: headSeq - firstSeq + 1, missing: [{ from_seq: 1, to_seq: firstSeq - 1, reason: 'trimmed' }] });
     } finally {
       await reader.close();

@@ -2,13 +2,13 @@ import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import type { DomainEvent } from '../../src/domain/events.js';
 import { parseTopic } from '../../src/domain/topics.js';
-import { entryEnvelope } from '../../src/gateway/envelope.js';
+import { replayLine } from '../../src/gateway/envelope.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { Projector } from '../../src/projector/projector.js';
 import { ClientError } from '../../src/protocol/errors.js';
 import { CSV_PAYLOAD_COLUMNS, csvLayout } from '../../src/replay/csv.js';
 import { resolveSeqRange, type MissingPart } from '../../src/replay/range.js';
-import { planReplay, replayEncoder, replayPages, runReplay, type HistoryReader, type ReplaySink } from '../../src/replay/replay.js';
+import { planReplay, replayEncoder, replayHistory, replayPages, runReplay, type HistoryReader, type ReplaySink } from '../../src/replay/replay.js';
 import { parseReplayRequest, type ReplayParams } from '../../src/replay/request.js';
 import { MarketGenerator } from '../../src/simulator/generator.js';
 import { seededRandom } from '../../src/simulator/random.js';
@@ -43,7 +43,7 @@ async function replay(reader: HistoryReader, params: ReplayParams) {
   const chunks: string[] = [];
   const sink: ReplaySink = { write: async (chunk) => void chunks.push(chunk) };
   const plan = await planReplay(reader, request);
-  const end = await runReplay(reader, plan, replayEncoder('ndjson', TOPIC, entryEnvelope), sink);
+  const end = await runReplay(replayHistory(reader), plan, replayEncoder('ndjson', TOPIC, replayLine), sink);
   const lines = chunks.join('').trimEnd().split('\n').map((line) => JSON.parse(line) as { seq: number; type: string });
   expect(lines.at(-1)).toEqual(end);
   return { seqs: lines.slice(0, -1).map((l) => l.seq), end };
@@ -166,8 +166,9 @@ describe('replay: history changing under a running replay', () => {
       seen.push(...page.map((e) => e.seq));
       if (seen.length === 10) await store.renewEpoch(TOPIC, epoch);
     }
-    expect(seen).toEqual(range(1, 10));
-    expect(missing).toEqual([{ from_seq: 11, to_seq: 30, reason: 'epoch_changed' }]);
+    // Pages are read one ahead: 11..20 was read, under the plan's epoch, before the renewal.
+    expect(seen).toEqual(range(1, 20));
+    expect(missing).toEqual([{ from_seq: 21, to_seq: 30, reason: 'epoch_changed' }]);
   });
 });
 
@@ -218,7 +219,7 @@ describe('replay: per epoch', () => {
     const out = async (format: 'ndjson' | 'csv') => {
       const chunks: string[] = [];
       const request = parseReplayRequest({ topic: TOPIC, format });
-      await runReplay(store, await planReplay(store, request), replayEncoder(format, TOPIC, entryEnvelope), { write: async (chunk) => void chunks.push(chunk) });
+      await runReplay(replayHistory(store), await planReplay(store, request), replayEncoder(format, TOPIC, replayLine), { write: async (chunk) => void chunks.push(chunk) });
       return chunks.join('');
     };
     const lines = (await out('ndjson')).trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; seq?: number; meta?: { epoch?: string } });

@@ -12,7 +12,6 @@ import {
   type ChainHead,
   type CommitInput,
   type CommitResult,
-  type HistoryEntry,
   type HistoryRead,
   type SignedCheckpoint,
   type Snapshot,
@@ -21,6 +20,7 @@ import {
   type TopicInfo,
   type TopicStore,
 } from '../topic-store.js';
+import { entryOfStored, type StoredEntry, type StoredRead } from '../stored-entry.js';
 import { scanKeys, type RedisClient } from './client.js';
 import { redisKeys, type RedisKeyLayout } from './keys.js';
 import { redisScripts, type RedisScripts } from './scripts.js';
@@ -143,6 +143,12 @@ export class RedisTopicStore implements TopicStore {
   }
 
   async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
+    const read = await this.readStoredAfter(topic, afterSeq, limit);
+    return { ...read, entries: read.entries.map(entryOfStored) };
+  }
+
+  /** readAfter with the payloads as stored (JSON text): what a replay splices into its lines. */
+  async readStoredAfter(topic: string, afterSeq: number, limit: number): Promise<StoredRead> {
     const history = this.keys.history(topic);
     const from = Math.max(0, Math.floor(afterSeq)) + 1;
     const count = Math.max(0, Math.floor(limit));
@@ -156,7 +162,7 @@ export class RedisTopicStore implements TopicStore {
     const headSeq = Number(head);
     const firstEntry = streamEntries(first)[0];
     const firstSeq = firstEntry ? seqOf(firstEntry[0]) : headSeq + 1;
-    const entries = streamEntries(range).map(([id, fields]) => toEntry(topic, epoch, id, fields));
+    const entries = streamEntries(range).map(([id, fields]) => toStored(topic, epoch, id, fields));
     return { epoch, headSeq, firstSeq, entries };
   }
 
@@ -269,14 +275,11 @@ function seqOf(id: string): number {
   return Number(id.slice(0, id.indexOf('-')));
 }
 
-function toEntry(topic: string, epoch: string, id: string, fields: string[]): HistoryEntry {
+function toStored(topic: string, epoch: string, id: string, fields: string[]): StoredEntry {
   const f = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] as string, fields[i + 1] as string);
   const type = f.get('type');
-  const payload = parseObject(f.get('payload') ?? '', topic);
-  if ((type !== 'delta' && type !== 'alert') || typeof payload.kind !== 'string') {
-    throw new Error(`malformed history entry ${id} of topic ${topic}`);
-  }
+  if (type !== 'delta' && type !== 'alert') throw new Error(`malformed history entry ${id} of topic ${topic}`);
   return {
     topic,
     // Its own epoch: entries kept across a renewal are still those of the epoch they were committed in.
@@ -286,7 +289,7 @@ function toEntry(topic: string, epoch: string, id: string, fields: string[]): Hi
     ts: f.get('ts') ?? '',
     event_ts: f.get('event_ts') ?? '',
     event_id: f.get('event_id') ?? '',
-    payload: payload as JsonObject & { kind: string },
+    payloadJson: f.get('payload') ?? '',
     hash: f.get('hash') ?? '',
   };
 }
