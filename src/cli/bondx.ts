@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { createBackends, demoBanner, startSystem, type Roles } from '../runtime/system.js';
 import { gatewayWorkers, isGatewayWorker, superviseWorkers } from '../runtime/workers.js';
 import { parseSigningKey, rawPublicKey } from '../store/checkpoint.js';
+import { redisTarget } from '../store/redis/client.js';
 import type { AuditVerifyOptions } from './audit.js';
 import type { DeliveriesCliOptions } from './audit-deliveries.js';
 import { DEV_AUDIT_KEY_FILE, DEV_KEY_FILE, devAuditKey, devSecret, readDevSecret } from './dev-key.js';
@@ -110,20 +111,20 @@ program
 
 program
   .command('projector')
-  .description('consume events from Kafka (KAFKA_BROKERS) and project them into Redis (REDIS_URL)')
+  .description('consume events from Kafka (KAFKA_BROKERS) and project them into Redis (REDIS_URL or REDIS_CLUSTER_NODES)')
   .action(() => {
     const cfg = config();
-    if (!cfg.KAFKA_BROKERS || !cfg.REDIS_URL) refuse('bondx projector needs KAFKA_BROKERS and REDIS_URL');
+    if (!cfg.KAFKA_BROKERS || !redisTarget(cfg)) refuse('bondx projector needs KAFKA_BROKERS and REDIS_URL (or REDIS_CLUSTER_NODES)');
     return run({ projector: true, gateway: false, simulator: false });
   });
 
 program
   .command('gateway')
-  .description('serve clients (HTTP + Socket.IO) from Redis (REDIS_URL)')
+  .description('serve clients (HTTP + Socket.IO) from Redis (REDIS_URL or REDIS_CLUSTER_NODES)')
   .option('--workers <n>', 'gateway processes on one port (default WS_WORKERS, else one per core)', positiveInt)
   .action((opts: { workers?: number }) => {
     const cfg = config();
-    if (!cfg.REDIS_URL) refuse('bondx gateway needs REDIS_URL (a gateway alone has nothing to serve in memory)');
+    if (!redisTarget(cfg)) refuse('bondx gateway needs REDIS_URL or REDIS_CLUSTER_NODES (a gateway alone has nothing to serve in memory)');
     const workers = gatewayWorkers(opts.workers, cfg.WS_WORKERS);
     if (workers > 1 && !isGatewayWorker()) return superviseWorkers(workers, cfg.PROMETHEUS_PORT, createLogger(cfg.LOG_LEVEL));
     return run({ projector: false, gateway: true, simulator: false });
@@ -154,7 +155,7 @@ program
     const cfg = config();
     // Without Redis the letters live in the memory of the process that received them: an empty
     // in-memory store here would claim there are none.
-    if (!cfg.REDIS_URL) refuse('bondx dead-letters reads the Redis dead-letter store: set REDIS_URL. A server without REDIS_URL (npm start) keeps them in its memory: GET /api/v1/dead-letters with an operator token.');
+    if (!redisTarget(cfg)) refuse('bondx dead-letters reads the Redis dead-letter store: set REDIS_URL (or REDIS_CLUSTER_NODES). A server without REDIS_URL (npm start) keeps them in its memory: GET /api/v1/dead-letters with an operator token.');
     const backends = await createBackends(cfg, createLogger('silent'));
     process.stdout.write(`${JSON.stringify({ count: await backends.deadLetters.count(), dead_letters: await backends.deadLetters.list(opts.limit) }, null, 2)}\n`);
     await backends.close();

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { hostname } from 'node:os';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
-import { Redis } from 'ioredis';
 import type { AddressInfo } from 'node:net';
 import type { Server as SocketIoServer } from 'socket.io';
 import type { Config } from '../config/config.js';
@@ -18,6 +17,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { attachSocketIo, clusterView, enginePathPrefix } from '../transports/socketio/socketio-transport.js';
 import { attachWebSocket } from '../transports/websocket/ws-transport.js';
 import type { DeliveryLog } from '../store/deliveries.js';
+import { createRedisClient, redisTarget, type RedisClient } from '../store/redis/client.js';
 import { redisKeys } from '../store/redis/keys.js';
 import type { Backends } from './backends.js';
 import { isGatewayWorker } from './workers.js';
@@ -74,18 +74,21 @@ export async function startGatewayServer(opts: {
   http.on('clientError', (err: Error & { code?: string }, socket) => answerUnroutable('malformed', err, socket));
   http.on('connect', (_req, socket) => answerUnroutable('connect', undefined, socket));
   // Two Socket.IO engines: plain (default path) and deflate (opt-in compression, e.g. mobile apps).
-  const adapterClients: Redis[] = [];
+  const adapterClients: RedisClient[] = [];
+  const adapterTarget = backends.kind === 'redis' ? redisTarget(config) : undefined;
   const engines = [false, true].map((deflate) => {
     const name = redisKeys(config.REDIS_PREFIX).socketIoAdapter(deflate ? 'deflate' : 'plain');
-    const adapterRedis = backends.kind === 'redis' && config.REDIS_URL ? new Redis(config.REDIS_URL) : undefined;
+    const adapterRedis = adapterTarget ? createRedisClient(adapterTarget) : undefined;
     if (adapterRedis) adapterClients.push(adapterRedis);
     return attachSocketIo(http, gateway, {
       pingIntervalMs: config.WS_HEARTBEAT_INTERVAL * 1000,
       pingTimeoutMs: config.WS_CONNECTION_TIMEOUT * 1000,
       deflate,
       websocketOnly: isGatewayWorker(),
-      // Gateways meet through Redis Streams for what crosses nodes; live data stays local (nsp.local).
-      ...(adapterRedis ? { adapter: createAdapter(adapterRedis, { streamName: name, channelPrefix: name, onlyPlaintext: true }) } : {}),
+      // Gateways meet through Redis Streams for what crosses nodes; live data stays local (nsp.local). On a
+      // single node or a cluster alike: one stream key (one slot), and the replies between gateways on
+      // shard channels, which a cluster does not copy to every node.
+      ...(adapterRedis ? { adapter: createAdapter(adapterRedis, { streamName: name, channelPrefix: name, onlyPlaintext: true, useShardedPubSub: true }) } : {}),
     });
   });
   const [io, deflated] = engines as [SocketIoServer, SocketIoServer];
