@@ -31,6 +31,7 @@ const opts = parseOptions('npm run bench --', 'Fan-out through our gateway vs a 
   resume: { help: 'entries to resume for the catch-up test; 0 skips it', default: 10_000, parse: int(0) },
   clientProcs: { help: 'client processes the clients are split over', default: 2, parse: int(1) },
   resumeBatch: { help: 'batch_size of the resuming client; 0 = one frame per delta', default: 100, parse: int(0) },
+  deliveries: { help: "our gateway's delivery record (AUDIT_DELIVERIES): on or off, to measure its cost", default: 'on', parse: oneOf('on', 'off') },
   keepGoing: { help: 'keep raising the rate after a variant saturates (default: stop it after 2 saturated steps)', default: false },
   ...retriesOption(4),
   out: { help: 'JSON results file', default: join(ROOT, 'bench', 'results', 'latest.json'), parse: (text: string) => text },
@@ -134,7 +135,7 @@ interface VariantRig {
 async function setUpVariant(variant: Variant): Promise<VariantRig> {
   const rig = await startRig(opts.clientProcs);
   try {
-    const started = await rig.server.rpc.call<StartResult>('start', { kind: variant === 'bare' ? 'bare' : 'ours', maxConnections: opts.clients + 100, historyMaxLen: 10_000 } satisfies StartArgs);
+    const started = await rig.server.rpc.call<StartResult>('start', { kind: variant === 'bare' ? 'bare' : 'ours', maxConnections: opts.clients + 100, historyMaxLen: 10_000, deliveries: opts.deliveries === 'on' } satisfies StartArgs);
     const subscribe = variant === 'bare' ? null : { topic: BENCH_TOPIC, batch_size: variant === 'ours/batch' ? opts.batch : null };
     const conn = await connectAll(rig, opts.clients, { url: started.url, namespace: started.namespace, token: started.token, subscribe });
     log(`[${variant}] ${conn.connected} clients connected${subscribe ? ' and subscribed' : ''} in ${(conn.ms / 1000).toFixed(1)} s${conn.failed ? ` (${conn.failed} failed: ${conn.firstError})` : ''}`);
@@ -240,7 +241,7 @@ interface MemoryResult {
 
 async function runIdleMemory(kind: 'ours' | 'bare'): Promise<MemoryResult> {
   return withRig(1, async (rig) => {
-    const started = await rig.server.rpc.call<StartResult>('start', { kind, maxConnections: opts.idle + 100, historyMaxLen: 10_000 } satisfies StartArgs);
+    const started = await rig.server.rpc.call<StartResult>('start', { kind, maxConnections: opts.idle + 100, historyMaxLen: 10_000, deliveries: opts.deliveries === 'on' } satisfies StartArgs);
     const idle = { url: started.url, namespace: started.namespace, token: started.token, subscribe: null };
     // Warm-up: code compiled on the first connections is a one-off cost, not a per-connection one.
     await connectAll(rig, 50, idle);
@@ -284,7 +285,7 @@ interface ResumeSummary {
 async function runResume(): Promise<ResumeSummary> {
   return withRig(1, async (rig) => {
     const client = rig.clients[0] as Child;
-    const started = await rig.server.rpc.call<StartResult>('start', { kind: 'ours', maxConnections: 100, historyMaxLen: opts.resume + 2000 } satisfies StartArgs);
+    const started = await rig.server.rpc.call<StartResult>('start', { kind: 'ours', maxConnections: 100, historyMaxLen: opts.resume + 2000, deliveries: opts.deliveries === 'on' } satisfies StartArgs);
     // Some history before the resume point, then the entries the client will be missing.
     const lead = 1000;
     const bulk = await rig.server.rpc.call<{ head: number; ms: number; errors: number }>('publishBulk', { count: lead + opts.resume, step: nextStep() }, 300_000);

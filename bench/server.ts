@@ -14,6 +14,8 @@ export interface StartArgs {
   kind: 'ours' | 'bare';
   maxConnections: number;
   historyMaxLen: number;
+  /** AUDIT_DELIVERIES of our gateway: its delivery record on or off (absent: the configuration's default). */
+  deliveries?: boolean;
 }
 
 export interface StartResult {
@@ -46,6 +48,7 @@ async function start(args: StartArgs): Promise<StartResult> {
     system = await startTestSystem({
       WS_MAX_CONNECTIONS: String(args.maxConnections),
       HISTORY_MAX_LEN: String(args.historyMaxLen),
+      ...(args.deliveries === undefined ? {} : { AUDIT_DELIVERIES: String(args.deliveries) }),
     });
     const ingest = submitter(system.ingest);
     publish = ingest.submit;

@@ -38,6 +38,7 @@ describe('Redis key layout', () => {
       rateLimitUser: keys.rateLimit('user'),
       userConnections: keys.userConnections('alice'),
       gatewayAlive: keys.gatewayAlive('g1'),
+      deliveries: keys.deliveries('alice'),
       socketIo: keys.socketIoAdapter('plain'),
       socketIoDeflate: keys.socketIoAdapter('deflate'),
     }).toEqual({
@@ -55,6 +56,7 @@ describe('Redis key layout', () => {
       rateLimitUser: 'p:rl:user',
       userConnections: 'p:uc:{user:alice}',
       gatewayAlive: 'p:{gw}:g1',
+      deliveries: 'p:dl:{user:alice}',
       socketIo: 'p:sio',
       socketIoDeflate: 'p:sioz',
     });
