@@ -5,6 +5,7 @@
 #   scripts/services.sh down     stop what `up` started (never external services)
 #   scripts/services.sh status   show what is running / reachable
 #   scripts/services.sh env      print `export REDIS_URL=... KAFKA_BROKERS=... REDIS_CLUSTER_NODES=...`
+#   scripts/services.sh cluster-node-restart PORT   start a dead node of the local Redis Cluster again
 #
 # REDIS_URL / KAFKA_BROKERS / REDIS_CLUSTER_NODES already set -> that service is
 # external: only checked, never started or stopped. Otherwise:
@@ -190,6 +191,42 @@ cluster_free_ports() {
   die "no $CLUSTER_SIZE free consecutive ports for the Redis Cluster in $1..$last"
 }
 
+# One cluster node's redis-server, daemonized; its nodes.conf (in its dir) keeps its identity across restarts.
+cluster_node_start() {
+  local port="$1"
+  mkdir -p "$CLUSTER_DIR/$port"
+  # Short node timeout: a killed master is failed over in ~2 s (the failover test relies on it).
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+    --dir "$CLUSTER_DIR/$port" --daemonize yes --pidfile "$CLUSTER_DIR/$port/redis.pid" \
+    --logfile "$CLUSTER_DIR/$port/redis.log" </dev/null >/dev/null \
+    || die "redis-server on port $port failed to start (see $CLUSTER_DIR/$port/redis.log)"
+}
+
+cluster_node_wait() {
+  local port="$1" i
+  for ((i = 0; i < 100; i++)); do
+    [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]] && return 0
+    sleep 0.1
+  done
+  die "Redis Cluster node $port did not answer PING within 10s"
+}
+
+# Starts again one node of the local cluster that died (the failover test SIGKILLs a master): it rejoins
+# with its old identity, as a replica of whoever took its slots over, and resyncs from it.
+cmd_cluster_node_restart() {
+  local port="${1:-}"
+  [[ -n "$port" ]] && cluster_ports | grep -qx "$port" || die "usage: $0 cluster-node-restart PORT (one of: $(cluster_ports | paste -sd' ' -))"
+  if pid_alive "$CLUSTER_DIR/$port/redis.pid" redis-server; then
+    log "Redis Cluster node $port: already running"
+    return 0
+  fi
+  rm -f "$CLUSTER_DIR/$port/redis.pid"
+  log "Redis Cluster node $port: starting again"
+  cluster_node_start "$port"
+  cluster_node_wait "$port"
+}
+
 redis_cluster_up() {
   if [[ -n "${REDIS_CLUSTER_NODES:-}" ]]; then
     log "Redis Cluster: using external REDIS_CLUSTER_NODES=$REDIS_CLUSTER_NODES"
@@ -206,22 +243,8 @@ redis_cluster_up() {
   log "Redis Cluster: starting $CLUSTER_SIZE redis-server nodes on $(cluster_nodes_local)"
   STARTED+=(redis_cluster)
   local port i
-  for port in $(cluster_ports); do
-    mkdir -p "$CLUSTER_DIR/$port"
-    # Short node timeout: a killed master is failed over in ~2 s (the failover test relies on it).
-    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
-      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-      --dir "$CLUSTER_DIR/$port" --daemonize yes --pidfile "$CLUSTER_DIR/$port/redis.pid" \
-      --logfile "$CLUSTER_DIR/$port/redis.log" </dev/null >/dev/null \
-      || die "redis-server on port $port failed to start (see $CLUSTER_DIR/$port/redis.log)"
-  done
-  for port in $(cluster_ports); do
-    for ((i = 0; i < 100; i++)); do
-      [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" == PONG ]] && break
-      sleep 0.1
-    done
-    (( i < 100 )) || die "Redis Cluster node $port did not answer PING within 10s"
-  done
+  for port in $(cluster_ports); do cluster_node_start "$port"; done
+  for port in $(cluster_ports); do cluster_node_wait "$port"; done
   log "Redis Cluster: joining (redis-cli --cluster create, 1 replica per master)"
   # shellcheck disable=SC2046
   redis-cli --cluster create $(cluster_ports | sed 's/^/127.0.0.1:/') --cluster-replicas 1 --cluster-yes \
@@ -439,5 +462,6 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) env_line ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  cluster-node-restart) cmd_cluster_node_restart "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|env|cluster-node-restart PORT" >&2; exit 2 ;;
 esac

@@ -2,6 +2,18 @@ export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
+/** What JSON.stringify escapes in a string (quote, backslash, control characters, and surrogates when unpaired). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what JSON escapes
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * `JSON.stringify(text)`, the same bytes: text with nothing to escape is itself between quotes, which
+ * skips the serialiser for the short ids and times the replay and hash chain write per entry.
+ */
+export function jsonString(text: string): string {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
+}
+
 /**
  * Deepest nesting of arrays/objects accepted in anything the system keeps or re-serialises. Deeper
  * values are refused at the edge: JSON.stringify and recursive validators overflow the stack on them.

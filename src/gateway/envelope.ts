@@ -1,4 +1,4 @@
-import type { JsonObject, JsonValue } from '../domain/json.js';
+import { jsonString, type JsonObject, type JsonValue } from '../domain/json.js';
 import { ERRORS, type ErrorCode } from '../protocol/errors.js';
 import type { Envelope, ErrorEnvelope } from '../protocol/messages.js';
 import type { StoredEntry } from '../store/stored-entry.js';
@@ -30,8 +30,8 @@ export const replayEnvelope = (entry: HistoryEntry): Envelope => entryEnvelope(e
  * over arbitrary payloads (test/unit/replay-line.test.ts). The replay's hot path: one line per entry.
  */
 export function replayLine(e: StoredEntry): string {
-  const meta = `{"event_ts":${JSON.stringify(e.event_ts)},"epoch":${JSON.stringify(e.epoch)},"hash":${JSON.stringify(e.hash)}}`;
-  return `{"type":"${e.type}","topic":${JSON.stringify(e.topic)},"seq":${e.seq},"ts":${JSON.stringify(e.ts)},"payload":${e.payloadJson},"meta":${meta},"correlation_id":${JSON.stringify(e.event_id)}}`;
+  const meta = `{"event_ts":${jsonString(e.event_ts)},"epoch":${jsonString(e.epoch)},"hash":${jsonString(e.hash)}}`;
+  return `{"type":"${e.type}","topic":${jsonString(e.topic)},"seq":${e.seq},"ts":${jsonString(e.ts)},"payload":${e.payloadJson},"meta":${meta},"correlation_id":${jsonString(e.event_id)}}`;
 }
 
 /** The entry a replayed line was made from (replayEnvelope's inverse); undefined when the line is not one. */

@@ -45,18 +45,24 @@ export async function* rebuildTopic(topic: string, records: AsyncIterable<Source
   let head = start.head;
   let state = start.state;
   const seen = new Set<string>();
+  // The reducers' and the chain's view of this one topic, reused for every record (neither keeps them).
+  const states = new Map<string, JsonObject>();
+  const heads = new Map<string, ChainHead>();
+  const epoch = () => head.epoch;
   for await (const record of records) {
     const validation = validateEvent(parseOrRaw(record.value?.toString('utf8') ?? ''));
     if (!validation.ok) continue;
     const event = validation.event;
     if (!topicsFor(event).includes(topic) || seen.has(event.event_id)) continue;
-    const { changes, rejected } = project(event, state === undefined ? new Map() : new Map([[topic, state]]));
+    if (state !== undefined) states.set(topic, state);
+    const { changes, rejected } = project(event, states);
     if (rejected !== undefined) continue;
     seen.add(event.event_id);
     const change = changes.find((c) => c.topic === topic);
     if (!change) continue;
+    heads.set(topic, head);
     // The head's epoch: a rebuild continues the chain it starts on, it never opens one.
-    const [entry] = chainEntries({ eventId: event.event_id, eventTs: event.ts, committedAt: commitTime({ stream: '', offset: record.offset, ...recordTime(record.timestamp) }), changes: [change] }, new Map([[topic, head]]), () => head.epoch);
+    const [entry] = chainEntries({ eventId: event.event_id, eventTs: event.ts, committedAt: commitTime({ stream: '', offset: record.offset, ...recordTime(record.timestamp) }), changes: [change] }, heads, epoch);
     if (!entry) continue;
     head = entry;
     state = change.state;

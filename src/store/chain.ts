@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { hash } from 'node:crypto';
+import { jsonString, type JsonValue } from '../domain/json.js';
 import type { ChainHead, HistoryEntry, TopicChange } from './topic-store.js';
 
 /**
@@ -9,13 +9,15 @@ import type { ChainHead, HistoryEntry, TopicChange } from './topic-store.js';
  *   hash(0) of an epoch = hex(SHA-256(topic + "\n" + epoch))
  *   hash(n)             = hex(SHA-256(hash(n-1) + "\n" + JCS({topic, epoch, seq, type, ts, event_ts, event_id, payload})))
  *
- * JCS is RFC 8785 (the `canonicalize` package, the RFC's reference implementation). A renewed epoch
+ * JCS is RFC 8785: `jcs` below, which gives the bytes of the RFC's reference implementation (the
+ * `canonicalize` package) for every JSON value, tested against it. A renewed epoch
  * (TopicStore.renewEpoch, after a loss) starts a new chain at the head's seq: its first entry links to
  * the new epoch's hash(0), and the entries kept from before stay verifiable under their own epoch.
  */
 
 function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  // One-shot (strings are hashed as UTF-8): no Hash object per entry.
+  return hash('sha256', text, 'hex');
 }
 
 /** hash(0) of a topic's epoch: what its first entry links to. */
@@ -33,8 +35,56 @@ export type ChainedFields = Omit<HistoryEntry, 'hash'>;
 
 /** hash(n) from hash(n-1). Only the eight named fields count, whatever else the object carries. */
 export function entryHash(previous: string, entry: ChainedFields): string {
+  return sha256Hex(`${previous}\n${entryJcs(entry)}`);
+}
+
+/**
+ * JCS of the eight hashed fields: `jcs({topic, epoch, seq, type, ts, event_ts, event_id, payload})` with
+ * the members already in JCS order (epoch, event_id, event_ts, payload, seq, topic, ts, type), so no
+ * key list is built and sorted per entry. Tested equal to canonicalize over arbitrary entries.
+ */
+export function entryJcs(entry: ChainedFields): string {
   const { topic, epoch, seq, type, ts, event_ts, event_id, payload } = entry;
-  return sha256Hex(`${previous}\n${canonicalize({ topic, epoch, seq, type, ts, event_ts, event_id, payload })}`);
+  return `{"epoch":${jcsString(epoch)},"event_id":${jcsString(event_id)},"event_ts":${jcsString(event_ts)},"payload":${jcs(payload)},"seq":${jcs(seq)},"topic":${jcsString(topic)},"ts":${jcsString(ts)},"type":${jcsString(type)}}`;
+}
+
+/** A UTF-16 surrogate without its pair: JCS has no encoding for it. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const SURROGATE = /[\ud800-\udfff]/;
+
+function jcsString(text: string): string {
+  if (SURROGATE.test(text) && LONE_SURROGATE.test(text)) throw new Error('Lone surrogate is not allowed');
+  return jsonString(text);
+}
+
+/**
+ * RFC 8785 JCS of a JSON value: what `canonicalize` returns (and throws) for it, byte for byte
+ * (test/unit/hash-chain.test.ts compares them), built in one pass of string appends. canonicalize
+ * allocates a Set, an array and a join per object and was a sixth of a Kafka rebuild's time.
+ */
+export function jcs(value: JsonValue): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return jcsString(value);
+  if (typeof value === 'number') {
+    if (Number.isNaN(value)) throw new Error('NaN is not allowed');
+    if (!Number.isFinite(value)) throw new Error('Infinity is not allowed');
+    // ECMAScript's number serialisation (String(), what JSON.stringify uses), which JCS adopts (-0 is 0).
+    return String(value);
+  }
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += `${i === 0 ? '' : ','}${jcs(value[i] ?? null)}`;
+    return `${out}]`;
+  }
+  let out = '{';
+  // Keys in UTF-16 code unit order (Array.prototype.sort's default), members without a value left out.
+  for (const key of Object.keys(value).sort()) {
+    const member = value[key];
+    if (member === undefined) continue;
+    out += `${out === '{' ? '' : ','}${jcsString(key)}:${jcs(member)}`;
+  }
+  return `${out}}`;
 }
 
 export interface ChainInput {

@@ -2,10 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import canonicalize from 'canonicalize';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { JsonValue } from '../../src/domain/json.js';
 import { replayEnvelope } from '../../src/gateway/envelope.js';
 import { deliveryFilter } from '../../src/gateway/subtopics.js';
-import { ChainVerifier, chainEntries, entryHash, genesisHash, genesisHead } from '../../src/store/chain.js';
+import { ChainVerifier, chainEntries, entryHash, entryJcs, genesisHash, genesisHead, jcs } from '../../src/store/chain.js';
 import { AuditKeyError, checkpointSigner, parsePublicKey, parseSigningKey, rawPublicKey, signatureValid } from '../../src/store/checkpoint.js';
 import type { HistoryEntry } from '../../src/store/topic-store.js';
 import { ROOT } from '../support/processes.js';
@@ -146,5 +148,61 @@ describe('integrity subscribers', () => {
     expect(integrity.key).not.toBe(plain.key);
     expect(integrity.envelope(entry).meta).toEqual({ event_ts: entry.event_ts, epoch: entry.epoch, hash: entry.hash });
     expect(plain.envelope(entry).meta).toEqual({ event_ts: entry.event_ts, epoch: entry.epoch });
+  });
+});
+
+describe('jcs: the bytes of canonicalize (the RFC 8785 reference implementation)', () => {
+  /** What a serialisation gives, or the error it throws. */
+  const run = (f: () => string | undefined) => {
+    try {
+      return f();
+    } catch (err) {
+      return `throws ${(err as Error).message}`;
+    }
+  };
+  const both = (value: JsonValue) => ({ ours: run(() => jcs(value)), reference: run(() => canonicalize(value)) });
+
+  it.each<[string, JsonValue]>([
+    ['numbers', [0, -0, 1, -1.5, 0.1, 1e21, 1e-7, 5e-324, Number.MAX_SAFE_INTEGER, 2 ** 53 + 2, 123456789.12345679]],
+    ['strings with escapes and unicode', ['', '"', '\\', '\n\r\t\b\f', '\u0000\u001f\u007f', '\u2028\u2029', 'Zürich ₹ 😀', '\ud83d\ude00']],
+    ['keys sorted by UTF-16 code units, not code points', { '\ufb01': 1, '😀': 2, a: 3, B: 4, '': 5, '10': 6, '9': 7, 'é': 8 }],
+    ['nested', { b: [{ z: null, a: [true, false, {}] }], a: { '': [] } }],
+    ['members without a value are left out, array holes are null', { a: undefined, b: [undefined, 1] } as unknown as JsonValue],
+    ['a lone high surrogate', ['x\ud800']],
+    ['a lone low surrogate', { k: '\udc00y' }],
+    ['a lone surrogate in a key', { '\ud800': 1 }],
+    ['NaN', [Number.NaN]],
+    ['Infinity', { x: Number.POSITIVE_INFINITY }],
+  ])('%s', (_name, value) => {
+    const { ours, reference } = both(value);
+    expect(ours).toBe(reference);
+  });
+
+  it('any JSON value, any strings (lone surrogates included)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ depthSize: 'medium' }), fc.dictionary(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' })), (value, strings) => {
+        const a = both(value as JsonValue);
+        expect(a.ours).toBe(a.reference);
+        const b = both(strings);
+        expect(b.ours).toBe(b.reference);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("an entry's hashed fields, in the order the chain writes them: canonicalize of the eight fields", () => {
+    const text = fc.string({ unit: 'binary' });
+    fc.assert(
+      fc.property(
+        fc.record({ topic: text, epoch: text, seq: fc.integer({ min: 0 }), type: fc.constantFrom('delta' as const, 'alert' as const), ts: text, event_ts: text, event_id: text, hash: text }),
+        fc.dictionary(text, fc.jsonValue()),
+        (fields, payload) => {
+          const entry = { ...fields, payload: { ...(payload as Record<string, JsonValue>), kind: 'l1' } };
+          const { topic, epoch, seq, type, ts, event_ts, event_id } = entry;
+          expect(run(() => entryJcs(entry))).toBe(run(() => canonicalize({ topic, epoch, seq, type, ts, event_ts, event_id, payload: entry.payload })));
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });

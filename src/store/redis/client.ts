@@ -46,10 +46,12 @@ export function duplicateClient(client: RedisClient): RedisClient {
 
 /**
  * Every key matching `pattern` in the deployment: SCAN on the node, or on each master of a cluster (a
- * cluster's SCAN only walks the node it is sent to). A key may come twice (SCAN's guarantee, and a slot
- * migrating between masters mid-scan): callers dedupe.
+ * cluster's SCAN only walks the node it is sent to), the masters as the cluster says now (after a
+ * failover the client's last view may still call the promoted replica one). A key may come twice
+ * (SCAN's guarantee, and a slot migrating between masters mid-scan): callers dedupe.
  */
 export async function* scanKeys(client: RedisClient, pattern: string): AsyncGenerator<string[]> {
+  if (client instanceof Cluster) await new Promise<void>((resolve, reject) => client.refreshSlotsCache((err) => (err ? reject(err) : resolve())));
   const nodes = client instanceof Cluster ? client.nodes('master') : [client];
   for (const node of nodes) {
     let cursor = '0';
