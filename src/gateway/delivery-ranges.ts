@@ -8,9 +8,10 @@ import type { DeliveryEnd, DeliveryKind, DeliveryRecord, DeliveryTarget } from '
  * range reads the room's last broadcast seq (`SeqCursor`) only when it is taken or closed.
  */
 
-/** The last seq a room broadcast to its members (every member in it since the range opened got it). */
+/** How far live delivery has got: the last seq a room broadcast to its members (each member in it since the range opened got it), in the feed's epoch. */
 export interface SeqCursor {
   readonly lastSeq: number;
+  readonly epoch: string;
 }
 
 interface OpenRange {
@@ -77,6 +78,7 @@ export class DeliveryTrack {
     const open = this.open;
     if (!open) return;
     this.open = undefined;
+    settle(open);
     const to = reach(open);
     if (to >= open.from) this.closed.push(this.record(open, to, now, end));
   }
@@ -93,6 +95,7 @@ export class DeliveryTrack {
     this.closed = [];
     const open = this.open;
     if (open) {
+      settle(open);
       const to = reach(open);
       if (to >= open.from && to > open.written) {
         open.written = to;
@@ -105,6 +108,14 @@ export class DeliveryTrack {
   private record(range: OpenRange, to: number, now: string, end: DeliveryEnd | null): DeliveryRecord {
     return { ...this.target, ts: range.ts, last_ts: now, topic: this.topic, epoch: range.epoch, kind: range.kind, from_seq: range.from, to_seq: to, end };
   }
+}
+
+/**
+ * A live range opened on a topic with no entry yet has no epoch (''): its entries come in the epoch the
+ * first commit gives the topic, which the feed then serves. Fixed before the range is first written.
+ */
+function settle(range: OpenRange): void {
+  if (range.epoch === '' && range.cursor) range.epoch = range.cursor.epoch;
 }
 
 /** The last seq a range has delivered: what was sent directly, or what its room broadcast since. */

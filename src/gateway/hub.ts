@@ -4,7 +4,6 @@ import type { Envelope } from '../protocol/messages.js';
 import type { HistoryEntry, LiveFeed, TopicStore } from '../store/topic-store.js';
 import { batchEnvelope } from './envelope.js';
 import { Frame, type Fanout, type Link } from './link.js';
-import type { SeqCursor } from './delivery-ranges.js';
 import type { DeliveryFilter } from './subtopics.js';
 import { TopicFeed, type Outlet } from './topic-feed.js';
 import { turnEnd, type TurnTask } from './turn.js';
@@ -30,7 +29,7 @@ export const NO_BATCHING: Batching = { size: 1 };
  * Subscribers of one topic with the same filter and batching on one transport: the unit of
  * broadcast. Each envelope (or batch) is built and serialised once for all members.
  */
-export class Room implements Outlet, TurnTask, SeqCursor {
+export class Room implements Outlet, TurnTask {
   /** The room's membership, its only record: transports with native rooms mirror it through join/leave. */
   private readonly members = new Set<RoomMember>();
   /** Members per stream, so a broadcast is counted without walking the set. */

@@ -52,15 +52,15 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function publish(n: number): Promise<void> {
+async function publish(n: number, sys = system): Promise<void> {
   for (let i = 0; i < n; i++) {
     quotes++;
-    const outcome = await system.ingest.submit(quote(ISIN, 99 + (quotes % 50) / 100, 99.6 + (quotes % 50) / 100), 'test');
+    const outcome = await sys.ingest.submit(quote(ISIN, 99 + (quotes % 50) / 100, 99.6 + (quotes % 50) / 100), 'test');
     if (outcome.status !== 'applied') throw new Error(`quote not applied: ${JSON.stringify(outcome)}`);
   }
 }
 
-const head = async () => (await system.backends.store.topics()).find((t) => t.topic === TOPIC)?.headSeq ?? 0;
+const head = async (sys = system) => (await sys.backends.store.topics()).find((t) => t.topic === TOPIC)?.headSeq ?? 0;
 
 /** What the user's screen holds: the state folded from what the client received, and every seq received. */
 class Screen {
@@ -104,17 +104,17 @@ async function moment(screen: Screen): Promise<Moment> {
   return m;
 }
 
-async function caughtUp(screen: Screen): Promise<void> {
-  const target = await head();
+async function caughtUp(screen: Screen, sys = system): Promise<void> {
+  const target = await head(sys);
   await waitFor(() => screen.seq === target, 10_000, () => `client at ${screen.seq}, head ${target}`);
 }
 
-async function get(path: string, token: string | undefined): Promise<Response> {
-  return fetch(`${system.server.url}${path}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+async function get(path: string, token: string | undefined, sys = system): Promise<Response> {
+  return fetch(`${sys.server.url}${path}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
 }
 
-async function ranges(): Promise<DeliveryRecord[]> {
-  const res = await get(`/api/v1/audit/deliveries?user=${USER}&topic=${TOPIC}`, system.token('audit-1', 'auditor'));
+async function ranges(sys = system): Promise<DeliveryRecord[]> {
+  const res = await get(`/api/v1/audit/deliveries?user=${USER}&topic=${TOPIC}`, sys.token('audit-1', 'auditor'), sys);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toBe('application/x-ndjson');
   return (await res.text())
@@ -127,8 +127,8 @@ async function ranges(): Promise<DeliveryRecord[]> {
     });
 }
 
-async function shown(at: string): Promise<ShownAnswer> {
-  const res = await get(`/api/v1/audit/shown?user=${USER}&topic=${TOPIC}&at=${at}`, system.token('audit-1', 'auditor'));
+async function shown(at: string, sys = system): Promise<ShownAnswer> {
+  const res = await get(`/api/v1/audit/shown?user=${USER}&topic=${TOPIC}&at=${at}`, sys.token('audit-1', 'auditor'), sys);
   expect(res.status).toBe(200);
   const answer = (await res.json()) as ShownAnswer;
   checkSchema('shown', answer);
@@ -235,6 +235,29 @@ describe('delivery record', () => {
       const body = (await res.json()) as { code: string; details: { reason: string } };
       expect(body.code).toBe('INVALID_MESSAGE');
       expect(body.details.reason).toBeTruthy();
+    }
+  });
+});
+
+describe('delivery record in embedded mode (no Redis, no Kafka)', () => {
+  it("is kept in the process's memory and answers the same questions", async () => {
+    const embedded = await startTestSystem({ AUDIT_DELIVERY_FLUSH_MS: '100' });
+    try {
+      const screen = new Screen();
+      const socket = await connect(embedded.server.url, '/market', embedded.token(USER));
+      screen.watch(socket);
+      await request(socket, 'subscribe', { topic: TOPIC });
+      await publish(7, embedded);
+      await caughtUp(screen, embedded);
+      const m = await moment(screen);
+      await publish(3, embedded);
+      await caughtUp(screen, embedded);
+      await waitFor(async () => (await ranges(embedded)).some((r) => r.kind === 'live' && r.to_seq === screen.seq), 5000, 'the live range, written');
+      expect(seqsOf(await ranges(embedded))).toEqual(screen.seqs);
+      expect(await shown(m.at, embedded)).toMatchObject({ delivered: true, seq: m.seq, state: m.state });
+      socket.close();
+    } finally {
+      await embedded.close();
     }
   });
 });

@@ -12,7 +12,7 @@ const t = (s: number) => new Date(Date.UTC(2026, 11, 2, 9, 0, s)).toISOString();
 const ranges = (records: DeliveryRecord[]) => records.map((r) => ({ kind: r.kind, epoch: r.epoch, from: r.from_seq, to: r.to_seq, end: r.end }));
 
 /** A room's broadcast cursor, moved by the test. */
-const room = (lastSeq = 0) => ({ lastSeq });
+const room = (lastSeq = 0, epoch = 'e1') => ({ lastSeq, epoch });
 
 describe('delivery ranges (pure bookkeeping)', () => {
   it('a snapshot is one seq, complete at once; live extends contiguously and reads the room only when taken', () => {
@@ -103,6 +103,17 @@ describe('delivery ranges (pure bookkeeping)', () => {
     expect(idle.take(t(1))).toEqual([]);
     idle.end('unsubscribe', t(2));
     expect(idle.take(t(2))).toEqual([]);
+  });
+
+  it('a topic subscribed before its first entry: the live range is in the epoch its entries come in', () => {
+    const track = new DeliveryTrack(TARGET, TOPIC);
+    const cursor = room(0, '');
+    track.sent('snapshot', '', 0, 0, t(0));
+    track.follow(cursor, '', 0, t(0));
+    expect(track.take(t(1)).map((r) => r.kind)).toEqual(['snapshot']);
+    Object.assign(cursor, { lastSeq: 4, epoch: 'e7' });
+    track.end('unsubscribe', t(2));
+    expect(ranges(track.take(t(2)))).toEqual([{ kind: 'live', epoch: 'e7', from: 1, to: 4, end: 'unsubscribe' }]);
   });
 
   it('a track is forgotten only once ended and taken, not while it waits for its first delivery', () => {
