@@ -3,7 +3,7 @@
 # gateway next to Centrifugo on the same WebSocket clients (bench:peers; Centrifugo is built with
 # `go install` by scripts/centrifugo.sh, skipped with a message without Go), slow clients and compression; then on real Redis and Kafka (started here unless REDIS_URL and KAFKA_BROKERS
 # are given or services are already up; stopped on exit if started here) the cost of the Socket.IO Redis
-# adapter, Kafka produce -> client latency, and audit replay (entries/s from Redis into a file, the
+# adapter, store commits/s on one Redis node vs the Redis Cluster (bench/commits.ts), Kafka produce -> client latency, and audit replay (entries/s from Redis into a file, the
 # gateway's RSS while streaming a 1,000,000-entry topic). Each prints a table and writes bench/results/*.json.
 #   npm run bench                 # both
 #   npm run bench -- --clients 500 # args go to the fan-out benchmark; `npm run bench:kafka -- …` for the other
@@ -27,6 +27,11 @@ if [[ -z "${REDIS_URL:-}" || -z "${KAFKA_BROKERS:-}" ]]; then
   eval "$(bash scripts/services.sh env)"
   export REDIS_URL KAFKA_BROKERS
 fi
+# The processes the benchmarks start run on REDIS_URL (a role given both refuses to start): the cluster's
+# seeds go to the commits benchmark alone, which compares the two.
+cluster_nodes="${REDIS_CLUSTER_NODES:-}"
+unset REDIS_CLUSTER_NODES
+REDIS_CLUSTER_NODES="$cluster_nodes" node_modules/.bin/tsx bench/commits.ts
 node_modules/.bin/tsx bench/adapter-cost.ts
 node_modules/.bin/tsx bench/kafka-e2e.ts
 node_modules/.bin/tsx bench/replay.ts
