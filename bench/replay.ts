@@ -3,8 +3,11 @@
  * own commit path, then replays all of it into a file twice — straight from Redis as `bondx replay`
  * does, and through a `bondx gateway` process's GET /api/v1/replay — reporting entries/s and the
  * gateway's RSS (sampled every 50 ms from /proc) before, at peak during, and after the stream. With
- * KAFKA_BROKERS (phase 2): produces --kafka-events events of one entity to a fresh one-partition topic and
- * rebuilds its topic from them into a file (src/replay/rebuild.ts: validation, reducers, hash chain, NDJSON).
+ * KAFKA_BROKERS: the replay checkpoints the projector consumer writes every 1,000 entries go to Kafka
+ * for the filled topic, and the state at an instant in the middle and near the end of it is timed
+ * (src/replay/state.ts), straight and through GET /api/v1/replay/state, and checked; then
+ * --kafka-events events of one entity go to a fresh one-partition topic and its topic is rebuilt from
+ * them into a file (src/replay/rebuild.ts: validation, reducers, hash chain, NDJSON).
  *   REDIS_URL=redis://127.0.0.1:6390 [KAFKA_BROKERS=127.0.0.1:9092] npx tsx bench/replay.ts [--entries 1000000] [--kafka-events 200000]
  */
 import { randomBytes } from 'node:crypto';
@@ -13,17 +16,22 @@ import { get } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { isDeepStrictEqual } from 'node:util';
 import { Command } from 'commander';
 import { loadConfig } from '../src/config/config.js';
+import { applyDelta, freshPrices, type PricesDelta } from '../src/domain/deltas/index.js';
 import type { QuoteEvent } from '../src/domain/events.js';
+import type { JsonObject } from '../src/domain/json.js';
 import { replayLine } from '../src/gateway/envelope.js';
 import { createKafka, createProducer, ensureTopics } from '../src/ingest/kafka/kafka-client.js';
+import { checkpointsTopic, type ReplayCheckpoint } from '../src/ingest/kafka/checkpoints.js';
 import { readPartition } from '../src/ingest/kafka/partition-reader.js';
 import { kafkaTopic } from '../src/ingest/kafka/routing.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { rebuildTopic } from '../src/replay/rebuild.js';
 import { planReplay, replayEncoder, runReplay, writableSink } from '../src/replay/replay.js';
 import { parseReplayRequest } from '../src/replay/request.js';
+import { stateAt } from '../src/replay/state.js';
 import { genesisHead } from '../src/store/chain.js';
 import { RedisTopicStore } from '../src/store/redis/redis-store.js';
 import { storedEntryOf, type StoredEntry } from '../src/store/stored-entry.js';
@@ -40,7 +48,11 @@ const opts = new Command()
 
 const REDIS_URL = serviceUrl('REDIS_URL', 'the replay benchmark');
 const PREFIX = `bench-replay-${randomBytes(4).toString('hex')}`;
-const TOPIC = 'prices.IN0020230085';
+const ISIN = 'IN0020230085';
+const TOPIC = `prices.${ISIN}`;
+const FILL_START = Date.parse('2026-11-26T04:00:00.000Z');
+/** Checkpoint interval, as REPLAY_CHECKPOINT_EVERY's default. */
+const CHECKPOINT_EVERY = 1000;
 const dir = mkdtempSync(join(tmpdir(), 'bondx-bench-replay-'));
 
 function rssMb(pid: number): number {
@@ -48,15 +60,21 @@ function rssMb(pid: number): number {
   return kb / 1024;
 }
 
+/** Entry i's payload (an l1 quote committed at FILL_START + i ms), and the reducers' state after it. */
+function fillPayload(i: number): PricesDelta & JsonObject {
+  const ts = new Date(FILL_START + i).toISOString();
+  return { kind: 'l1', bid: 99 + (i % 1000) / 1000, ask: 99.6, bid_size: 5_000_000, ask_size: 5_000_000, bid_yield: 7.1, ask_yield: 7.09, mid: 99.3, spread: 0.1, ts };
+}
+const fillState = (i: number) => applyDelta(freshPrices(ISIN), fillPayload(i)) as unknown as JsonObject;
+
 async function fill(store: RedisTopicStore, total: number): Promise<number> {
   const started = Date.now();
   let next = 1;
   const worker = async () => {
     while (next <= total) {
       const i = next++;
-      const ts = new Date(Date.parse('2026-11-26T04:00:00.000Z') + i).toISOString();
-      const l1 = { bid: 99 + (i % 1000) / 1000, ask: 99.6, bid_size: 5_000_000, ask_size: 5_000_000, bid_yield: 7.1, ask_yield: 7.09, mid: 99.3, spread: 0.1, ts };
-      await store.commit({ eventId: `bench-${PREFIX}-${i}`, eventTs: ts, source: { stream: 'bench/0', offset: String(i), ts }, changes: [{ topic: TOPIC, type: 'delta', payload: { kind: 'l1', ...l1 }, state: { l1 } }] });
+      const payload = fillPayload(i);
+      await store.commit({ eventId: `bench-${PREFIX}-${i}`, eventTs: payload.ts, source: { stream: 'bench/0', offset: String(i), ts: payload.ts }, changes: [{ topic: TOPIC, type: 'delta', payload, state: fillState(i) }] });
     }
   };
   await Promise.all(Array.from({ length: opts.inFlight }, worker));
@@ -70,6 +88,13 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`filling ${total.toLocaleString('en')} entries…\n`);
     results.fill_per_s = Math.round(await fill(store, total));
+    const kafkaConfig = process.env.KAFKA_BROKERS ? loadConfig({ KAFKA_BROKERS: process.env.KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: PREFIX, KAFKA_PARTITIONS: '1', LOG_LEVEL: 'silent' }) : undefined;
+    const kafka = kafkaConfig && createKafka(kafkaConfig, silentLogger, '-bench');
+    if (kafka && kafkaConfig) {
+      await ensureTopics(kafka, kafkaConfig);
+      await writeCheckpoints(kafka, store, total);
+      results.state_at = await timeStateAt((at) => stateAt(store, { kafka, prefix: PREFIX, groupPrefix: `${PREFIX}-state` }, TOPIC, at), total);
+    }
 
     // 1. Straight from Redis into a file (what `bondx replay` does without --server).
     const direct = join(dir, 'direct.ndjson');
@@ -83,7 +108,7 @@ async function main(): Promise<void> {
     results.direct = { entries_per_s: Math.round((total / directMs) * 1000), seconds: directMs / 1000, bytes: statSync(direct).size };
 
     // 2. Through a gateway process, its RSS sampled while it streams.
-    const gateway = await startGateway({ REDIS_URL, REDIS_PREFIX: PREFIX, JWT_SECRET: TEST_SECRET, SIMULATOR: 'false' });
+    const gateway = await startGateway({ REDIS_URL, REDIS_PREFIX: PREFIX, JWT_SECRET: TEST_SECRET, SIMULATOR: 'false', ...(kafka ? { KAFKA_BROKERS: process.env.KAFKA_BROKERS as string, KAFKA_TOPIC_PREFIX: PREFIX, KAFKA_GROUP_ID: `${PREFIX}-gw` } : {}) });
     const before = rssMb(gateway.pid);
     const samples: number[] = [];
     const sampler = setInterval(() => samples.push(rssMb(gateway.pid)), 50);
@@ -98,6 +123,14 @@ async function main(): Promise<void> {
     const httpMs = Date.now() - started;
     clearInterval(sampler);
     const after = rssMb(gateway.pid);
+    if (kafka) {
+      results.state_at_http = await timeStateAt(async (at) => {
+        const res = await fetch(`${gateway.url}/api/v1/replay/state?topic=${TOPIC}&at=${at}`, { headers: { authorization: `Bearer ${token('bench', 'auditor')}` } });
+        if (res.status !== 200) throw new Error(`state at ${at}: HTTP ${res.status} ${await res.text()}`);
+        const envelope = (await res.json()) as { seq: number; ts: string; payload: JsonObject };
+        return { seq: envelope.seq, ts: envelope.ts, state: envelope.payload };
+      }, total);
+    }
     await gateway.kill();
     if (statSync(viaHttp).size !== statSync(direct).size) throw new Error('HTTP and direct replays differ in size');
     const quarter = samples.slice(0, Math.max(1, Math.floor(samples.length / 4)));
@@ -119,8 +152,11 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
-    if (process.env.KAFKA_BROKERS) {
-      results.kafka = await rebuildFromKafka(process.env.KAFKA_BROKERS, opts.kafkaEvents);
+    for (const [way, figures] of [['straight', results.state_at], ['GET /api/v1/replay/state', results.state_at_http]] as const) {
+      if (figures) process.stdout.write(`state at an instant (${way}): ${Object.entries(figures as Record<string, number>).map(([at, ms]) => `${at} ${ms} ms`).join(', ')}\n`);
+    }
+    if (kafka) {
+      results.kafka = await rebuildFromKafka(kafka, opts.kafkaEvents);
       const k = results.kafka as { entries_per_s: number; seconds: number; entries: number };
       process.stdout.write(`| ${fmt(k.entries)} entries rebuilt from Kafka into a file | ${fmt(k.entries_per_s)} | ${k.seconds.toFixed(1)} | — |\n`);
     }
@@ -137,17 +173,48 @@ async function main(): Promise<void> {
 
 const round = (n: number) => Math.round(n * 10) / 10;
 
-/** Produces `total` quotes of one ISIN to a fresh one-partition topic, then times their rebuild into an NDJSON file. */
-async function rebuildFromKafka(brokers: string, total: number): Promise<{ entries: number; entries_per_s: number; seconds: number; produce_per_s: number }> {
-  const config = loadConfig({ KAFKA_BROKERS: brokers, KAFKA_TOPIC_PREFIX: PREFIX, KAFKA_PARTITIONS: '1', LOG_LEVEL: 'silent' });
-  const kafka = createKafka(config, silentLogger, '-bench');
-  await ensureTopics(kafka, config);
+/**
+ * The replay checkpoints of the filled topic, as the projector consumer writes them (src/ingest/kafka/
+ * checkpoints.ts: every 1,000 entries the head and the state after it; the fill's events have no Kafka
+ * record, so the offset is the fill's own source offset).
+ */
+async function writeCheckpoints(kafka: ReturnType<typeof createKafka>, store: RedisTopicStore, total: number): Promise<void> {
   const producer = createProducer(kafka, false);
   await producer.connect();
-  const isin = TOPIC.slice('prices.'.length);
+  try {
+    const messages: { key: string; value: string }[] = [];
+    for (let seq = CHECKPOINT_EVERY; seq <= total; seq += CHECKPOINT_EVERY) {
+      const [entry] = (await store.readAfter(TOPIC, seq - 1, 1)).entries;
+      if (entry?.seq !== seq) throw new Error(`entry ${seq} is not in Redis`);
+      const checkpoint: ReplayCheckpoint = { topic: TOPIC, epoch: entry.epoch, seq, ts: entry.ts, hash: entry.hash, state: fillState(seq), partition: 0, offset: String(seq) };
+      messages.push({ key: TOPIC, value: JSON.stringify(checkpoint) });
+    }
+    for (let i = 0; i < messages.length; i += 500) await producer.send({ topic: checkpointsTopic(PREFIX), messages: messages.slice(i, i + 500) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Times the state at an instant in the middle of the filled topic and one near its end, checking each answer. */
+async function timeStateAt(ask: (at: string) => Promise<{ seq: number; ts: string; state: JsonObject }>, total: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, seq] of [['middle', Math.floor(total / 2) + 7], ['end', total - 13]] as const) {
+    const at = new Date(FILL_START + seq).toISOString();
+    const started = performance.now();
+    const got = await ask(at);
+    out[`${name}_ms`] = round(performance.now() - started);
+    if (got.seq !== seq || got.ts !== at || !isDeepStrictEqual(got.state, fillState(seq))) throw new Error(`state at ${at}: seq ${got.seq}, expected ${seq} and its state`);
+  }
+  return out;
+}
+
+/** Produces `total` quotes of one ISIN to a fresh one-partition topic, then times their rebuild into an NDJSON file. */
+async function rebuildFromKafka(kafka: ReturnType<typeof createKafka>, total: number): Promise<{ entries: number; entries_per_s: number; seconds: number; produce_per_s: number }> {
+  const producer = createProducer(kafka, false);
+  await producer.connect();
   let started = Date.now();
   for (let i = 0; i < total; i += 5000) {
-    const messages = Array.from({ length: Math.min(5000, total - i) }, (_, k) => ({ key: isin, value: JSON.stringify(benchQuote(isin, i + k)) }));
+    const messages = Array.from({ length: Math.min(5000, total - i) }, (_, k) => ({ key: ISIN, value: JSON.stringify(benchQuote(ISIN, i + k)) }));
     await producer.send({ topic: kafkaTopic(PREFIX, 'market'), messages });
   }
   await producer.disconnect();

@@ -10,6 +10,7 @@ import { CSV_PAYLOAD_COLUMNS, csvLayout } from '../../src/replay/csv.js';
 import { resolveSeqRange, type MissingPart } from '../../src/replay/range.js';
 import { planReplay, replayEncoder, replayHistory, replayPages, runReplay, type HistoryReader, type ReplaySink } from '../../src/replay/replay.js';
 import { parseReplayRequest, type ReplayParams } from '../../src/replay/request.js';
+import { stateAt } from '../../src/replay/state.js';
 import { MarketGenerator } from '../../src/simulator/generator.js';
 import { seededRandom } from '../../src/simulator/random.js';
 import { MemoryTopicStore } from '../../src/store/memory-store.js';
@@ -295,5 +296,53 @@ describe('replay: CSV', () => {
     }
     const tabled = Object.entries(CSV_PAYLOAD_COLUMNS).flatMap(([topicKind, byKind]) => Object.keys(byKind).map((kind) => `${topicKind}/${kind}`));
     expect([...kinds].sort()).toEqual(tabled.filter((k) => k !== 'system_alerts/system_alert').sort());
+  });
+});
+
+describe('replay: state at an instant from the held history', () => {
+  it('found by commit time and folded from seq 1: the reducers\' state after the last entry at or before the instant, for every topic kind', async () => {
+    let t = Date.parse('2026-11-26T04:00:00.000Z');
+    const generator = new MarketGenerator({ ratePerSecond: 50, random: seededRandom(11), now: () => new Date(t) });
+    const store = new MemoryTopicStore(100_000);
+    const projector = new Projector(store, silentLogger);
+    // Per topic, the snapshot the store held after each of its entries (what a subscriber was sent then).
+    const snapshots = new Map<string, { seq: number; ts: string; state: unknown }[]>();
+    for (let i = 0, offset = 0; i < 1500; i++, t += 7) {
+      for (const event of generator.next()) {
+        const outcome = await projector.apply(event, { stream: 'sim/0', offset: String(offset++), ts: new Date(t).toISOString() });
+        for (const { topic } of outcome.applied ? outcome.entries : []) {
+          const snapshot = await store.snapshot(topic);
+          if (snapshot) snapshots.set(topic, [...(snapshots.get(topic) ?? []), { seq: snapshot.seq, ts: snapshot.ts, state: snapshot.state }]);
+        }
+      }
+    }
+    const byKind = new Map<string, string>();
+    for (const [topic, list] of snapshots) if (list.length >= 20) byKind.set(parseTopic(topic)?.kind ?? '', topic);
+    expect([...byKind.keys()].sort()).toEqual(expect.arrayContaining(['auctions', 'portfolio', 'prices', 'risk', 'trading']));
+    for (const topic of byKind.values()) {
+      const list = snapshots.get(topic) ?? [];
+      const ms = (i: number) => Date.parse(list[i]?.ts ?? '');
+      const iso = (n: number) => new Date(n).toISOString();
+      const middle = Math.floor(list.length / 2);
+      for (const at of [iso(ms(0) - 1), iso(ms(0)), iso(ms(1) - 1), iso(ms(middle)), iso(ms(middle) + 1), iso(ms(list.length - 2))]) {
+        const expected = list.filter((s) => s.ts <= at).at(-1) ?? { seq: 0, ts: at, state: {} };
+        const got = await stateAt(store, undefined, topic, at);
+        expect({ topic, at, seq: got.seq, ts: got.ts, state: got.state }).toEqual({ topic, at, ...expected });
+      }
+    }
+  });
+
+  it('without Kafka: a history held from seq 1 answers any instant; a trimmed one (no checkpoint to fold from) only at or after its last entry', async () => {
+    const topic = 'prices.IN0020230085';
+    const quotes = async (maxLen: number) => {
+      const store = new MemoryTopicStore(maxLen);
+      const projector = new Projector(store, silentLogger);
+      for (let i = 1; i <= 30; i++) await projector.apply({ event_id: `q-${i}`, type: 'quote', ts: iso(msOf(i)), isin: 'IN0020230085', bid: 99 + i / 100, ask: 99.6, bid_size: 1, ask_size: 1 }, { stream: 's/0', offset: String(i), ts: iso(msOf(i)) });
+      return store;
+    };
+    expect((await stateAt(await quotes(100), undefined, topic, iso(msOf(20)))).seq).toBe(20);
+    const trimmed = await quotes(10);
+    expect((await stateAt(trimmed, undefined, topic, iso(msOf(30)))).seq).toBe(30);
+    for (const at of [25, 5]) await expect(stateAt(trimmed, undefined, topic, iso(msOf(at)))).rejects.toMatchObject({ code: 'NOT_IMPLEMENTED' });
   });
 });
