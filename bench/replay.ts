@@ -224,12 +224,10 @@ async function rebuildFromKafka(kafka: ReturnType<typeof createKafka>, total: nu
   const out = createWriteStream(join(dir, 'kafka.ndjson'));
   const sink = writableSink(out);
   const encoder = replayEncoder('ndjson', TOPIC, replayLine);
-  const records = async function* () {
-    for await (const batch of readPartition(kafka, `${PREFIX}-bench`, kafkaTopic(PREFIX, 'market'), 0)) yield* batch;
-  };
+
   let page: StoredEntry[] = [];
   let count = 0;
-  for await (const { entry } of rebuildTopic(TOPIC, records(), { head: genesisHead(TOPIC, 'bench'), state: undefined })) {
+  for await (const { entry } of rebuildTopic(TOPIC, readPartition(kafka, `${PREFIX}-bench`, kafkaTopic(PREFIX, 'market'), 0), { head: genesisHead(TOPIC, 'bench'), state: undefined })) {
     page.push(storedEntryOf(entry));
     if (page.length === 1000) {
       await sink.write(encoder.page(page));

@@ -138,7 +138,7 @@ export class KafkaHistory {
     // empty state would not give what was served.
     const unusable = partitions === 0 || (!checkpoint && (await partitionBounds(kafka, name, partition)).low > 0n);
     const batches = unusable ? none() : readPartition(kafka, groupPrefix, name, partition, checkpoint ? BigInt(checkpoint.offset) + 1n : undefined);
-    this.cursor = { topic, epoch, next: start.head.seq + 1, entries: rebuildTopic(topic, flatten(batches), start) };
+    this.cursor = { topic, epoch, next: start.head.seq + 1, entries: rebuildTopic(topic, batches, start) };
     return this.cursor;
   }
 
@@ -149,10 +149,6 @@ export class KafkaHistory {
 }
 
 async function* none(): AsyncGenerator<PartitionRecord[]> {}
-
-async function* flatten(batches: AsyncGenerator<PartitionRecord[]>): AsyncGenerator<PartitionRecord> {
-  for await (const batch of batches) yield* batch;
-}
 
 /**
  * A history reader over Redis and Kafka. `auto`: Redis' entries where it holds them, rebuilt ones before

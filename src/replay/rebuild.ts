@@ -36,12 +36,12 @@ export interface RebuiltEntry {
 }
 
 /**
- * The topic's entries after `start`, in seq order, from `records` (the partition from just after the
+ * The topic's entries after `start`, in seq order, from `batches` of records (the partition from just after the
  * start's offset). Records the projector would have dead-lettered (not JSON, invalid, rejected by a
  * reducer) or that touch other topics give none; an event id seen again gives none (the store's
  * de-duplication, which keeps a window of ids: see the README on what a rebuild cannot know).
  */
-export async function* rebuildTopic(topic: string, records: AsyncIterable<SourceRecord>, start: RebuildStart): AsyncGenerator<RebuiltEntry> {
+export async function* rebuildTopic(topic: string, batches: AsyncIterable<readonly SourceRecord[]>, start: RebuildStart): AsyncGenerator<RebuiltEntry> {
   let head = start.head;
   let state = start.state;
   const seen = new Set<string>();
@@ -49,23 +49,26 @@ export async function* rebuildTopic(topic: string, records: AsyncIterable<Source
   const states = new Map<string, JsonObject>();
   const heads = new Map<string, ChainHead>();
   const epoch = () => head.epoch;
-  for await (const record of records) {
-    const validation = validateEvent(parseOrRaw(record.value?.toString('utf8') ?? ''));
-    if (!validation.ok) continue;
-    const event = validation.event;
-    if (!topicsFor(event).includes(topic) || seen.has(event.event_id)) continue;
-    if (state !== undefined) states.set(topic, state);
-    const { changes, rejected } = project(event, states);
-    if (rejected !== undefined) continue;
-    seen.add(event.event_id);
-    const change = changes.find((c) => c.topic === topic);
-    if (!change) continue;
-    heads.set(topic, head);
-    // The head's epoch: a rebuild continues the chain it starts on, it never opens one.
-    const [entry] = chainEntries({ eventId: event.event_id, eventTs: event.ts, committedAt: commitTime({ stream: '', offset: record.offset, ...recordTime(record.timestamp) }), changes: [change] }, heads, epoch);
-    if (!entry) continue;
-    head = entry;
-    state = change.state;
-    yield { entry, state, offset: record.offset };
+  // Batch by batch, as the consumer hands them over: one await per batch, not per record.
+  for await (const batch of batches) {
+    for (const record of batch) {
+      const validation = validateEvent(parseOrRaw(record.value?.toString('utf8') ?? ''));
+      if (!validation.ok) continue;
+      const event = validation.event;
+      if (!topicsFor(event).includes(topic) || seen.has(event.event_id)) continue;
+      if (state !== undefined) states.set(topic, state);
+      const { changes, rejected } = project(event, states);
+      if (rejected !== undefined) continue;
+      seen.add(event.event_id);
+      const change = changes.find((c) => c.topic === topic);
+      if (!change) continue;
+      heads.set(topic, head);
+      // The head's epoch: a rebuild continues the chain it starts on, it never opens one.
+      const [entry] = chainEntries({ eventId: event.event_id, eventTs: event.ts, committedAt: commitTime({ stream: '', offset: record.offset, ...recordTime(record.timestamp) }), changes: [change] }, heads, epoch);
+      if (!entry) continue;
+      head = entry;
+      state = change.state;
+      yield { entry, state, offset: record.offset };
+    }
   }
 }
