@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import { loadConfig } from '../src/config/config.js';
 import type { QuoteEvent } from '../src/domain/events.js';
@@ -10,10 +9,11 @@ import { EventProducer } from '../src/ingest/kafka/event-producer.js';
 import { createKafka, ensureTopics } from '../src/ingest/kafka/kafka-client.js';
 import { FAMILIES, kafkaTopic } from '../src/ingest/kafka/routing.js';
 import { silentLogger } from '../src/observability/logger.js';
+import { createRedisClient, describeTarget, type RedisClient, type RedisTarget } from '../src/store/redis/client.js';
 import { RedisLiveFeed } from '../src/store/redis/redis-live-feed.js';
 import { RedisTopicStore } from '../src/store/redis/redis-store.js';
 import { ROOT, startGateway, startProjector, stopAll, type GatewayProcess, type RoleProcess } from '../test/support/processes.js';
-import { connectRedis, deleteKeys, serviceUrl } from '../test/support/services.js';
+import { deleteKeys, serviceUrl } from '../test/support/services.js';
 import { ROOMY_ADMISSION, TEST_SECRET, token } from '../test/support/system.js';
 import { sleep, waitFor } from '../test/support/waits.js';
 import type { ClientsConnectArgs, ClientsEndArgs, ClientsEndResult } from './kafka-e2e-clients.js';
@@ -38,8 +38,9 @@ import { benchQuote } from './lib/system.js';
  * process, same clock) → client receipt; the delta's `ts` (commit start, ms resolution) splits the
  * first part into Kafka+consume and commit.
  *
- * Needs REDIS_URL and KAFKA_BROKERS (it does not start services itself):
- *   bash scripts/services.sh up && eval "$(bash scripts/services.sh env)" && npm run bench:kafka
+ * Needs REDIS_URL and KAFKA_BROKERS (it does not start services itself); `--cluster` runs the store,
+ * the projector and the gateways on the Redis Cluster of REDIS_CLUSTER_NODES instead:
+ *   bash scripts/services.sh up && eval "$(bash scripts/services.sh env)" && npm run bench:kafka [-- --cluster]
  */
 
 type Variant = 'plain' | 'batch';
@@ -57,6 +58,7 @@ const opts = parseOptions(
     variants: { help: 'plain and/or batch', default: ['plain', 'batch'] as Variant[], parse: list(oneOf<Variant>('plain', 'batch')) },
     isins: { help: 'the prices topics every client follows', default: ['IN0020230085', 'IN0020240019', 'IN0020240050', 'IN0020250018'], parse: list((isin) => isin) },
     partitions: { help: 'Kafka partitions per topic', default: 4, parse: int(1) },
+    cluster: { help: 'Redis Cluster (REDIS_CLUSTER_NODES, or BONDX_TEST_REDIS_CLUSTER_NODES) instead of REDIS_URL; Redis CPU is then not sampled', default: false },
   },
   'Needs REDIS_URL and KAFKA_BROKERS: bash scripts/services.sh up && eval "$(bash scripts/services.sh env)"',
 );
@@ -158,7 +160,7 @@ function dateShift(): number {
 
 // ------------------------------------------------------------------------------------------ state
 
-let redis: Redis | undefined;
+let redis: RedisClient | undefined;
 let kafka: Kafka | undefined;
 let producer: EventProducer | undefined;
 let observer: RedisLiveFeed | undefined;
@@ -365,14 +367,23 @@ function progressLine(r: StepResult): string {
 
 // ------------------------------------------------------------------------------------------ main
 
+/** REDIS_URL, or with --cluster the cluster's seeds. */
+function redisTarget(): RedisTarget {
+  if (!opts.cluster) return { url: serviceUrl('REDIS_URL', 'bench:kafka') };
+  const nodes = process.env.REDIS_CLUSTER_NODES || process.env.BONDX_TEST_REDIS_CLUSTER_NODES;
+  if (!nodes) usageError('--cluster needs REDIS_CLUSTER_NODES (`eval "$(bash scripts/services.sh env)"`)');
+  return { clusterNodes: nodes };
+}
+
 async function main(): Promise<void> {
   const started = hrNow();
-  const REDIS_URL = serviceUrl('REDIS_URL', 'bench:kafka');
+  const target = redisTarget();
   const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'bench:kafka');
   log(`run ${RUN}: ${CLIENTS} socket.io clients × ${TOPICS.length} topics, ${GATEWAYS} gateway(s), rates ${RATES.join(', ')} ev/s, ${STEP_MS / 1000} s per step (first ${WARMUP_MS / 1000} s discarded), variants ${VARIANTS.join(', ')}${VARIANTS.includes('batch') ? ` (batch_size ${BATCH_SIZE})` : ''}`);
-  log(`services: REDIS_URL=${REDIS_URL} KAFKA_BROKERS=${KAFKA_BROKERS}; prefix ${PREFIX}, ${PARTITIONS} partitions`);
+  log(`services: Redis ${describeTarget(target)}, KAFKA_BROKERS=${KAFKA_BROKERS}; prefix ${PREFIX}, ${PARTITIONS} partitions`);
 
-  redis = await connectRedis(REDIS_URL);
+  redis = createRedisClient(target);
+  await redis.ping();
   const config = loadConfig({ KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_PARTITIONS: String(PARTITIONS), KAFKA_CLIENT_ID: `${RUN}-bench`, LOG_LEVEL: 'silent' });
   kafka = createKafka(config, silentLogger, '-bench');
   await ensureTopics(kafka, config);
@@ -380,7 +391,7 @@ async function main(): Promise<void> {
   await producer.connect();
 
   // The observer: our own subscriber on the live channels the gateways listen to.
-  observer = new RedisLiveFeed(REDIS_URL, { prefix: PREFIX });
+  observer = new RedisLiveFeed(redis, { prefix: PREFIX });
   for (const topic of TOPICS) {
     observer.subscribe(topic, (entry) => {
       const n = eventNumber(entry.event_id, observedPrefix);
@@ -389,7 +400,9 @@ async function main(): Promise<void> {
   }
   await observer.ready();
 
-  const common = { REDIS_URL, REDIS_PREFIX: PREFIX, JWT_SECRET: TEST_SECRET, ...ROOMY_ADMISSION, WS_MAX_CONNECTIONS: String(CLIENTS + 100), SIMULATOR: 'false' };
+  // The other Redis variable '' over an inherited one: a role given both refuses to start.
+  const redisEnv = 'url' in target ? { REDIS_URL: target.url, REDIS_CLUSTER_NODES: '' } : { REDIS_CLUSTER_NODES: target.clusterNodes, REDIS_URL: '' };
+  const common = { ...redisEnv, REDIS_PREFIX: PREFIX, JWT_SECRET: TEST_SECRET, ...ROOMY_ADMISSION, WS_MAX_CONNECTIONS: String(CLIENTS + 100), SIMULATOR: 'false' };
   const t0 = hrNow();
   const [projector, ...gateways] = (await Promise.all([
     startProjector({ ...common, KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_GROUP_ID: GROUP, KAFKA_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'warn' }),
@@ -420,7 +433,7 @@ async function main(): Promise<void> {
 
   const pids = new Map<string, number | null>([
     ['kafka', servicePid('kafka', 'kafka')],
-    ['redis', servicePid('redis', 'redis')],
+    ['redis', opts.cluster ? null : servicePid('redis', 'redis')],
     ['projector', projector.pid],
     ...gateways.map((g, i): [string, number] => [GATEWAYS > 1 ? `gateway${i + 1}` : 'gateway', g.pid]),
     ['clients', child.proc.pid ?? null],
@@ -532,7 +545,7 @@ function report(results: StepResult[], gatewayCount: number, clock: { offset: nu
   }
   if (headline) console.log(`${headline.pass === null ? 'N/A' : headline.pass ? 'PASS' : 'FAIL'} overall (judged on the ${headline.variant} variant)`);
 
-  const file = writeResults('kafka-e2e', {
+  const file = writeResults(opts.cluster ? 'kafka-e2e-cluster' : 'kafka-e2e', {
     run: RUN,
     seconds: round(seconds, 1),
     setup: {
