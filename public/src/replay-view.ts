@@ -32,6 +32,9 @@ export function mountReplay(client: BondxClient, selected: () => string | null):
   const topic = input('replay-topic', 'topic', selected() ?? '', 24);
   const from = input('replay-from', 'from seq', '1', 6);
   const to = input('replay-to', 'to seq', '', 6);
+  // A time range instead of seqs when either is given (ISO-8601 with a zone, e.g. 2026-11-26T10:00:00Z).
+  const since = input('replay-since', 'since (time)', '', 20);
+  const until = input('replay-until', 'until', '', 20);
   const speed = input('replay-speed', 'speed (0: max)', '10', 5);
   const play = el('button', 'Play');
   play.id = 'replay-play';
@@ -48,7 +51,7 @@ export function mountReplay(client: BondxClient, selected: () => string | null):
   table.tHead?.append(row([{ text: 'Seq', cls: 'num' }, { text: 'Time' }, { text: 'Entry' }]));
   const scroll = el('div', null, 'scroll short');
   scroll.append(table);
-  panel.append(el('h2', 'Replay'), topic, from, to, speed, play, stop, status, l1, scroll);
+  panel.append(el('h2', 'Replay'), topic, from, to, since, until, speed, play, stop, status, l1, scroll);
   document.querySelector('main.grid')?.append(panel);
 
   let current: Replay | null = null;
@@ -61,7 +64,8 @@ export function mountReplay(client: BondxClient, selected: () => string | null):
     current?.stop();
     const body = tbody('replay-entries');
     body.replaceChildren();
-    const replay = client.replay(topic.value, { fromSeq: Number(from.value) || 1, ...(to.value ? { toSeq: Number(to.value) } : {}), speed: Number(speed.value) || 0 });
+    const range = since.value || until.value ? { ...(since.value ? { since: since.value } : {}), ...(until.value ? { until: until.value } : {}) } : { fromSeq: Number(from.value) || 1, ...(to.value ? { toSeq: Number(to.value) } : {}) };
+    const replay = client.replay(topic.value, { ...range, speed: Number(speed.value) || 0 });
     current = replay;
     setStatus('playing', 'playing…');
     let bidAsk = '—';

@@ -380,10 +380,15 @@ export interface ReplayAck {
   count: number;
   first_seq: number;
   head_seq: number;
-  asked: {
-    from_seq: number;
-    to_seq: number | null;
-  };
+  asked:
+    | {
+        from_seq: number;
+        to_seq: number | null;
+      }
+    | {
+        since: string | null;
+        until: string | null;
+      };
   missing: ReplayMissing[];
 }
 export interface ReplayMissing {

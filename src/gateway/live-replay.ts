@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JsonObject } from '../domain/json.js';
-import { ClientError } from '../protocol/errors.js';
 import type { Envelope, ReplayMessage } from '../protocol/messages.js';
 import type { MissingPart } from '../replay/range.js';
 import type { ReplayAck } from '../protocol/socketio-events.js';
 import { planReplay, replayEnd, replayPages, type HistoryReader } from '../replay/replay.js';
+import { parseReplayRequest } from '../replay/request.js';
 import type { HistoryEntry } from '../store/topic-store.js';
 import type { DeliveryTrack } from './delivery-ranges.js';
 import { replayEnvelope } from './envelope.js';
@@ -48,9 +48,10 @@ export class LiveReplay {
   }
 
   async run(): Promise<ReplayAck> {
-    const { topic, from_seq: fromSeq = 1, to_seq: toSeq, speed = 1 } = this.request;
-    if (toSeq !== undefined && toSeq < fromSeq) throw new ClientError('INVALID_MESSAGE', { reason: `to_seq (${toSeq}) is before from_seq (${fromSeq})` });
-    const plan = await planReplay(this.reader, { topic, range: toSeq === undefined ? { by: 'seq', fromSeq } : { by: 'seq', fromSeq, toSeq }, format: 'ndjson', source: 'redis' });
+    const { topic, from_seq: fromSeq, to_seq: toSeq, since, until, speed = 1 } = this.request;
+    // The HTTP replay's parser, so both accept and refuse the same ranges (by seq or by time, not both).
+    const asked = parseReplayRequest({ topic, from_seq: fromSeq?.toString(), to_seq: toSeq?.toString(), since, until });
+    const plan = await planReplay(this.reader, { ...asked, source: 'redis' });
     const missing: MissingPart[] = plan.missing.map((m) => ({ ...m }));
     const served = { from: null as number | null, to: null as number | null, count: 0 };
     let previous: HistoryEntry | undefined;
@@ -78,8 +79,7 @@ export class LiveReplay {
     const cancelled = this.abort.signal.aborted;
     this.abort.abort();
     const { type: _type, ...end } = replayEnd(plan, served, missing);
-    // A live replay is asked by seq only.
-    return { action: 'replay', cancelled, ...end, asked: { from_seq: fromSeq, to_seq: toSeq ?? null } };
+    return { action: 'replay', cancelled, ...end };
   }
 
   private get over(): boolean {

@@ -117,6 +117,10 @@ export interface ReplayMessage {
   from_seq?: number;
   /** Inclusive; absent: up to the head when the replay starts. */
   to_seq?: number;
+  /** By commit time instead of seq (ISO-8601, as the HTTP replay's since/until): inclusive. */
+  since?: string;
+  /** Exclusive. */
+  until?: string;
   /** Recorded pace times this (default 1); 0: as fast as the client reads. */
   speed?: number;
   correlation_id?: string;

@@ -41,7 +41,7 @@ export type HeartbeatEnvelope = Typed<'heartbeat', { heads: Record<string, numbe
 export type PongEnvelope = Typed<'pong', JsonObject>;
 
 /** The ack of a replay: the HTTP replay's trailer (what was served, what was missing), and whether it was cut short. */
-export type ReplayAck = Omit<ReplayEnd, 'type' | 'asked'> & { action: 'replay'; cancelled: boolean; asked: { from_seq: number; to_seq: number | null } };
+export type ReplayAck = Omit<ReplayEnd, 'type'> & { action: 'replay'; cancelled: boolean };
 
 /** The ack's payload per message kind. */
 export interface AckPayloads {

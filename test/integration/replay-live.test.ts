@@ -85,6 +85,23 @@ describe.each(TRANSPORTS)('live replay over %s', (transport) => {
     }
   });
 
+  it('by commit time: since (inclusive) .. until (exclusive), the same entries the HTTP replay gives for that range', async () => {
+    const client = await open(transport);
+    try {
+      const all = await httpReplay(1, FAST + PACED);
+      // The paced entries are 100 ms apart: since on the 2nd of them, until on the 6th.
+      const since = (all[FAST + 1] as Envelope).ts;
+      const until = (all[FAST + 5] as Envelope).ts;
+      const ack = await client.request('replay', { topic: TOPIC, since, until, speed: 0 });
+      const expected = all.filter((e) => e.ts >= since && e.ts < until);
+      expect(expected.length).toBeGreaterThanOrEqual(4);
+      expect(ack.payload).toMatchObject({ action: 'replay', cancelled: false, count: expected.length, from_seq: expected[0]?.seq, to_seq: expected.at(-1)?.seq, asked: { since, until }, missing: [] });
+      expect(replayed(client).map(withoutReplayMark)).toEqual(expected);
+    } finally {
+      client.close();
+    }
+  });
+
   it('keeps the live subscription of the same topic flowing during a replay', async () => {
     const client = await open(transport);
     try {
@@ -145,7 +162,7 @@ describe.each(TRANSPORTS)('live replay over %s', (transport) => {
     const market = await open(transport);
     try {
       expect(await trading.request('replay', { topic: 'trading.bob' })).toMatchObject({ type: 'error', code: 'FORBIDDEN' });
-      for (const bad of [{ speed: -1 }, { from_seq: 0 }, { from_seq: 5, to_seq: 4 }, { speed: 'fast' }, { seek: 3 }]) {
+      for (const bad of [{ speed: -1 }, { from_seq: 0 }, { from_seq: 5, to_seq: 4 }, { speed: 'fast' }, { seek: 3 }, { since: 'yesterday' }, { since: '2026-11-26T10:00:00' }, { from_seq: 1, since: '2026-11-26' }, { since: '2026-11-27', until: '2026-11-26' }]) {
         expect(await market.request('replay', { topic: TOPIC, ...bad }), JSON.stringify(bad)).toMatchObject({ type: 'error', code: 'INVALID_MESSAGE' });
       }
       expect(replayed(market)).toEqual([]);

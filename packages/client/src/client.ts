@@ -79,8 +79,18 @@ export class BondxClient extends Emitter<ClientEvents> {
    */
   replay(topic: string, options: ReplayOptions = {}): Replay {
     const { link } = this.linkFor(topic);
-    const { fromSeq, toSeq, speed } = options;
-    const message = { type: 'replay' as const, topic, correlation_id: nextCorrelation(), ...(fromSeq === undefined ? {} : { from_seq: fromSeq }), ...(toSeq === undefined ? {} : { to_seq: toSeq }), ...(speed === undefined ? {} : { speed }) };
+    const { fromSeq, toSeq, since, until, speed } = options;
+    const iso = (t: string | Date) => (typeof t === 'string' ? t : t.toISOString());
+    const message = {
+      type: 'replay' as const,
+      topic,
+      correlation_id: nextCorrelation(),
+      ...(fromSeq === undefined ? {} : { from_seq: fromSeq }),
+      ...(toSeq === undefined ? {} : { to_seq: toSeq }),
+      ...(since === undefined ? {} : { since: iso(since) }),
+      ...(until === undefined ? {} : { until: iso(until) }),
+      ...(speed === undefined ? {} : { speed }),
+    };
     const replay = new Replay(topic, message, () => link.send({ type: 'replay_stop' }));
     link.addReplay(replay);
     return replay;

@@ -7,6 +7,10 @@ export interface ReplayOptions {
   fromSeq?: number;
   /** Last seq, inclusive (default: the head when the replay starts). */
   toSeq?: number;
+  /** By commit time instead of seq (not both): from this instant, inclusive (ISO-8601 with a zone, or a Date). */
+  since?: string | Date;
+  /** Up to this instant, exclusive. */
+  until?: string | Date;
   /** Recorded pace times this (default 1); 0: as fast as the client reads. */
   speed?: number;
 }
