@@ -152,7 +152,7 @@ const envSchema = z.object({
   AUDIT_DELIVERIES: bool(true),
   /** How often a gateway writes its delivery ranges (ms): a gateway crash loses at most this much of the record. */
   AUDIT_DELIVERY_FLUSH_MS: int(2000, 100, 60_000),
-  /** Delivery records kept per user without Kafka (memory, Redis stream); Kafka keeps them forever. */
+  /** The delivery record kept per user without Kafka: the newest ranges in memory, stream entries (one per flush) in Redis; Kafka keeps it forever. */
   AUDIT_DELIVERIES_MAX_LEN: int(100_000, 100),
 });
 

@@ -88,6 +88,18 @@ export async function queryDeliveries(log: Pick<DeliveryLog, 'read'>, query: Del
   return latestRanges(await log.read(query.user)).filter((r) => matchesQuery(r, query));
 }
 
+/** `records` grouped by `keyOf` (users, partitions), each group in write order: what one write of a log sends together. */
+export function groupRecords<K>(records: readonly DeliveryRecord[], keyOf: (record: DeliveryRecord) => K): Map<K, DeliveryRecord[]> {
+  const groups = new Map<K, DeliveryRecord[]>();
+  for (const record of records) {
+    const key = keyOf(record);
+    const group = groups.get(key);
+    if (group) group.push(record);
+    else groups.set(key, [record]);
+  }
+  return groups;
+}
+
 /** Embedded mode's log: the newest `maxPerUser` records of each user, in this process. */
 export class MemoryDeliveryLog implements DeliveryLog {
   private readonly byUser = new Map<string, DeliveryRecord[]>();

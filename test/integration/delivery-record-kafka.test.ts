@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { compileSchemaDir, describeErrors } from '../../src/domain/json-schema.js';
 import type { ShownAnswer } from '../../src/gateway/delivery-audit.js';
 import { createKafka } from '../../src/ingest/kafka/kafka-client.js';
-import { kafkaTopic } from '../../src/ingest/kafka/routing.js';
+import { kafkaTopic, partitionOf } from '../../src/ingest/kafka/routing.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { Envelope } from '../../src/protocol/messages.js';
 import { latestRanges, type DeliveryRecord } from '../../src/store/deliveries.js';
@@ -17,21 +17,23 @@ import { startTestSystem, type TestSystem } from '../support/system.js';
 import { sleep, waitFor } from '../support/waits.js';
 
 /**
- * With Kafka, the delivery record lands in the Kafka topic `<prefix>.deliveries` (created kept forever,
- * keyed by user): read back here with a plain consumer, every record in the contract, both transports;
+ * With Kafka, the delivery record lands in the Kafka topic `<prefix>.deliveries` (created kept forever, a
+ * user's ranges all in the partition their id hashes to): read back here with a plain consumer, every
+ * record in the contract (a batch of ranges), both transports;
  * the gateway's shutdown writes each open range closed (`shutdown`); the HTTP route, `audit shown` and
  * the CLI read the record from Kafka.
  */
 
 const REDIS_URL = serviceUrl('REDIS_URL', 'the delivery record Kafka test');
 const KAFKA_BROKERS = serviceUrl('KAFKA_BROKERS', 'the delivery record Kafka test');
+const PARTITIONS = 2;
 const RUN = `dk-${randomBytes(4).toString('hex')}`;
-const ENV = { REDIS_URL, KAFKA_BROKERS, REDIS_PREFIX: RUN, KAFKA_TOPIC_PREFIX: RUN, KAFKA_GROUP_ID: `${RUN}-g`, KAFKA_PARTITIONS: '2', LOG_LEVEL: 'silent' };
+const ENV = { REDIS_URL, KAFKA_BROKERS, REDIS_PREFIX: RUN, KAFKA_TOPIC_PREFIX: RUN, KAFKA_GROUP_ID: `${RUN}-g`, KAFKA_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'silent' };
 const ISIN = 'IN0020230085';
 const TOPIC = `prices.${ISIN}`;
 const USERS = { socketio: `sio-${RUN}`, websocket: `ws-${RUN}` } as const;
 const DELIVERIES = kafkaTopic(RUN, 'deliveries');
-const validate = compileSchemaDir(new URL('../../schemas/audit/', import.meta.url), { delivery: 'https://bondx.example/schemas/audit/delivery.json' }).delivery;
+const validate = compileSchemaDir(new URL('../../schemas/audit/', import.meta.url), { batch: 'https://bondx.example/schemas/audit/delivery-batch.json' }).batch;
 
 let kafka: Kafka;
 let system: TestSystem;
@@ -46,18 +48,18 @@ afterAll(async () => {
 });
 
 /** Every record of the deliveries topic, read with a consumer group of its own from the beginning to the current end. */
-async function readTopic(): Promise<{ key: string; record: DeliveryRecord }[]> {
+async function readTopic(): Promise<{ partition: number; key: string; value: unknown }[]> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(DELIVERIES).finally(() => admin.disconnect());
   const total = ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  const out: { key: string; record: DeliveryRecord }[] = [];
+  const out: { partition: number; key: string; value: unknown }[] = [];
   const consumer = kafka.consumer({ groupId: `${RUN}-reader-${randomBytes(3).toString('hex')}` });
   await consumer.connect();
   await consumer.subscribe({ topics: [DELIVERIES], fromBeginning: true });
   await consumer.run({
-    eachMessage: async ({ message }) => {
-      out.push({ key: message.key?.toString() ?? '', record: JSON.parse(message.value?.toString() ?? 'null') as DeliveryRecord });
+    eachMessage: async ({ partition, message }) => {
+      out.push({ partition, key: message.key?.toString() ?? '', value: JSON.parse(message.value?.toString() ?? 'null') as unknown });
     },
   });
   await waitFor(() => out.length >= total, 20_000, () => `${out.length}/${total} records read`);
@@ -69,7 +71,7 @@ const seqsOf = (records: DeliveryRecord[]) => [...new Set(records.filter((r) => 
 const received = (client: TestClient) => client.received.filter((e: Envelope) => e.topic === TOPIC && (e.type === 'snapshot' || e.type === 'delta')).map((e) => e.seq as number);
 
 describe('delivery record in Kafka', () => {
-  it('ranges land in <prefix>.deliveries, kept forever, keyed by user; shutdown closes them; read back over HTTP and the CLI', async () => {
+  it('ranges land in <prefix>.deliveries, kept forever, one partition per user; shutdown closes them; read back over HTTP and the CLI', async () => {
     const publish = async (n: number) => {
       for (let i = 0; i < n; i++) await system.publisher?.publish([quote(ISIN, 99 + i / 100, 99.6 + i / 100)], 'test');
     };
@@ -91,13 +93,17 @@ describe('delivery record in Kafka', () => {
 
     // Shutdown with both clients connected: every open range is written closed before the process ends.
     await system.close();
-    const all = await readTopic();
-    for (const { key, record } of all) {
-      expect(validate(record), describeErrors(validate.errors)).toBe(true);
-      expect(key).toBe(record.user);
+    const all: DeliveryRecord[] = [];
+    for (const { partition, key, value } of await readTopic()) {
+      expect(validate(value), describeErrors(validate.errors)).toBe(true);
+      const ranges = value as DeliveryRecord[];
+      expect(key).toBe(ranges[0]?.user);
+      // One partition holds all of a user's ranges: the one their id hashes to, as a key would.
+      for (const range of ranges) expect(partitionOf(range.user, PARTITIONS)).toBe(partition);
+      all.push(...ranges);
     }
     for (const [transport, user] of Object.entries(USERS)) {
-      const ranges = latestRanges(all.map((r) => r.record).filter((r) => r.user === user));
+      const ranges = latestRanges(all.filter((r) => r.user === user));
       expect(ranges.map((r) => `${r.kind}:${r.end}:${r.transport}`)).toEqual([`snapshot:done:${transport}`, `live:shutdown:${transport}`]);
       expect(seqsOf(ranges)).toEqual(received(clients[transport as keyof typeof clients]));
     }
@@ -111,6 +117,6 @@ describe('delivery record in Kafka', () => {
     const cli = runBondx(['audit', 'deliveries', '--user', USERS.websocket, '--topic', TOPIC], ENV);
     expect(await cli.exited(60_000)).toBe(0);
     const lines = cli.stdout().trim().split('\n').map((line) => JSON.parse(line) as DeliveryRecord);
-    expect(lines).toEqual(latestRanges(all.map((r) => r.record).filter((r) => r.user === USERS.websocket)));
+    expect(lines).toEqual(latestRanges(all.filter((r) => r.user === USERS.websocket)));
   });
 });

@@ -1,18 +1,28 @@
 import type { Kafka, Producer } from 'kafkajs';
-import type { DeliveryLog, DeliveryRecord } from '../../store/deliveries.js';
+import { groupRecords, type DeliveryLog, type DeliveryRecord } from '../../store/deliveries.js';
 import { createProducer } from './kafka-client.js';
 import { partitionCount, readPartition } from './partition-reader.js';
 import { kafkaTopic, partitionOf } from './routing.js';
 
 /**
- * The delivery record in Kafka (`{KAFKA_TOPIC_PREFIX}.deliveries`, created by ensureTopics, kept forever):
- * one JSON record per range write, keyed by user, so one partition holds all of a user's ranges in
- * order. Gateways append; a user's question reads that partition to its end (with a group of its own
- * that commits nothing).
+ * Ranges per Kafka record: one record per range would cost the gateway a Kafka message each (kafkajs'
+ * per-message work dominates), so a flush writes a few records per partition. ~400 bytes a range keeps
+ * a record well under the broker's 1 MB default.
+ */
+const RANGES_PER_RECORD = 1000;
+
+/**
+ * The delivery record in Kafka (`{KAFKA_TOPIC_PREFIX}.deliveries`, created by ensureTopics, kept forever).
+ * Each user's ranges go to the partition their user id hashes to (the producer's partitioner, as for a
+ * key), so one partition holds all of a user's ranges in order; a Kafka record is a JSON array of the
+ * ranges one flush wrote to that partition (several users), keyed by its first range's user. Gateways
+ * append; a user's question reads that partition to its end (with a group of its own that commits nothing).
  */
 export class KafkaDeliveryLog implements DeliveryLog {
   private readonly producer: Producer;
   private connected: Promise<void> | undefined;
+  private partitions: Promise<number> | undefined;
+  readonly topic: string;
 
   constructor(
     private readonly kafka: Kafka,
@@ -21,17 +31,30 @@ export class KafkaDeliveryLog implements DeliveryLog {
     private readonly groupPrefix: string,
   ) {
     this.topic = kafkaTopic(prefix, 'deliveries');
-    // Not idempotent: a record written twice is the same range state twice, which reading collapses.
+    // Not idempotent: a record written twice holds the same range states twice, which reading collapses.
     this.producer = createProducer(kafka, false);
   }
-
-  readonly topic: string;
 
   async append(records: readonly DeliveryRecord[]): Promise<void> {
     if (records.length === 0) return;
     this.connected ??= this.producer.connect();
-    await this.connected;
-    await this.producer.send({ topic: this.topic, acks: -1, messages: records.map((r) => ({ key: r.user, value: JSON.stringify(r) })) });
+    this.partitions ??= partitionCount(this.kafka, this.topic);
+    const [, partitions] = await Promise.all([this.connected, this.partitions]);
+    if (partitions === 0) throw new Error(`Kafka topic ${this.topic} does not exist (ensureTopics creates it)`);
+    // partitionOf builds a partitioner per call: once per user, not per range.
+    const partitionOfUser = new Map<string, number>();
+    const partition = (user: string): number => {
+      let p = partitionOfUser.get(user);
+      if (p === undefined) partitionOfUser.set(user, (p = partitionOf(user, partitions)));
+      return p;
+    };
+    const messages = [...groupRecords(records, (r) => partition(r.user))].flatMap(([p, list]) =>
+      Array.from({ length: Math.ceil(list.length / RANGES_PER_RECORD) }, (_, i) => {
+        const chunk = list.slice(i * RANGES_PER_RECORD, (i + 1) * RANGES_PER_RECORD);
+        return { partition: p, key: (chunk[0] as DeliveryRecord).user, value: JSON.stringify(chunk) };
+      }),
+    );
+    await this.producer.send({ topic: this.topic, acks: -1, messages });
   }
 
   async read(user: string): Promise<DeliveryRecord[]> {
@@ -40,8 +63,8 @@ export class KafkaDeliveryLog implements DeliveryLog {
     const out: DeliveryRecord[] = [];
     for await (const batch of readPartition(this.kafka, this.groupPrefix, this.topic, partitionOf(user, partitions))) {
       for (const record of batch) {
-        if (record.key?.toString('utf8') !== user || !record.value) continue;
-        out.push(JSON.parse(record.value.toString('utf8')) as DeliveryRecord);
+        if (!record.value) continue;
+        for (const range of JSON.parse(record.value.toString('utf8')) as DeliveryRecord[]) if (range.user === user) out.push(range);
       }
     }
     return out;

@@ -1,4 +1,4 @@
-import type { DeliveryLog, DeliveryRecord } from '../deliveries.js';
+import { groupRecords, type DeliveryLog, type DeliveryRecord } from '../deliveries.js';
 import type { RedisClient } from './client.js';
 import { redisKeys, type RedisKeyLayout } from './keys.js';
 
@@ -6,8 +6,9 @@ import { redisKeys, type RedisKeyLayout } from './keys.js';
 const READ_PAGE = 1000;
 
 /**
- * The delivery record without Kafka: one stream per user (`keys.deliveries`, in the user's slot), one
- * JSON record per entry, the newest ~`maxPerUser` kept (MAXLEN ~).
+ * The delivery record without Kafka: one stream per user (`keys.deliveries`, in the user's slot); an
+ * entry is the JSON array of the user's ranges one flush wrote (one XADD per user per flush, not per
+ * range), the newest ~`maxPerUser` entries kept (MAXLEN ~).
  */
 export class RedisDeliveryLog implements DeliveryLog {
   private readonly keys: RedisKeyLayout;
@@ -21,8 +22,8 @@ export class RedisDeliveryLog implements DeliveryLog {
   }
 
   async append(records: readonly DeliveryRecord[]): Promise<void> {
-    // One XADD per record, all sent at once: the users' streams may be on different cluster nodes.
-    await Promise.all(records.map((r) => this.redis.xadd(this.keys.deliveries(r.user), 'MAXLEN', '~', this.maxPerUser, '*', 'r', JSON.stringify(r))));
+    // All sent at once: the users' streams may be on different cluster nodes.
+    await Promise.all([...groupRecords(records, (r) => r.user)].map(([user, list]) => this.redis.xadd(this.keys.deliveries(user), 'MAXLEN', '~', this.maxPerUser, '*', 'r', JSON.stringify(list))));
   }
 
   async read(user: string): Promise<DeliveryRecord[]> {
@@ -30,7 +31,7 @@ export class RedisDeliveryLog implements DeliveryLog {
     let start = '-';
     for (;;) {
       const page = await this.redis.xrange(this.keys.deliveries(user), start, '+', 'COUNT', READ_PAGE);
-      for (const [, fields] of page) out.push(JSON.parse(fields[1] ?? 'null') as DeliveryRecord);
+      for (const [, fields] of page) out.push(...(JSON.parse(fields[1] ?? '[]') as DeliveryRecord[]));
       const last = page.at(-1);
       if (!last || page.length < READ_PAGE) return out;
       start = `(${last[0]}`;
