@@ -4,9 +4,12 @@ import { defineConfig } from 'vitest/config';
 // `npm test`), so timeouts leave room for consumer-group joins and broker
 // round trips. Forks isolate native/socket state per file; 2 workers match
 // the 2-core machines this runs on (more would just contend with the broker).
+// Two groups, run one after the other: everything, then the backbone on the
+// Redis Cluster, whose failover test kills a master of the cluster the other
+// files share (alone, it cannot fail their commands; it leaves the cluster whole).
+const CLUSTER_FAULTS = 'test/e2e/backbone-cluster.test.ts';
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     environment: 'node',
     pool: 'forks',
     fileParallelism: true,
@@ -14,5 +17,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000,
+    projects: [
+      { extends: true, test: { name: 'suite', include: ['test/**/*.test.ts'], exclude: [CLUSTER_FAULTS], sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'cluster faults', include: [CLUSTER_FAULTS], sequence: { groupOrder: 1 } } },
+    ],
   },
 });
