@@ -68,20 +68,20 @@ export class RedisTopicStore implements TopicStore {
       throw new Error(`source offset must be a non-negative decimal integer, got ${JSON.stringify(input.source.offset)}`);
     }
     const committedAt = commitTime(input.source);
-    commitEntity(input); // throws on topics of several entities, before any read
-    if (input.expectedHeads) return this.commitOnto(input, committedAt, input.expectedHeads);
+    const entity = commitEntity(input); // throws on topics of several entities, before any read
+    if (input.expectedHeads) return this.commitOnto(input, committedAt, entity, input.expectedHeads);
     // Commits naming no heads go one at a time per store, so this process's callers never race each
     // other between reading the heads and the compare-and-set; another process getting in between is
     // met by reading again.
-    const run = this.unchecked.then(() => this.commitOntoStored(input, committedAt));
+    const run = this.unchecked.then(() => this.commitOntoStored(input, committedAt, entity));
     this.unchecked = run.catch(() => undefined);
     return run;
   }
 
-  private async commitOntoStored(input: CommitInput, committedAt: string): Promise<CommitResult> {
+  private async commitOntoStored(input: CommitInput, committedAt: string, entity: string): Promise<CommitResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.commitOnto(input, committedAt, await this.chainHeads([...new Set(input.changes.map((c) => c.topic))]));
+        return await this.commitOnto(input, committedAt, entity, await this.chainHeads([...new Set(input.changes.map((c) => c.topic))]));
       } catch (err) {
         if (!(err instanceof HeadMismatch) || attempt >= UNCHECKED_COMMIT_ATTEMPTS) throw err;
       }
@@ -89,11 +89,11 @@ export class RedisTopicStore implements TopicStore {
   }
 
   /** Chains the changes onto `heads` (here: Lua has no SHA-256) and commits them if those are still the store's heads. */
-  private async commitOnto(input: CommitInput, committedAt: string, heads: ReadonlyMap<string, ChainHead | null>): Promise<CommitResult> {
+  private async commitOnto(input: CommitInput, committedAt: string, entity: string, heads: ReadonlyMap<string, ChainHead | null>): Promise<CommitResult> {
     const entries = chainEntries({ eventId: input.eventId, eventTs: input.eventTs, committedAt, changes: input.changes }, heads, newEpoch);
     const checked = new Set<string>();
     const result = await this.scripts.commit({
-      entity: commitEntity(input),
+      entity,
       eventId: input.eventId,
       eventTs: input.eventTs,
       source: input.source,
