@@ -89,11 +89,12 @@ export class Projector {
   /**
    * Commits naming, for a source, the offset last applied to the commit's entity (read from the store the
    * first time), and remembers the new one. A store that lost the entity's writes since refuses with
-   * SourceOffsetMismatch, and the source re-seeks (ProjectorConsumer).
+   * SourceOffsetMismatch, and the source re-seeks (ProjectorConsumer). A commit without changes (a
+   * dead-lettered record's offset) numbers nothing, so there is no history of it to guard.
    */
   private async commit(input: CommitInput): Promise<CommitResult> {
     const source = input.source;
-    if (!source) return this.store.commit(input);
+    if (!source || input.changes.length === 0) return this.store.commit(input);
     const entity = commitEntity(input);
     const key = entityKey(entity, source.stream);
     let after = this.offsets.get(key);
