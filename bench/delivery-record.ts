@@ -4,7 +4,7 @@
  * written by the real DeliveryRecorder to a real Redis stream log (REDIS_URL) or Kafka (KAFKA_BROKERS,
  * with --sink kafka). Reports the process CPU per flush and per record, and the share of one core at the
  * default 2 s interval. The per-message part is one field per broadcast (Room.lastSeq), not measured here.
- *   REDIS_URL=redis://127.0.0.1:6390 npx tsx bench/delivery-record.ts [--tracks 250,10000,50000] [--flushes 5] [--sink redis|kafka]
+ *   REDIS_URL=redis://127.0.0.1:6390 [KAFKA_BROKERS=127.0.0.1:9092] npx tsx bench/delivery-record.ts [--tracks 250,10000,50000] [--per-user 1] [--flushes 5] [--sink redis|kafka]
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -20,6 +20,7 @@ import { int, list, oneOf, parseOptions } from './lib/options.js';
 
 const opts = parseOptions('npx tsx bench/delivery-record.ts', "The delivery record's CPU per flush in a gateway process.", {
   tracks: { help: 'live subscriptions (tracks) per run', default: [250, 10_000, 50_000], parse: list(int(1)) },
+  perUser: { help: 'subscriptions per user (1: every one a distinct user, the most records to write apart)', default: 1, parse: int(1) },
   flushes: { help: 'flushes measured per run (after one warm-up flush)', default: 5, parse: int(1) },
   sink: { help: 'where the records go: redis or kafka', default: 'redis', parse: oneOf('redis', 'kafka') },
 });
@@ -38,14 +39,13 @@ const cpuMs = () => {
   return (user + system) / 1000;
 };
 
-console.log(`delivery record, sink ${opts.sink}, ${opts.flushes} flushes per run`);
+console.log(`delivery record, sink ${opts.sink}, ${opts.perUser} subscription(s) per user, ${opts.flushes} flushes per run`);
 console.log('| live subscriptions | records per flush | CPU per flush | CPU per record | share of one core at 2 s |');
 console.log('|--:|--:|--:|--:|--:|');
 for (const n of opts.tracks) {
   const recorder = new DeliveryRecorder(log, 'bench-gw', 3_600_000, silentLogger);
-  // 100 users, each with n/100 connections on one topic: what a busy topic's subscribers look like.
   const rooms = Array.from({ length: n }, (_, i) => {
-    const track = recorder.track({ gateway: 'bench-gw', conn: `c${i}`, user: `u${i % 100}`, transport: 'socketio', stream: 'market', device_type: 'web' }, 'prices.IN0020230085');
+    const track = recorder.track({ gateway: 'bench-gw', conn: `c${i}`, user: `u${Math.floor(i / opts.perUser)}`, transport: 'socketio', stream: 'market', device_type: 'web' }, 'prices.IN0020230085');
     const cursor = { lastSeq: 0, epoch: 'bench' };
     track.sent('snapshot', 'bench', 0, 0, new Date().toISOString());
     track.follow(cursor, 'bench', 0, new Date().toISOString());

@@ -106,7 +106,10 @@ export class DeliveryTrack {
   }
 
   private record(range: OpenRange, to: number, now: string, end: DeliveryEnd | null): DeliveryRecord {
-    return { ...this.target, ts: range.ts, last_ts: now, topic: this.topic, epoch: range.epoch, kind: range.kind, from_seq: range.from, to_seq: to, end };
+    const { gateway, conn, user, transport, stream, device_type } = this.target;
+    // Written out, not spread: V8 builds a spread-then-extended object on its slow path, ~15x the cost,
+    // and a flush builds one per growing range.
+    return { ts: range.ts, last_ts: now, gateway, conn, user, transport, stream, device_type, topic: this.topic, epoch: range.epoch, kind: range.kind, from_seq: range.from, to_seq: to, end };
   }
 }
 

@@ -10,6 +10,8 @@ import { kafkaTopic, partitionOf } from './routing.js';
  * a record well under the broker's 1 MB default.
  */
 const RANGES_PER_RECORD = 1000;
+/** Kafka records per produce request (~400 KB each at most). */
+const RECORDS_PER_REQUEST = 4;
 
 /**
  * The delivery record in Kafka (`{KAFKA_TOPIC_PREFIX}.deliveries`, created by ensureTopics, kept forever).
@@ -41,20 +43,14 @@ export class KafkaDeliveryLog implements DeliveryLog {
     this.partitions ??= partitionCount(this.kafka, this.topic);
     const [, partitions] = await Promise.all([this.connected, this.partitions]);
     if (partitions === 0) throw new Error(`Kafka topic ${this.topic} does not exist (ensureTopics creates it)`);
-    // partitionOf builds a partitioner per call: once per user, not per range.
-    const partitionOfUser = new Map<string, number>();
-    const partition = (user: string): number => {
-      let p = partitionOfUser.get(user);
-      if (p === undefined) partitionOfUser.set(user, (p = partitionOf(user, partitions)));
-      return p;
-    };
-    const messages = [...groupRecords(records, (r) => partition(r.user))].flatMap(([p, list]) =>
+    const messages = [...groupRecords(records, (r) => partitionOf(r.user, partitions))].flatMap(([p, list]) =>
       Array.from({ length: Math.ceil(list.length / RANGES_PER_RECORD) }, (_, i) => {
         const chunk = list.slice(i * RANGES_PER_RECORD, (i + 1) * RANGES_PER_RECORD);
         return { partition: p, key: (chunk[0] as DeliveryRecord).user, value: JSON.stringify(chunk) };
       }),
     );
-    await this.producer.send({ topic: this.topic, acks: -1, messages });
+    // A few records per request: kafkajs copies a request's whole buffer as it grows, so one huge request costs more than its parts.
+    for (let i = 0; i < messages.length; i += RECORDS_PER_REQUEST) await this.producer.send({ topic: this.topic, acks: -1, messages: messages.slice(i, i + RECORDS_PER_REQUEST) });
   }
 
   async read(user: string): Promise<DeliveryRecord[]> {

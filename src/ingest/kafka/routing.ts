@@ -70,10 +70,20 @@ export function topicSource(topic: string): { family: Family; key: string } | nu
   }
 }
 
+/** Per partition count, the producer's partitioner and the metadata it reads: made once (a partitioner draws random bytes when made). */
+const partitioners = new Map<number, (key: string) => number>();
+
 /** The partition a key lands on among `partitions`: the producer's own (murmur2) partitioner, asked directly. */
 export function partitionOf(key: string, partitions: number): number {
-  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
-  return Partitioners.DefaultPartitioner()({ topic: '', partitionMetadata, message: { key, value: null } });
+  let partitioner = partitioners.get(partitions);
+  if (!partitioner) {
+    const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
+    // A keyed message's partition depends on the key alone, so one partitioner serves every call.
+    const partition = Partitioners.DefaultPartitioner();
+    partitioner = (k) => partition({ topic: '', partitionMetadata, message: { key: k, value: null } });
+    partitioners.set(partitions, partitioner);
+  }
+  return partitioner(key);
 }
 
 /**
