@@ -45,6 +45,7 @@ export interface BackboneRedis {
 export interface Backbone {
   readonly store: RedisTopicStore;
   readonly gateway: GatewayProcess;
+  readonly projector: RoleProcess;
   subscribe(name: string, namespace: '/market' | '/trading', batchSize?: number): Subscriber;
   produceStream(total: number, opts?: { batch?: number; pauseMs?: number }): Promise<void>;
   waitForProjection(timeoutMs: number): Promise<void>;
@@ -664,6 +665,9 @@ export function backboneSuite(redisTarget: BackboneRedis, more?: (backbone: Back
       },
       get gateway() {
         return gatewayB;
+      },
+      get projector() {
+        return projector;
       },
       subscribe: (name, namespace, batchSize) => {
         const client = new Subscriber(name, namespace, namespace === '/market' ? 'viewer' : USER, namespace === '/market' ? PRICE_TOPICS : [TRADING_TOPIC], batchSize);

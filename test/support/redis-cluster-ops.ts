@@ -87,10 +87,28 @@ export class TestCluster {
     await waitFor(async () => (await onNode(replica, async (n) => infoField(await n.info('replication'), 'role'))) === 'master', 15_000, `node ${replica} to become master`, 100);
   }
 
+  /** The pid of a node's redis-server. */
+  async pid(port: number): Promise<number> {
+    return Number(await onNode(port, async (n) => infoField(await n.info('server'), 'process_id')));
+  }
+
+  /**
+   * Cuts a master off its replica: the replica frozen (SIGSTOP) so it cannot reconnect, its link closed
+   * on the master's side (CLIENT KILL TYPE replica: what the kernel already holds for it, it still reads
+   * later), so the writes the master acknowledges from now on reach no replica — if the master then dies,
+   * the promoted replica lacks them: writes the cluster acknowledged and lost. Resolves with the thaw
+   * (SIGCONT); thaw within the node timeout (2 s), or the cluster marks the replica failed too.
+   */
+  async cutOff(master: number): Promise<() => void> {
+    const pid = await this.pid(await this.replicaOf(master));
+    process.kill(pid, 'SIGSTOP');
+    await onNode(master, (n) => n.call('CLIENT', 'KILL', 'TYPE', 'replica'));
+    return () => process.kill(pid, 'SIGCONT');
+  }
+
   /** SIGKILL of a node's redis-server (no shutdown, no goodbye to the cluster): what a crashed host looks like. */
   async kill(port: number): Promise<void> {
-    const pid = Number(await onNode(port, async (n) => infoField(await n.info('server'), 'process_id')));
-    process.kill(pid, 'SIGKILL');
+    process.kill(await this.pid(port), 'SIGKILL');
     await waitFor(() => onNode(port, (n) => n.ping()).then(() => false, () => true), 5000, `node ${port} to be gone`, 50);
   }
 
