@@ -169,19 +169,23 @@ export class StitchedHistory implements ReplayHistory {
     this.store = replayHistory(store);
   }
 
-  async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
-    const read = await this.readStoredAfter(topic, afterSeq, limit);
-    return { ...read, entries: read.entries.map(entryOfStored) };
+  readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
+    return this.stitch(topic, afterSeq, limit, { read: (t, a, l) => this.store.readAfter(t, a, l), ofRebuilt: (e) => e, parsed: (e) => e });
   }
 
-  async readStoredAfter(topic: string, afterSeq: number, limit: number): Promise<StoredRead> {
-    const held = await this.store.readStoredAfter(topic, afterSeq, limit);
+  readStoredAfter(topic: string, afterSeq: number, limit: number): Promise<StoredRead> {
+    return this.stitch(topic, afterSeq, limit, { read: (t, a, l) => this.store.readStoredAfter(t, a, l), ofRebuilt: storedEntryOf, parsed: entryOfStored });
+  }
+
+  /** Both reads, in the entry form `form` gives: the held part read in it, rebuilt entries turned into it. */
+  private async stitch<E extends { seq: number; epoch: string }>(topic: string, afterSeq: number, limit: number, form: EntryForm<E>): Promise<Omit<HistoryRead, 'entries'> & { entries: E[] }> {
+    const held = await form.read(topic, afterSeq, limit);
     if (!this.kafka.covers(topic) || held.headSeq === 0) return held;
     const firstHeld = this.source === 'kafka' ? held.headSeq + 1 : held.firstSeq;
     if (firstHeld <= 1) return held;
     // Redis' oldest held entry: its epoch is the one its predecessors were committed in (one epoch per rebuild).
     const heldFirst = held.entries[0];
-    const seam = this.source === 'kafka' ? undefined : heldFirst?.seq === firstHeld ? entryOfStored(heldFirst) : (await this.store.readAfter(topic, firstHeld - 1, 1)).entries[0];
+    const seam = this.source === 'kafka' ? undefined : heldFirst?.seq === firstHeld ? form.parsed(heldFirst) : (await this.store.readAfter(topic, firstHeld - 1, 1)).entries[0];
     const epoch = seam?.epoch ?? held.epoch;
     // Kafka not holding what Redis was built from: what Redis holds, as without Kafka (older seqs trimmed).
     if (this.source === 'auto' && !(await this.meets(topic, epoch, firstHeld, seam))) return held;
@@ -194,9 +198,9 @@ export class StitchedHistory implements ReplayHistory {
     if (last !== undefined && last.seq === firstHeld - 1 && seam && !follows(last, seam)) throw new RebuildMismatch(topic, seam.seq);
     // A page short of the held part (records gone from Kafka meanwhile) goes on with Redis' entries: the
     // replay reports the seqs between as trimmed.
-    const stored = rebuilt.map(storedEntryOf);
-    if (last?.seq === upTo && upTo < firstHeld - 1) return { ...bounds, entries: stored };
-    return { ...bounds, entries: [...stored, ...heldEntries].slice(0, limit) };
+    const entries = rebuilt.map(form.ofRebuilt);
+    if (last?.seq === upTo && upTo < firstHeld - 1) return { ...bounds, entries };
+    return { ...bounds, entries: [...entries, ...heldEntries].slice(0, limit) };
   }
 
   close(): Promise<void> {
@@ -222,6 +226,13 @@ export class StitchedHistory implements ReplayHistory {
     }
     return known;
   }
+}
+
+/** An entry form a stitched read is done in: its held read, and the conversions from and to parsed entries. */
+interface EntryForm<E> {
+  read(topic: string, afterSeq: number, limit: number): Promise<Omit<HistoryRead, 'entries'> & { entries: E[] }>;
+  ofRebuilt(entry: HistoryEntry): E;
+  parsed(entry: E): HistoryEntry;
 }
 
 /** Whether `next` is the chain's entry after `previous` (same epoch, next seq, hash linked). */
