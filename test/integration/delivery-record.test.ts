@@ -197,7 +197,7 @@ describe('delivery record', () => {
     expect(none).toMatchObject({ delivered: false, seq: null, state: null, ranges: [] });
   });
 
-  it('the CLI answers the same, straight from Redis', async () => {
+  it('the CLI answers the same, straight from Redis and through the gateway', async () => {
     const deliveries = runBondx(['audit', 'deliveries', '--user', USER, '--topic', TOPIC], CLI_ENV, ['KAFKA_BROKERS']);
     expect(await deliveries.exited(30_000)).toBe(0);
     expect(deliveries.stdout().trim().split('\n').map((line) => JSON.parse(line) as DeliveryRecord)).toEqual(all);
@@ -206,6 +206,16 @@ describe('delivery record', () => {
     expect(await run.exited(30_000)).toBe(0);
     expect(JSON.parse(run.stdout())).toEqual(await shown(m.at));
     expect(run.stderr()).toContain(`had ${TOPIC} at seq ${m.seq}`);
+    // Through a gateway (--server, --token): the same answers, no Redis needed.
+    const server = ['--server', system.server.url, '--token', system.token('audit-1', 'auditor')];
+    const viaServer = runBondx(['audit', 'deliveries', '--user', USER, '--topic', TOPIC, ...server], { LOG_LEVEL: 'silent' }, ['KAFKA_BROKERS', 'REDIS_URL']);
+    expect(await viaServer.exited(30_000)).toBe(0);
+    expect(viaServer.stdout().trim().split('\n').map((line) => JSON.parse(line) as DeliveryRecord)).toEqual(all);
+    const none = runBondx(['audit', 'shown', '--user', USER, '--topic', TOPIC, '--at', beforeAny, ...server], { LOG_LEVEL: 'silent' }, ['KAFKA_BROKERS', 'REDIS_URL']);
+    expect(await none.exited(30_000)).toBe(0);
+    expect(none.stderr()).toContain(`had been sent nothing of ${TOPIC}`);
+    const bad = runBondx(['audit', 'shown', '--user', USER, '--topic', 'nope', '--at', beforeAny, ...server], { LOG_LEVEL: 'silent' }, ['KAFKA_BROKERS', 'REDIS_URL']);
+    expect(await bad.exited(30_000)).toBe(2);
   });
 
   it('only auditors and operators may ask; bad requests are INVALID_MESSAGE with the reason', async () => {
