@@ -171,6 +171,7 @@ program
   .option('--at <time>', "instead of a range: the topic's state as of this instant (ISO-8601), one snapshot envelope line")
   .option('--format <format>', 'ndjson or csv', 'ndjson')
   .option('--source <source>', 'auto (Redis, and Kafka for what Redis no longer holds: needs KAFKA_BROKERS), redis or kafka (every entry rebuilt)', 'auto')
+  .option('--epoch <epoch>', "an earlier epoch of the topic (after a reset): its entries as served in it, rebuilt from Kafka up to its last checkpoint")
   .option('--out <file>', 'write to a file instead of stdout')
   .option('--server <url>', "a running gateway's base URL, e.g. http://127.0.0.1:8000")
   .option('--token <token>', 'with --server: a token with role auditor or operator')

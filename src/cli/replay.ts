@@ -27,6 +27,7 @@ export interface ReplayCliOptions {
   until?: string;
   format?: string;
   source?: string;
+  epoch?: string;
   /** The state as of this instant instead of a range (one snapshot envelope line). */
   at?: string;
   out?: string;
@@ -38,7 +39,7 @@ export interface ReplayCliOptions {
 class ReplayFailure extends Error {}
 
 export async function replayCommand(config: () => Config, topic: string, opts: ReplayCliOptions): Promise<number> {
-  const params: ReplayParams = { topic, from_seq: opts.fromSeq, to_seq: opts.toSeq, since: opts.since, until: opts.until, format: opts.format, source: opts.source };
+  const params: ReplayParams = { topic, from_seq: opts.fromSeq, to_seq: opts.toSeq, since: opts.since, until: opts.until, format: opts.format, source: opts.source, epoch: opts.epoch };
   if (opts.at !== undefined) {
     try {
       return await stateCommand(config, topic, opts);
@@ -75,7 +76,7 @@ async function fromRedis(cfg: Config, request: ReplayRequest, out: Writable, pro
   if (!cfg.REDIS_URL) throw new ReplayFailure('reads Redis: set REDIS_URL (and REDIS_PREFIX), or use --server URL --token TOKEN against a running gateway (an in-memory npm start has its history in its own memory)');
   const store = new RedisTopicStore(cfg.REDIS_URL, { prefix: cfg.REDIS_PREFIX });
   try {
-    const history = historyFor(store, cfg.KAFKA_BROKERS ? replayKafkaOptions(cfg, silentLogger) : undefined, request.source);
+    const history = historyFor(store, cfg.KAFKA_BROKERS ? replayKafkaOptions(cfg, silentLogger) : undefined, request.source, request.epoch);
     try {
       const plan = await planReplay(history, request);
       return await runReplay(history, plan, replayEncoder(request.format, request.topic, replayLine), writableSink(out), progress?.update);

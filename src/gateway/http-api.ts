@@ -264,7 +264,7 @@ function params<N extends string>(query: URLSearchParams, names: readonly N[]): 
 async function replay(deps: HttpApiDeps, req: IncomingMessage, query: URLSearchParams): Promise<Reply> {
   requireRole(deps, req, REPLAY_ROLES);
   const request = parseReplayRequest(params(query, REPLAY_PARAMS));
-  const history = historyFor(deps.gateway.store, deps.replayKafka, request.source);
+  const history = historyFor(deps.gateway.store, deps.replayKafka, request.source, request.epoch);
   let plan: ReplayPlan;
   try {
     plan = await planReplay(history, request);

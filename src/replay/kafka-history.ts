@@ -32,16 +32,19 @@ export function replayKafkaOptions(config: Config, log: Logger): KafkaHistoryOpt
 }
 
 /** What a replay reads for `source`; closed when the replay is done. Without Kafka, `auto` is what the store holds. */
-export function historyFor(store: HistoryStore, kafka: KafkaHistoryOptions | undefined, source: ReplaySource): ReplayHistory & { close(): Promise<void> } {
+export function historyFor(store: HistoryStore, kafka: KafkaHistoryOptions | undefined, source: ReplaySource, epoch?: string): ReplayHistory & { close(): Promise<void> } {
+  if (epoch !== undefined && !kafka) throw new ClientError('INVALID_MESSAGE', { reason: 'an earlier epoch is rebuilt from Kafka (KAFKA_BROKERS), which this server does not have' });
   if (source === 'redis' || (source === 'auto' && !kafka)) return { ...replayHistory(store), close: async () => undefined };
   if (!kafka) throw new ClientError('INVALID_MESSAGE', { reason: 'source kafka needs Kafka (KAFKA_BROKERS), which this server does not have' });
-  return new StitchedHistory(store, new KafkaHistory(kafka), source);
+  const history = new KafkaHistory(kafka);
+  const stitched = new StitchedHistory(store, history, source);
+  return epoch === undefined ? stitched : new EpochHistory(replayHistory(store), history, stitched, epoch);
 }
 
 /** The rebuilt entries do not meet what Redis holds: the projection is not reproducible from Kafka. */
 export class RebuildMismatch extends Error {
-  constructor(topic: string, seq: number) {
-    super(`topic ${topic}: the entries rebuilt from Kafka do not chain onto Redis' entry ${seq} (its hash does not follow the rebuilt one)`);
+  constructor(topic: string, seq: number, against = "Redis' entry") {
+    super(`topic ${topic}: the entries rebuilt from Kafka do not chain onto ${against} ${seq} (its hash does not follow the rebuilt one)`);
     this.name = 'RebuildMismatch';
   }
 }
@@ -233,6 +236,64 @@ interface EntryForm<E> {
   read(topic: string, afterSeq: number, limit: number): Promise<Omit<HistoryRead, 'entries'> & { entries: E[] }>;
   ofRebuilt(entry: HistoryEntry): E;
   parsed(entry: E): HistoryEntry;
+}
+
+/**
+ * An earlier epoch of a topic (README "Audit and replay", Epochs): after Redis was wiped the topic was
+ * re-projected under a new epoch, and what clients were sent under the old one is in Redis no more.
+ * Its entries are rebuilt from Kafka under its own chain, from its checkpoints (or the partition's start
+ * and its hash(0)), and checked against every checkpoint of it they pass (same hash, or a
+ * RebuildMismatch). Its history ends, as far as any durable record knows, at its last checkpoint: that
+ * is its head here, and later seqs are `beyond_head`. The current epoch (or the held entries' own)
+ * is served as without `epoch`.
+ */
+export class EpochHistory implements ReplayHistory {
+  private current: boolean | undefined;
+
+  constructor(
+    private readonly store: ReplayHistory,
+    private readonly kafka: KafkaHistory,
+    private readonly stitched: StitchedHistory,
+    private readonly epoch: string,
+  ) {}
+
+  async readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead> {
+    if (await this.isCurrent(topic)) return this.stitched.readAfter(topic, afterSeq, limit);
+    return this.rebuilt(topic, afterSeq, limit, (e) => e);
+  }
+
+  async readStoredAfter(topic: string, afterSeq: number, limit: number): Promise<StoredRead> {
+    if (await this.isCurrent(topic)) return this.stitched.readStoredAfter(topic, afterSeq, limit);
+    return this.rebuilt(topic, afterSeq, limit, storedEntryOf);
+  }
+
+  close(): Promise<void> {
+    return this.kafka.close();
+  }
+
+  private async isCurrent(topic: string): Promise<boolean> {
+    if (this.current === undefined) {
+      const held = await this.store.readAfter(topic, 0, 1);
+      this.current = held.epoch === this.epoch || held.entries[0]?.epoch === this.epoch;
+    }
+    return this.current;
+  }
+
+  private async rebuilt<E>(topic: string, afterSeq: number, limit: number, form: (entry: HistoryEntry) => E): Promise<Omit<HistoryRead, 'entries'> & { entries: E[] }> {
+    const checkpoints = this.kafka.covers(topic) ? (await this.kafka.checkpoints(topic)).filter((c) => c.epoch === this.epoch) : [];
+    const last = checkpoints.at(-1);
+    if (!last) throw new ClientError('INVALID_MESSAGE', { reason: `epoch ${this.epoch} of ${topic} is neither its current one nor in its replay checkpoints`, topic, epoch: this.epoch });
+    const bounds = { epoch: this.epoch, headSeq: last.seq, firstSeq: 1 };
+    const upTo = Math.min(afterSeq + limit, last.seq);
+    if (limit === 0 || afterSeq >= upTo) return { ...bounds, entries: [] };
+    const hashes = new Map(checkpoints.map((c) => [c.seq, c.hash]));
+    const entries = (await this.kafka.entries(topic, this.epoch, afterSeq + 1, upTo)).map(({ entry }) => {
+      const expected = hashes.get(entry.seq);
+      if (expected !== undefined && expected !== entry.hash) throw new RebuildMismatch(topic, entry.seq, 'the epoch\'s checkpoint at');
+      return form(entry);
+    });
+    return { ...bounds, entries };
+  }
 }
 
 /** Whether `next` is the chain's entry after `previous` (same epoch, next seq, hash linked). */

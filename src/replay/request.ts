@@ -28,6 +28,8 @@ export interface ReplayRequest {
   range: ReplayRange;
   format: ReplayFormat;
   source: ReplaySource;
+  /** An earlier epoch of the topic (one a reset left behind) instead of its current one. */
+  epoch?: string;
 }
 
 /** The request's parameters as given (HTTP query names); absent ones undefined. */
@@ -39,13 +41,16 @@ export interface ReplayParams {
   until?: string | undefined;
   format?: string | undefined;
   source?: string | undefined;
+  epoch?: string | undefined;
 }
 
 /** Parameter names, as the HTTP route reads them. */
-export const REPLAY_PARAMS = ['topic', 'from_seq', 'to_seq', 'since', 'until', 'format', 'source'] as const satisfies readonly (keyof ReplayParams)[];
+export const REPLAY_PARAMS = ['topic', 'from_seq', 'to_seq', 'since', 'until', 'format', 'source', 'epoch'] as const satisfies readonly (keyof ReplayParams)[];
 
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 /** A date (UTC midnight), or a date and time with its zone: a time without one would be the server's local time. */
+/** An epoch id as the stores make them (hex), with room for other lengths. */
+const EPOCH = /^[0-9a-z]{1,64}$/;
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
 
 function invalid(reason: string): ClientError {
@@ -62,7 +67,13 @@ export function parseReplayRequest(params: ReplayParams): ReplayRequest {
   const bySeq = params.from_seq !== undefined || params.to_seq !== undefined;
   const byTime = params.since !== undefined || params.until !== undefined;
   if (bySeq && byTime) throw invalid('give a range by seq (from_seq, to_seq) or by time (since, until), not both');
-  return { topic, format: format as ReplayFormat, source: source as ReplaySource, range: byTime ? timeRange(params.since, params.until) : seqRange(params.from_seq, params.to_seq) };
+  const request: ReplayRequest = { topic, format: format as ReplayFormat, source: source as ReplaySource, range: byTime ? timeRange(params.since, params.until) : seqRange(params.from_seq, params.to_seq) };
+  if (params.epoch !== undefined) {
+    if (!EPOCH.test(params.epoch)) throw invalid('epoch must be an epoch id (1 to 64 lowercase letters and digits)');
+    if (source === 'redis') throw invalid('an earlier epoch is rebuilt from Kafka: source redis has none');
+    request.epoch = params.epoch;
+  }
+  return request;
 }
 
 /** `GET /api/v1/replay/state`: a topic and an instant. */

@@ -15,15 +15,15 @@ import { Projector } from '../../src/projector/projector.js';
 import { applyDelta, freshPrices, type DeltaPayload, type StateOf } from '../../src/domain/deltas/index.js';
 import type { JsonObject } from '../../src/domain/json.js';
 import { replayLine } from '../../src/gateway/envelope.js';
-import { KafkaHistory, StitchedHistory } from '../../src/replay/kafka-history.js';
-import { planReplay, replayEncoder, runReplay } from '../../src/replay/replay.js';
+import { historyFor, KafkaHistory, StitchedHistory } from '../../src/replay/kafka-history.js';
+import { planReplay, replayEncoder, runReplay, type HistoryReader } from '../../src/replay/replay.js';
 import { parseReplayRequest } from '../../src/replay/request.js';
 import { stateAt } from '../../src/replay/state.js';
 import type { Backends } from '../../src/runtime/backends.js';
 import { createBackends } from '../../src/runtime/system.js';
 import type { HistoryEntry } from '../../src/store/topic-store.js';
 import { book, ladder, quote } from '../support/events.js';
-import { dropRun, serviceUrl } from '../support/services.js';
+import { connectRedis, deleteKeys, dropRun, serviceUrl } from '../support/services.js';
 import { waitFor } from '../support/waits.js';
 
 function validated(raw: unknown): DomainEvent {
@@ -47,7 +47,8 @@ const OTHER = 'IN0020230093';
 const TOPIC = `prices.${ISIN}`;
 const EVENTS = 600;
 const EVERY = 150;
-const config = loadConfig({ REDIS_URL, KAFKA_BROKERS, REDIS_PREFIX: RUN, KAFKA_TOPIC_PREFIX: RUN, KAFKA_GROUP_ID: `${RUN}-p`, KAFKA_PARTITIONS: '3', HISTORY_MAX_LEN: '100', REPLAY_CHECKPOINT_EVERY: String(EVERY), LOG_LEVEL: 'silent' });
+const ENV = { REDIS_URL, KAFKA_BROKERS, REDIS_PREFIX: RUN, KAFKA_TOPIC_PREFIX: RUN, KAFKA_GROUP_ID: `${RUN}-p`, KAFKA_PARTITIONS: '3', HISTORY_MAX_LEN: '100', REPLAY_CHECKPOINT_EVERY: String(EVERY), LOG_LEVEL: 'silent' };
+const config = loadConfig(ENV);
 
 let kafka: Kafka;
 let backends: Backends;
@@ -83,7 +84,7 @@ afterAll(async () => {
 });
 
 /** Every entry the reader gives, page by page as a replay reads them. */
-async function readAll(reader: StitchedHistory, from = 1, page = 64): Promise<HistoryEntry[]> {
+async function readAll(reader: HistoryReader, from = 1, page = 64): Promise<HistoryEntry[]> {
   const out: HistoryEntry[] = [];
   for (let after = from - 1; ; ) {
     const { entries } = await reader.readAfter(TOPIC, after, page);
@@ -174,4 +175,45 @@ describe('replay rebuilt from Kafka', () => {
       await reader.close();
     }
   });
+
+  it('after a wipe (the topic re-projected into an empty store: a new epoch), the old epoch replays by name, its entries exactly as served in it', async () => {
+    // Another store fed from the same Kafka records, as a wiped Redis is re-projected: same seqs, ts and
+    // payloads, a new epoch (and so other hashes); its projector writes that epoch's checkpoints too.
+    const wiped = loadConfig({ ...ENV, REDIS_PREFIX: `${RUN}-wiped`, KAFKA_GROUP_ID: `${RUN}-p2` });
+    const store = await createBackends(wiped, silentLogger);
+    const projector = new Projector(store.store, silentLogger);
+    const consumer2 = new ProjectorConsumer(createKafka(wiped, silentLogger, '-projector2'), wiped, new Ingest(projector, store.deadLetters, silentLogger, new Metrics()), projector, store.store, silentLogger);
+    await consumer2.start();
+    try {
+      await waitFor(async () => (await store.store.readAfter(TOPIC, 0, 0)).headSeq === EVENTS, 30_000, 'the topic re-projected');
+      await waitFor(async () => (await readCheckpoints(kafka, RUN, `${RUN}-ck2`, TOPIC)).filter((c) => c.seq === EVENTS).length === 2, 30_000, "the new epoch's checkpoints");
+      const old = (recorded[0] as HistoryEntry).epoch;
+      const options = { kafka, prefix: RUN, groupPrefix: `${RUN}-epoch` };
+      const now = historyFor(store.store, options, 'auto');
+      const then = historyFor(store.store, options, 'auto', old);
+      try {
+        const current = await readAll(now);
+        expect(current[0]?.epoch).not.toBe(old);
+        expect(current.map(({ seq, ts, payload, event_id }) => ({ seq, ts, payload, event_id }))).toEqual(recorded.map(({ seq, ts, payload, event_id }) => ({ seq, ts, payload, event_id })));
+        // The old epoch: what was served under it, hash for hash (its checkpoints checked on the way).
+        expect(await readAll(then)).toEqual(recorded);
+        const lines: string[] = [];
+        const request = parseReplayRequest({ topic: TOPIC, epoch: old, from_seq: '590', to_seq: '700' });
+        const end = await runReplay(then, await planReplay(then, request), replayEncoder('ndjson', TOPIC, replayLine), { write: async (chunk) => void lines.push(chunk) });
+        expect(end).toMatchObject({ epoch: old, from_seq: 590, to_seq: EVENTS, count: EVENTS - 589, head_seq: EVENTS, missing: [{ from_seq: EVENTS + 1, to_seq: 700, reason: 'beyond_head' }] });
+        const unknown = historyFor(store.store, options, 'auto', 'ffffffffffff');
+        await expect(unknown.readAfter(TOPIC, 0, 0)).rejects.toMatchObject({ code: 'INVALID_MESSAGE' });
+        await unknown.close();
+      } finally {
+        await now.close();
+        await then.close();
+      }
+    } finally {
+      await consumer2.stop();
+      await store.close();
+      const redis = await connectRedis(REDIS_URL);
+      await deleteKeys(redis, `${RUN}-wiped:*`);
+      redis.disconnect();
+    }
+  }, 90_000);
 });

@@ -183,6 +183,8 @@ describe('replay: request parameters', () => {
     [{ topic: TOPIC, to_seq: '-1' }, /to_seq must be an integer/],
     [{ topic: TOPIC, from_seq: '9', to_seq: '3' }, /to_seq \(3\) is before from_seq \(9\)/],
     [{ topic: TOPIC, from_seq: '1', since: '2026-01-01' }, /not both/],
+    [{ topic: TOPIC, epoch: 'Not-An-Epoch' }, /epoch must be an epoch id/],
+    [{ topic: TOPIC, epoch: 'a1b2c3d4e5f6', source: 'redis' }, /source redis has none/],
     [{ topic: TOPIC, since: 'yesterday' }, /since must be an ISO-8601/],
     [{ topic: TOPIC, since: '2026-01-01T10:00' }, /since must be an ISO-8601 date, or time with a zone/],
     [{ topic: TOPIC, since: '2026-13-45T10:00:00Z' }, /since must be an ISO-8601/],
