@@ -8,7 +8,7 @@ import type { DeliveryEnd, DeliveryKind, DeliveryRecord, DeliveryTarget } from '
  * range reads the room's last broadcast seq (`SeqCursor`) only when it is taken or closed.
  */
 
-/** How far live delivery has got: the last seq a room broadcast to its members (each member in it since the range opened got it), in the feed's epoch. */
+/** How far live delivery has got: the last seq a room broadcast to its members (each member in it since the range opened got it), and its epoch. */
 export interface SeqCursor {
   readonly lastSeq: number;
   readonly epoch: string;
@@ -115,7 +115,7 @@ export class DeliveryTrack {
 
 /**
  * A live range opened on a topic with no entry yet has no epoch (''): its entries come in the epoch the
- * first commit gives the topic, which the feed then serves. Fixed before the range is first written.
+ * first commit gives the topic, the one the room broadcast them in. Fixed when the range is first written.
  */
 function settle(range: OpenRange): void {
   if (range.epoch === '' && range.cursor) range.epoch = range.cursor.epoch;

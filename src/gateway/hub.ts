@@ -4,6 +4,7 @@ import type { Envelope } from '../protocol/messages.js';
 import type { HistoryEntry, LiveFeed, TopicStore } from '../store/topic-store.js';
 import { batchEnvelope } from './envelope.js';
 import { Frame, type Fanout, type Link } from './link.js';
+import type { SeqCursor } from './delivery-ranges.js';
 import type { DeliveryFilter } from './subtopics.js';
 import { TopicFeed, type Outlet } from './topic-feed.js';
 import { turnEnd, type TurnTask } from './turn.js';
@@ -29,7 +30,7 @@ export const NO_BATCHING: Batching = { size: 1 };
  * Subscribers of one topic with the same filter and batching on one transport: the unit of
  * broadcast. Each envelope (or batch) is built and serialised once for all members.
  */
-export class Room implements Outlet, TurnTask {
+export class Room implements Outlet, TurnTask, SeqCursor {
   /** The room's membership, its only record: transports with native rooms mirror it through join/leave. */
   private readonly members = new Set<RoomMember>();
   /** Members per stream, so a broadcast is counted without walking the set. */
@@ -37,8 +38,9 @@ export class Room implements Outlet, TurnTask {
   private pending: Envelope[] = [];
   /** Upstream event times (ms) of the pending entries, for delivery latency. */
   private pendingTs: number[] = [];
-  /** Seq of the last entry broadcast: how far every member's live delivery range reaches (delivery-ranges.ts). */
+  /** Seq and epoch of the last entry broadcast: how far every member's live delivery range reaches (delivery-ranges.ts). */
   lastSeq = 0;
+  epoch = '';
 
   constructor(
     readonly name: string,
@@ -109,9 +111,11 @@ export class Room implements Outlet, TurnTask {
   }
 
   private send(envelopes: Envelope[], eventTs: number[]): void {
-    const envelope = envelopes.length === 1 ? (envelopes[0] as Envelope) : batchEnvelope(this.topic, envelopes);
-    // The delivery record's whole cost per broadcast: one field, whatever the number of members.
-    this.lastSeq = envelope.seq ?? this.lastSeq;
+    const last = envelopes[envelopes.length - 1] as Envelope;
+    const envelope = envelopes.length === 1 ? last : batchEnvelope(this.topic, envelopes);
+    // The delivery record's whole cost per broadcast: two fields, whatever the number of members.
+    this.lastSeq = last.seq ?? this.lastSeq;
+    this.epoch = String(last.meta.epoch);
     if (this.fanout.broadcast) this.fanout.broadcast(this.name, envelope);
     else {
       const frame = new Frame(envelope); // serialised once for the whole room
@@ -126,9 +130,10 @@ export class Room implements Outlet, TurnTask {
   reset(): void {
     this.pending = [];
     this.pendingTs = [];
-    // The next entries are another epoch's seqs.
-    this.lastSeq = 0;
     for (const member of [...this.members]) member.resync();
+    // The next entries are another epoch's seqs; only now: each member's range ended where the room had got to.
+    this.lastSeq = 0;
+    this.epoch = '';
   }
 
   /** A closed room sends nothing more, even if its turn's flush is still due. */

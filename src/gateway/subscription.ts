@@ -1,7 +1,7 @@
 import type { Envelope, SubscribeMessage } from '../protocol/messages.js';
 import type { DeliveryEnd, DeliveryKind } from '../store/deliveries.js';
 import type { HistoryEntry } from '../store/topic-store.js';
-import type { DeliveryTrack, SeqCursor } from './delivery-ranges.js';
+import type { DeliveryTrack } from './delivery-ranges.js';
 import { batchEnvelope, snapshotEnvelope } from './envelope.js';
 import type { Hub, Room, RoomMember } from './hub.js';
 import type { Link } from './link.js';
@@ -144,7 +144,7 @@ export class Subscription implements RoomMember {
       live: () => {
         this.room = room;
         room.join(this);
-        track?.follow(liveCursor(room, feed), feed.epoch, held, new Date().toISOString());
+        track?.follow(room, feed.epoch, held, new Date().toISOString());
       },
     });
   }
@@ -158,14 +158,3 @@ export class Subscription implements RoomMember {
   }
 }
 
-/** How far a member's live delivery has got, read only when its range is written: the room's last broadcast, in the feed's epoch. */
-function liveCursor(room: Room, feed: TopicFeed): SeqCursor {
-  return {
-    get lastSeq() {
-      return room.lastSeq;
-    },
-    get epoch() {
-      return feed.epoch;
-    },
-  };
-}

@@ -52,15 +52,15 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function publish(n: number, sys = system): Promise<void> {
+async function publish(n: number, sys = system, isin = ISIN): Promise<void> {
   for (let i = 0; i < n; i++) {
     quotes++;
-    const outcome = await sys.ingest.submit(quote(ISIN, 99 + (quotes % 50) / 100, 99.6 + (quotes % 50) / 100), 'test');
+    const outcome = await sys.ingest.submit(quote(isin, 99 + (quotes % 50) / 100, 99.6 + (quotes % 50) / 100), 'test');
     if (outcome.status !== 'applied') throw new Error(`quote not applied: ${JSON.stringify(outcome)}`);
   }
 }
 
-const head = async (sys = system) => (await sys.backends.store.topics()).find((t) => t.topic === TOPIC)?.headSeq ?? 0;
+const head = async (sys = system, topic = TOPIC) => (await sys.backends.store.topics()).find((t) => t.topic === topic)?.headSeq ?? 0;
 
 /** What the user's screen holds: the state folded from what the client received, and every seq received. */
 class Screen {
@@ -68,7 +68,11 @@ class Screen {
   seq = -1;
   epoch = '';
   readonly seqs = new Set<number>();
+  /** `epoch:seq` of everything received: seqs of two epochs are other entries. */
+  readonly received = new Set<string>();
   readonly envelopes: Envelope[] = [];
+
+  constructor(readonly topic = TOPIC) {}
 
   watch(socket: Socket): void {
     socket.onAny((type: string, envelope: Envelope) => {
@@ -77,17 +81,20 @@ class Screen {
   }
 
   private take(e: Envelope): void {
-    if (e.topic !== TOPIC || e.seq === null) return;
+    if (e.topic !== this.topic || e.seq === null) return;
     if (e.type === 'snapshot') {
       this.state = e.payload as JsonObject;
       this.epoch = String(e.meta.epoch);
     } else if (e.type === 'delta') {
       expect(e.seq).toBe(this.seq + 1);
+      // A snapshot taken before the topic's first entry has no epoch yet: its deltas say which.
+      this.epoch = String(e.meta.epoch);
       this.state = applyDelta(this.state as StateOf<DeltaPayload>, e.payload as DeltaPayload) as unknown as JsonObject;
     } else return;
     this.envelopes.push(e);
     this.seq = e.seq;
     this.seqs.add(e.seq);
+    this.received.add(`${this.epoch}:${e.seq}`);
   }
 }
 
@@ -105,7 +112,7 @@ async function moment(screen: Screen): Promise<Moment> {
 }
 
 async function caughtUp(screen: Screen, sys = system): Promise<void> {
-  const target = await head(sys);
+  const target = await head(sys, screen.topic);
   await waitFor(() => screen.seq === target, 10_000, () => `client at ${screen.seq}, head ${target}`);
 }
 
@@ -113,8 +120,8 @@ async function get(path: string, token: string | undefined, sys = system): Promi
   return fetch(`${sys.server.url}${path}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
 }
 
-async function ranges(sys = system): Promise<DeliveryRecord[]> {
-  const res = await get(`/api/v1/audit/deliveries?user=${USER}&topic=${TOPIC}`, sys.token('audit-1', 'auditor'), sys);
+async function ranges(sys = system, topic = TOPIC): Promise<DeliveryRecord[]> {
+  const res = await get(`/api/v1/audit/deliveries?user=${USER}&topic=${topic}`, sys.token('audit-1', 'auditor'), sys);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toBe('application/x-ndjson');
   return (await res.text())
@@ -246,6 +253,28 @@ describe('delivery record', () => {
       expect(body.code).toBe('INVALID_MESSAGE');
       expect(body.details.reason).toBeTruthy();
     }
+  });
+});
+
+describe('delivery record across a history reset', () => {
+  it("the live range ends with 'resync' and a resync range follows, in the new epoch", async () => {
+    const isin = 'IN0020240019';
+    const screen = new Screen(`prices.${isin}`);
+    const socket = await connect(system.server.url, '/market', system.token(USER));
+    screen.watch(socket);
+    await request(socket, 'subscribe', { topic: screen.topic });
+    await publish(5, system, isin);
+    await caughtUp(screen);
+    const before = screen.epoch;
+    await system.backends.store.reset(screen.topic);
+    await publish(3, system, isin);
+    await waitFor(() => screen.epoch !== before, 10_000, 'the re-sync snapshot');
+    await caughtUp(screen);
+    socket.close();
+    await waitFor(async () => (await ranges(system, screen.topic)).some((r) => r.end === 'disconnect'), 5000, 'the last range, closed');
+    const all = await ranges(system, screen.topic);
+    expect(all.map((r) => `${r.kind}:${r.end}`)).toEqual(['snapshot:done', 'live:resync', 'resync:done', 'live:disconnect']);
+    expect(new Set(all.flatMap((r) => [...seqsOf([r])].map((seq) => `${r.epoch}:${seq}`)))).toEqual(screen.received);
   });
 });
 
