@@ -210,10 +210,12 @@ export interface TopicStore {
   readAfter(topic: string, afterSeq: number, limit: number): Promise<HistoryRead>;
   topics(): Promise<TopicInfo[]>;
   /**
-   * Per source stream (e.g. Kafka partition) the highest offset applied to any entity, where consumption
-   * resumes; streams with none are absent. Every record up to it was applied in order; a record
-   * redelivered from before it is refused by its entity's own offset. (On Redis: read from every
-   * entity's offsets, so an assignment-time read, not a per-event one.)
+   * Per source stream (e.g. Kafka partition) where consumption resumes; streams with none are absent.
+   * No record the store may have lost is at or before it, and a record redelivered after it that an
+   * entity already holds is refused by the entity's own offset. One node (and memory): the highest
+   * offset applied to any entity. A Redis Cluster: the lowest over the masters of each one's highest,
+   * since each shard loses its own suffix (RedisTopicStore.sourceOffsets). Read from every entity's
+   * offsets: an assignment-time read, not a per-event one.
    */
   sourceOffsets(streams: readonly string[]): Promise<Map<string, string>>;
   /** The last offset of a source stream applied to an entity ({@link commitEntity}); null: none. What a committer names as `after`. */

@@ -18,4 +18,4 @@ afterAll(async () => {
   await cluster?.quit();
 });
 
-topicStoreContract('RedisTopicStore + RedisLiveFeed on a Redis Cluster (3 masters)', redisStoreFactory(() => cluster));
+topicStoreContract('RedisTopicStore + RedisLiveFeed on a Redis Cluster (3 masters)', redisStoreFactory(() => cluster), { nodes: 3 });

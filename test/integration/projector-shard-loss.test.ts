@@ -50,10 +50,15 @@ beforeAll(async () => {
   producer = new EventProducer(kafka, RUN);
   await producer.connect();
   backends = await createBackends(config, silentLogger);
+  await startProjector();
+});
+
+/** A projector process's worth: a fresh Projector (nothing remembered) and its Kafka consumer. */
+async function startProjector(): Promise<void> {
   const projector = new Projector(backends.store, silentLogger);
   consumer = new ProjectorConsumer(createKafka(config, silentLogger, '-projector'), config, new Ingest(projector, backends.deadLetters, silentLogger, new Metrics()), projector, backends.store, silentLogger);
   await consumer.start();
-});
+}
 
 afterAll(async () => {
   await consumer?.stop();
@@ -129,4 +134,36 @@ describe('entities of one partition whose shards lost different suffixes', () =>
       expect([(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch]).toEqual(epochs);
     }, 60_000);
   }
+});
+
+describe('a shard that lost writes while no projector ran', () => {
+  it('is projected again by the next projector: it resumes after the lowest of the masters\' highest offsets, not after the highest', async () => {
+    // A and B live on different masters (their slots: CLUSTER KEYSLOT), so each shard's loss is its own.
+    const client = backends.redis?.client;
+    if (!client) throw new Error('no Redis');
+    const slotOwner = async (topic: string) => {
+      const slot = Number(await client.call('CLUSTER', 'KEYSLOT', keys.meta(topic)));
+      const shards = (await client.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      return shards.find(([from, to]) => slot >= from && slot <= to)?.[2]?.[1];
+    };
+    expect(await slotOwner(A)).not.toBe(await slotOwner(B));
+    await send(10);
+    await projected();
+    const before = await dump(A);
+    await send(10);
+    await projected();
+    const epochs = [(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch];
+    await consumer.stop();
+    await restore(before); // A's shard comes back without its last 10 writes; B's shard is intact
+    expect(await head(A)).toBe((upstream.get(A)?.length ?? 0) - 10);
+    await startProjector();
+    await send(5);
+    await projected();
+    for (const topic of [A, B]) {
+      const read = await backends.store.readAfter(topic, 0, 1000);
+      expect(read.entries.map((e) => e.event_id), topic).toEqual(upstream.get(topic));
+      expect(read.entries.map((e) => e.seq), topic).toEqual(upstream.get(topic)?.map((_, i) => i + 1));
+    }
+    expect([(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch]).toEqual(epochs);
+  }, 90_000);
 });

@@ -29,7 +29,7 @@ export async function connectRedis(url: string): Promise<Redis> {
 /** Deletes every key matching `pattern` (SCAN + UNLINK; on a cluster, on every master), so test files can share one Redis. */
 export async function deleteKeys(redis: RedisClient, pattern: string): Promise<void> {
   // One UNLINK per key: on a cluster the keys of one SCAN page are in many slots.
-  for await (const keys of scanKeys(redis, pattern)) await Promise.all(keys.map((key) => redis.unlink(key)));
+  for await (const { keys } of scanKeys(redis, pattern)) await Promise.all(keys.map((key) => redis.unlink(key)));
 }
 
 /**

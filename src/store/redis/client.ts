@@ -47,18 +47,19 @@ export function duplicateClient(client: RedisClient): RedisClient {
 /**
  * Every key matching `pattern` in the deployment: SCAN on the node, or on each master of a cluster (a
  * cluster's SCAN only walks the node it is sent to), the masters as the cluster says now (after a
- * failover the client's last view may still call the promoted replica one). A key may come twice
- * (SCAN's guarantee, and a slot migrating between masters mid-scan): callers dedupe.
+ * failover the client's last view may still call the promoted replica one). Each batch names the node
+ * (its index among the masters) it came from: what one node holds is what it can lose together. A key
+ * may come twice (SCAN's guarantee, and a slot migrating between masters mid-scan): callers dedupe.
  */
-export async function* scanKeys(client: RedisClient, pattern: string): AsyncGenerator<string[]> {
+export async function* scanKeys(client: RedisClient, pattern: string): AsyncGenerator<{ node: number; keys: string[] }> {
   if (client instanceof Cluster) await new Promise<void>((resolve, reject) => client.refreshSlotsCache((err) => (err ? reject(err) : resolve())));
   const nodes = client instanceof Cluster ? client.nodes('master') : [client];
-  for (const node of nodes) {
+  for (const [node, redis] of nodes.entries()) {
     let cursor = '0';
     do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
       cursor = next;
-      if (keys.length > 0) yield keys;
+      if (keys.length > 0) yield { node, keys };
     } while (cursor !== '0');
   }
 }

@@ -168,27 +168,37 @@ export class RedisTopicStore implements TopicStore {
 
   async topics(): Promise<TopicInfo[]> {
     const out = new Map<string, TopicInfo>();
-    for await (const registries of this.scanOnce(this.keys.everyRegistry)) {
-      for (const registry of await Promise.all(registries.map((key) => this.redis.hgetall(key)))) {
+    for await (const { keys } of this.scanOnce(this.keys.everyRegistry)) {
+      for (const registry of await Promise.all(keys.map((key) => this.redis.hgetall(key)))) {
         for (const [topic, value] of Object.entries(registry)) out.set(topic, registryInfo(topic, value));
       }
     }
     return [...out.values()];
   }
 
+  /**
+   * Per stream, the lowest over the nodes of the highest offset a node's entities hold. A node loses a
+   * suffix of its own writes (a restored snapshot, a replica promoted behind its master), and a stream's
+   * commits reach each node in offset order: every write a node lost is after the highest it kept, so
+   * resuming after the lowest of those re-reads whatever any node lost, and each entity refuses what it
+   * already holds. (The highest over all entities would skip a node's loss when another node is ahead.)
+   */
   async sourceOffsets(streams: readonly string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    if (streams.length === 0) return out;
-    for await (const keys of this.scanOnce(this.keys.everyOffsets)) {
+    const perNode = new Map<number, Map<string, bigint>>();
+    if (streams.length === 0) return new Map();
+    for await (const { node, keys } of this.scanOnce(this.keys.everyOffsets)) {
+      const highest = perNode.get(node) ?? new Map<string, bigint>();
+      perNode.set(node, highest);
       for (const offsets of await Promise.all(keys.map((key) => this.redis.hmget(key, ...streams)))) {
         streams.forEach((stream, i) => {
           const offset = offsets[i];
-          const highest = out.get(stream);
-          if (typeof offset === 'string' && (highest === undefined || BigInt(offset) > BigInt(highest))) out.set(stream, offset);
+          if (typeof offset === 'string') highest.set(stream, maxOf(highest.get(stream), BigInt(offset)));
         });
       }
     }
-    return out;
+    const lowest = new Map<string, bigint>();
+    for (const highest of perNode.values()) for (const [stream, offset] of highest) lowest.set(stream, minOf(lowest.get(stream), offset));
+    return new Map([...lowest].map(([stream, offset]) => [stream, offset.toString()]));
   }
 
   appliedOffset(entity: string, stream: string): Promise<string | null> {
@@ -196,12 +206,12 @@ export class RedisTopicStore implements TopicStore {
   }
 
   /** The keys matching a pattern on every master, each once (SCAN may return a key twice). */
-  private async *scanOnce(pattern: string): AsyncGenerator<string[]> {
+  private async *scanOnce(pattern: string): AsyncGenerator<{ node: number; keys: string[] }> {
     const seen = new Set<string>();
-    for await (const keys of scanKeys(this.redis, pattern)) {
+    for await (const { node, keys } of scanKeys(this.redis, pattern)) {
       const fresh = keys.filter((key) => !seen.has(key));
       for (const key of fresh) seen.add(key);
-      if (fresh.length > 0) yield fresh;
+      if (fresh.length > 0) yield { node, keys: fresh };
     }
   }
 
@@ -299,3 +309,6 @@ function parseObject(json: string, topic: string): JsonObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`topic ${topic}: stored JSON is not an object`);
   return value as { [key: string]: JsonValue };
 }
+
+const maxOf = (a: bigint | undefined, b: bigint): bigint => (a === undefined || b > a ? b : a);
+const minOf = (a: bigint | undefined, b: bigint): bigint => (a === undefined || b < a ? b : a);
