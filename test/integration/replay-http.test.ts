@@ -162,7 +162,7 @@ describe.each(['memory', 'redis'])('replay over HTTP (%s store)', (name) => {
     [query({ topic: TOPIC, from_seq: 1, until: '2026-01-01' }), 'give a range by seq (from_seq, to_seq) or by time (since, until), not both'],
     [query({ topic: TOPIC, since: '2026-01-01T10:00' }), "since must be an ISO-8601 date, or time with a zone, e.g. 2026-11-26T10:00:00Z (got '2026-01-01T10:00')"],
     [query({ topic: TOPIC, format: 'xlsx' }), 'format must be one of ndjson, csv'],
-    [`${query({ topic: TOPIC })}&from=1`, "unknown query parameter 'from' (this route reads topic, from_seq, to_seq, since, until, format, source)"],
+    [`${query({ topic: TOPIC })}&from=1`, "unknown query parameter 'from' (this route reads topic, from_seq, to_seq, since, until, format, source, epoch)"],
     [query({ topic: TOPIC, source: 'disk' }), 'source must be one of auto, redis, kafka'],
     [`${query({ topic: TOPIC, from_seq: 1 })}&from_seq=2`, "query parameter 'from_seq' given more than once"],
     [`/api/v1/replay/state?topic=${TOPIC}`, 'at is required (an ISO-8601 time)'],
