@@ -7,7 +7,8 @@ import { validateEvent } from './validate.js';
 
 export type IngestOutcome =
   | { status: 'applied'; event_id: string; entries: { topic: string; seq: number }[] }
-  | { status: 'duplicate'; event_id: string }
+  /** Applied (or dead-lettered) before: a redelivery, or a record re-read after a re-seek. `event_id` when the record has one. */
+  | { status: 'duplicate'; event_id?: string }
   | { status: 'dead_lettered'; reason: string };
 
 /**
@@ -43,10 +44,13 @@ export class Ingest {
 
   /** Keeps the event as a dead letter with its reason. */
   private async reject(raw: unknown, reason: string, source: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
+    const eventId = eventIdOf(raw);
+    // Re-read after a re-seek, and already skipped: its letter is kept from the first time.
+    if (position && (await this.projector.consumed(position))) return { status: 'duplicate', ...(eventId !== undefined ? { event_id: eventId } : {}) };
     await this.deadLetters.add(deadLetter(raw, reason, source));
     // Consume the offset only after the letter is kept: a crash in between re-delivers, never loses.
     if (position) await this.projector.skip(position);
-    this.log.warn({ reason, source, event_id: eventIdOf(raw) }, 'event dead-lettered');
+    this.log.warn({ reason, source, event_id: eventId }, 'event dead-lettered');
     return { status: 'dead_lettered', reason };
   }
 }

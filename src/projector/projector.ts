@@ -2,7 +2,7 @@ import type { DomainEvent } from '../domain/events.js';
 import type { JsonObject } from '../domain/json.js';
 import { entityOf } from '../domain/topics.js';
 import type { Logger } from '../observability/logger.js';
-import { commitEntity, HeadMismatch, SourceOffsetMismatch, type ChainHead, type CommitInput, type CommitResult, type HistoryEntry, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
+import { commitEntity, entityOfTopics, HeadMismatch, SourceOffsetMismatch, type ChainHead, type CommitInput, type CommitResult, type HistoryEntry, type SourcePosition, type TopicHead, type TopicStore } from '../store/topic-store.js';
 import { project, topicsFor } from './project.js';
 
 export type ApplyOutcome = CommitResult | { applied: false; reason: 'rejected'; detail: string };
@@ -59,8 +59,21 @@ export class Projector {
     }
   }
 
+  /**
+   * Whether a source position is already in the store for the entity these topics belong to (none:
+   * a skipped record's): a record re-read after a re-seek. Such a record is not reduced again, since
+   * against the newer state it may be refused (a trade_id already there) and dead-lettered although
+   * it was applied; nor is it dead-lettered twice.
+   */
+  async consumed(source: SourcePosition, topics: readonly string[] = []): Promise<boolean> {
+    const entity = entityOfTopics(topics, source);
+    const applied = await this.appliedOffset(entity, source.stream);
+    return applied !== null && BigInt(source.offset) <= BigInt(applied);
+  }
+
   private async project(event: DomainEvent, source: SourcePosition | undefined): Promise<ApplyOutcome> {
     const topics = topicsFor(event);
+    if (source && (await this.consumed(source, topics))) return { applied: false, reason: 'already_applied_offset' };
     const missing = topics.filter((t) => !this.heads.has(t));
     if (missing.length > 0) for (const [topic, head] of await this.store.states(missing)) this.heads.set(topic, head);
     const current = new Map<string, JsonObject>();
@@ -94,11 +107,17 @@ export class Projector {
    */
   private async commit(input: CommitInput): Promise<CommitResult> {
     const source = input.source;
-    if (!source || input.changes.length === 0) return this.store.commit(input);
+    if (!source) return this.store.commit(input);
     const entity = commitEntity(input);
     const key = entityKey(entity, source.stream);
-    let after = this.offsets.get(key);
-    if (after === undefined) after = await this.store.appliedOffset(entity, source.stream);
+    if (input.changes.length === 0) {
+      const skipped = await this.store.commit(input);
+      // What `consumed` reads: the skip's offset now, or (refused: the store holds a later one) the store's.
+      if (skipped.applied) this.offsets.set(key, source.offset);
+      else this.offsets.delete(key);
+      return skipped;
+    }
+    const after = await this.appliedOffset(entity, source.stream);
     let result: CommitResult;
     try {
       result = await this.store.commit({ ...input, source: { ...source, after } });
@@ -109,6 +128,16 @@ export class Projector {
     // A duplicate event id consumes its offset too (the store records it); an already applied offset leaves the entity's as it was.
     this.offsets.set(key, result.applied || result.reason === 'duplicate_event' ? source.offset : after);
     return result;
+  }
+
+  /** The offset of a stream last applied to an entity: as this projector remembers it, else as the store has it (then remembered). */
+  private async appliedOffset(entity: string, stream: string): Promise<string | null> {
+    const key = entityKey(entity, stream);
+    const known = this.offsets.get(key);
+    if (known !== undefined) return known;
+    const stored = await this.store.appliedOffset(entity, stream);
+    this.offsets.set(key, stored);
+    return stored;
   }
 
   /**

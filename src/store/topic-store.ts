@@ -109,11 +109,19 @@ export function commitTime(source: SourcePosition | undefined): string {
  * offsets with its topics (on Redis Cluster: one hash slot), so one commit touches one entity only.
  */
 export function commitEntity(input: Pick<CommitInput, 'changes' | 'source'>): string {
-  const [first, ...rest] = input.changes;
-  if (!first) return `source:${input.source?.stream ?? ''}`;
-  const entity = entityOf(first.topic);
-  const other = rest.find((change) => entityOf(change.topic) !== entity);
-  if (other) throw new Error(`a commit's topics must belong to one entity: ${first.topic} is ${entity}, ${other.topic} is ${entityOf(other.topic)}`);
+  return entityOfTopics(
+    input.changes.map((change) => change.topic),
+    input.source,
+  );
+}
+
+/** The entity a commit of these topics (from this source) belongs to: {@link commitEntity} before the changes exist. */
+export function entityOfTopics(topics: readonly string[], source?: Pick<SourcePosition, 'stream'>): string {
+  const [first, ...rest] = topics;
+  if (first === undefined) return `source:${source?.stream ?? ''}`;
+  const entity = entityOf(first);
+  const other = rest.find((topic) => entityOf(topic) !== entity);
+  if (other !== undefined) throw new Error(`a commit's topics must belong to one entity: ${first} is ${entity}, ${other} is ${entityOf(other)}`);
   return entity;
 }
 

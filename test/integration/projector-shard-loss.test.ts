@@ -136,17 +136,22 @@ describe('entities of one partition whose shards lost different suffixes', () =>
   }
 });
 
+/** The port of the master that holds a key's slot. */
+async function masterOf(key: string): Promise<number | undefined> {
+  const client = backends.redis?.client;
+  if (!client) throw new Error('no Redis');
+  const slot = Number(await client.call('CLUSTER', 'KEYSLOT', key));
+  const shards = (await client.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+  return shards.find(([from, to]) => slot >= from && slot <= to)?.[2]?.[1];
+}
+
+/** A market record every projector refuses (not JSON): dead-lettered, its offset consumed by a skip. */
+const deadLetters = () => backends.deadLetters.count();
+
 describe('a shard that lost writes while no projector ran', () => {
   it('is projected again by the next projector: it resumes after the lowest of the masters\' highest offsets, not after the highest', async () => {
     // A and B live on different masters (their slots: CLUSTER KEYSLOT), so each shard's loss is its own.
-    const client = backends.redis?.client;
-    if (!client) throw new Error('no Redis');
-    const slotOwner = async (topic: string) => {
-      const slot = Number(await client.call('CLUSTER', 'KEYSLOT', keys.meta(topic)));
-      const shards = (await client.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
-      return shards.find(([from, to]) => slot >= from && slot <= to)?.[2]?.[1];
-    };
-    expect(await slotOwner(A)).not.toBe(await slotOwner(B));
+    expect(await masterOf(keys.meta(A))).not.toBe(await masterOf(keys.meta(B)));
     await send(10);
     await projected();
     const before = await dump(A);
@@ -165,5 +170,34 @@ describe('a shard that lost writes while no projector ran', () => {
       expect(read.entries.map((e) => e.seq), topic).toEqual(upstream.get(topic)?.map((_, i) => i + 1));
     }
     expect([(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch]).toEqual(epochs);
+  }, 90_000);
+
+  it('re-reads records other entities hold without reducing them again or dead-lettering them twice', async () => {
+    await send(3);
+    await projected();
+    const skipEntity = keys.offsets(`source:${RUN}.market/0`);
+    // A shard loses a suffix of everything it holds: the skip entity's offsets too when it lives with A.
+    const skipWithA = (await masterOf(skipEntity)) === (await masterOf(keys.meta(A)));
+    const saved = [...(await dump(A)), ...(skipWithA ? [[skipEntity, await backends.redis?.client.dumpBuffer(skipEntity)] as [string, Buffer | null]] : [])];
+    const letters = await deadLetters();
+    // Between the saved point and the loss: an invalid record and a trade of B (refused as a duplicate trade_id if reduced again).
+    await producer.sendRaw('market', [{ value: 'not json {' }]);
+    const trade = { event_id: `t-${RUN}`, type: 'trade' as const, ts: new Date().toISOString(), isin: B.slice('prices.'.length), trade_id: `tr-${RUN}`, price: 99.55, size: 1_000_000 };
+    upstream.get(B)?.push(trade.event_id);
+    await producer.send([trade]);
+    await send(3);
+    await projected();
+    await waitFor(async () => (await deadLetters()) === letters + 1, 10_000, 'the invalid record dead-lettered');
+    await consumer.stop();
+    await restore(saved);
+    await startProjector();
+    await send(2);
+    await projected();
+    for (const topic of [A, B]) {
+      const read = await backends.store.readAfter(topic, 0, 1000);
+      expect(read.entries.map((e) => e.event_id), topic).toEqual(upstream.get(topic));
+    }
+    // Kept once, unless the shard that lost A's writes lost the skip that consumed it too.
+    expect(await deadLetters()).toBe(letters + (skipWithA ? 2 : 1));
   }, 90_000);
 });
