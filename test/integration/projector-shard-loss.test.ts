@@ -85,6 +85,18 @@ async function send(n: number, only?: string): Promise<void> {
 const head = async (topic: string) => (await backends.store.snapshot(topic))?.seq ?? 0;
 const projected = () => waitFor(async () => (await head(A)) === upstream.get(A)?.length && (await head(B)) === upstream.get(B)?.length, 20_000, 'the projection to catch up', 50);
 
+const epochsNow = async () => [(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch];
+
+/** Each topic's history is exactly what was produced for it, seq 1, 2, 3, …, in epochs that did not change. */
+async function expectAsProduced(epochs: (string | undefined)[]): Promise<void> {
+  for (const topic of [A, B]) {
+    const read = await backends.store.readAfter(topic, 0, 1000);
+    expect(read.entries.map((e) => e.event_id), topic).toEqual(upstream.get(topic));
+    expect(read.entries.map((e) => e.seq), topic).toEqual(upstream.get(topic)?.map((_, i) => i + 1));
+  }
+  expect(await epochsNow()).toEqual(epochs);
+}
+
 async function dump(topic: string): Promise<[string, Buffer | null][]> {
   const client = backends.redis?.client;
   if (!client) throw new Error('no Redis');
@@ -116,7 +128,7 @@ describe('entities of one partition whose shards lost different suffixes', () =>
       const lostLess = await dump(less);
       await send(10);
       await projected();
-      const epochs = [(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch];
+      const epochs = await epochsNow();
       const [moreHead, lessHead] = [await head(more), await head(less)];
 
       await restore(lostMore);
@@ -126,12 +138,7 @@ describe('entities of one partition whose shards lost different suffixes', () =>
       await send(5);
       await projected();
 
-      for (const topic of [A, B]) {
-        const read = await backends.store.readAfter(topic, 0, 1000);
-        expect(read.entries.map((e) => e.event_id), topic).toEqual(upstream.get(topic));
-        expect(read.entries.map((e) => e.seq), topic).toEqual(upstream.get(topic)?.map((_, i) => i + 1));
-      }
-      expect([(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch]).toEqual(epochs);
+      await expectAsProduced(epochs);
     }, 60_000);
   }
 });
@@ -157,24 +164,20 @@ describe('a shard that lost writes while no projector ran', () => {
     const before = await dump(A);
     await send(10);
     await projected();
-    const epochs = [(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch];
+    const epochs = await epochsNow();
     await consumer.stop();
     await restore(before); // A's shard comes back without its last 10 writes; B's shard is intact
     expect(await head(A)).toBe((upstream.get(A)?.length ?? 0) - 10);
     await startProjector();
     await send(5);
     await projected();
-    for (const topic of [A, B]) {
-      const read = await backends.store.readAfter(topic, 0, 1000);
-      expect(read.entries.map((e) => e.event_id), topic).toEqual(upstream.get(topic));
-      expect(read.entries.map((e) => e.seq), topic).toEqual(upstream.get(topic)?.map((_, i) => i + 1));
-    }
-    expect([(await backends.store.snapshot(A))?.epoch, (await backends.store.snapshot(B))?.epoch]).toEqual(epochs);
+    await expectAsProduced(epochs);
   }, 90_000);
 
   it('re-reads records other entities hold without reducing them again or dead-lettering them twice', async () => {
     await send(3);
     await projected();
+    const epochs = await epochsNow();
     const skipEntity = keys.offsets(`source:${RUN}.market/0`);
     // A shard loses a suffix of everything it holds: the skip entity's offsets too when it lives with A.
     const skipWithA = (await masterOf(skipEntity)) === (await masterOf(keys.meta(A)));
@@ -193,10 +196,7 @@ describe('a shard that lost writes while no projector ran', () => {
     await startProjector();
     await send(2);
     await projected();
-    for (const topic of [A, B]) {
-      const read = await backends.store.readAfter(topic, 0, 1000);
-      expect(read.entries.map((e) => e.event_id), topic).toEqual(upstream.get(topic));
-    }
+    await expectAsProduced(epochs);
     // Kept once, unless the shard that lost A's writes lost the skip that consumed it too.
     expect(await deadLetters()).toBe(letters + (skipWithA ? 2 : 1));
   }, 90_000);
