@@ -24,8 +24,8 @@ const ISIN = 'IN0020230085';
 const TOPIC = `prices.${ISIN}`;
 const USER = `crash-${PREFIX}`;
 const FLUSH_MS = 500;
-/** Time a flush takes to reach Redis after its interval fires, on a loaded box. */
-const WRITE_MARGIN_MS = 300;
+/** Time a flush may take to reach Redis after its interval fires, on a loaded 2-core box running the suite. */
+const WRITE_MARGIN_MS = 1000;
 
 let redis: Redis;
 let writer: TestSystem;
