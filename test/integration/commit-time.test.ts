@@ -79,4 +79,18 @@ describe('commit time from the Kafka record', () => {
     const withoutEpoch = (entries: HistoryEntry[]) => entries.map(({ epoch: _epoch, hash: _hash, ...rest }) => rest);
     expect(withoutEpoch(again)).toEqual(withoutEpoch(first));
   });
+
+  it('a projector of a group that consumed the records before rebuilds a wiped store from the start of the partition, not from the group offset', async () => {
+    const before = await project('c');
+    // The group committed past every record (whether or not its consumer got to commit before it stopped).
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.setOffsets({ groupId: `${RUN}-c`, topic: kafkaTopic(RUN, 'market'), partitions: [{ partition: 0, offset: String(RECORD_MS.length) }] });
+    await admin.disconnect();
+    const redis = await connectRedis(REDIS_URL);
+    await deleteKeys(redis, `${RUN}:*`);
+    redis.disconnect();
+    const withoutEpoch = (entries: HistoryEntry[]) => entries.map(({ epoch: _epoch, hash: _hash, ...rest }) => rest);
+    expect(withoutEpoch(await project('c'))).toEqual(withoutEpoch(before));
+  }, 60_000);
 });

@@ -187,7 +187,13 @@ export class ProjectorConsumer {
     const offsets = await this.store.sourceOffsets(assigned.map((a) => a.stream));
     for (const { topic, partition, stream } of assigned) {
       const stored = offsets.get(stream);
-      if (stored === undefined) continue;
+      if (stored === undefined) {
+        // The store holds nothing of this partition (new, or wiped): rebuild it from the start of what Kafka
+        // keeps, not from the group's committed offset, which would leave everything before it unprojected.
+        this.consumer.seek({ topic, partition, offset: EARLIEST });
+        this.log.info({ stream }, 'store holds nothing of this partition: projecting it from the earliest offset Kafka keeps');
+        continue;
+      }
       this.applied.set(stream, BigInt(stored));
       this.consumer.seek({ topic, partition, offset: (BigInt(stored) + 1n).toString() });
       this.log.info({ stream, offset: stored }, 'resuming partition after stored offset');
