@@ -1,9 +1,10 @@
-import { applyDelta, initialState, isDeltaKind, type DeltaPayload, type StateOf } from '../domain/deltas/index.js';
+import { initialState } from '../domain/deltas/index.js';
 import type { JsonObject } from '../domain/json.js';
 import { parseTopic } from '../domain/topics.js';
 import { ClientError } from '../protocol/errors.js';
 import { firstAtOrAfter } from '../replay/range.js';
-import { planReplay, replayPages, type HistoryReader } from '../replay/replay.js';
+import type { HistoryReader } from '../replay/replay.js';
+import { fold } from '../replay/state.js';
 import { timeParam } from '../replay/request.js';
 import { latestRanges, type DeliveryLog, type DeliveryQuery, type DeliveryRecord } from '../store/deliveries.js';
 import type { TopicStore } from '../store/topic-store.js';
@@ -122,23 +123,16 @@ async function committedBy(reader: HistoryReader, range: DeliveryRecord, at: str
 
 /**
  * The topic's state after entry `seq` of `epoch`: the store's snapshot when it is that one, else its
- * history from seq 1 replayed (the replay's plan and pages) and folded with applyDelta, as the reducers
- * built it. Without the entries from seq 1 (trimmed, and no Kafka to rebuild them) it can not be known.
+ * history from seq 1 (the reader stitches in what Kafka rebuilds) folded as the reducers built it.
+ * Without the entries from seq 1 (trimmed, and no Kafka to rebuild them) it can not be known.
  */
 export async function stateAtSeq(history: ShownHistory, topic: string, epoch: string, seq: number): Promise<JsonObject> {
   const snapshot = await history.store.snapshot(topic);
   if (snapshot && snapshot.epoch === epoch && snapshot.seq === seq) return snapshot.state;
   // Seq 0: a snapshot before the topic's first entry, `{}` as a subscribe sends it.
   if (seq === 0) return {};
-  const plan = await planReplay(history.reader, { topic, range: { by: 'seq', fromSeq: 1, toSeq: seq }, format: 'ndjson', source: 'auto' });
-  if (plan.epoch !== epoch || plan.missing.length > 0 || plan.toSeq !== seq) {
-    throw new ClientError('NOT_IMPLEMENTED', { reason: `the state at seq ${seq} is rebuilt from the topic's history from seq 1, which this server does not hold (trimmed, another epoch, and no Kafka to rebuild it)`, topic, epoch, seq });
-  }
-  let state = initialState(topic) as StateOf<DeltaPayload>;
-  const missing = plan.missing.map((m) => ({ ...m }));
-  for await (const entries of replayPages(history.reader, plan, missing)) {
-    for (const entry of entries) if (isDeltaKind(entry.payload.kind)) state = applyDelta(state, entry.payload as DeltaPayload);
-  }
-  if (missing.length > 0) throw new ClientError('NOT_IMPLEMENTED', { reason: `history of ${topic} changed while it was read`, missing });
-  return state as unknown as JsonObject;
+  const initial = initialState(topic);
+  const state = initial && (await fold(history.reader, topic, epoch, 0, initial, seq));
+  if (!state) throw new ClientError('NOT_IMPLEMENTED', { reason: `the state at seq ${seq} is rebuilt from the topic's history from seq 1 in its epoch, which this server does not hold (trimmed, another epoch, and no Kafka to rebuild it)`, topic, epoch, seq });
+  return state;
 }

@@ -72,8 +72,12 @@ async function heldStateAt(store: StateStore, history: KafkaHistory | undefined,
   return state && { topic, epoch: entry.epoch, seq, ts: entry.ts, state };
 }
 
-/** The state after entry `to`: `state` (after `from`) with the held entries from+1..to applied; undefined if one is missing, of another epoch or not a delta. */
-async function fold(store: StateStore, topic: string, epoch: string, from: number, state: JsonObject, to: number): Promise<JsonObject | undefined> {
+/**
+ * The state after entry `to` of `epoch`: `state` (after `from`) with the entries from+1..to applied as the
+ * reducers built them; undefined if one is missing, of another epoch or not a delta. The one fold of
+ * history into a state (state at an instant here; `audit shown` at a delivered seq).
+ */
+export async function fold(store: Pick<TopicStore, 'readAfter'>, topic: string, epoch: string, from: number, state: JsonObject, to: number): Promise<JsonObject | undefined> {
   let folded = state as StateOf<DeltaPayload>;
   for (let next = from + 1; next <= to; ) {
     const { entries } = await store.readAfter(topic, next - 1, Math.min(FOLD_PAGE, to - next + 1));
