@@ -1,3 +1,4 @@
+import { SYSTEM_ALERTS_TOPIC } from '../domain/topics.js';
 import type { KeyObject } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import { issueToken, jwtKeysFromConfig, type JwtKeys } from '../gateway/auth.js';
@@ -83,7 +84,8 @@ export async function startSystem(config: Config, log: Logger, roles: Roles, key
   /** The projector's commit hook once the checkpointer exists (it needs the sink, which needs Kafka or the store). */
   const startCheckpointer = (sink: CheckpointSink) => {
     if (!signingKey) return undefined;
-    const checkpointer = new Checkpointer(checkpointSigner(signingKey), sink, config.AUDIT_CHECKPOINT_INTERVAL_MS, log);
+    // system.alerts is written by every process's alerts, not the projector: its heads are read each round.
+    const checkpointer = new Checkpointer(checkpointSigner(signingKey), sink, config.AUDIT_CHECKPOINT_INTERVAL_MS, log, { topics: [SYSTEM_ALERTS_TOPIC], heads: (topics) => backends.store.states(topics) });
     checkpointer.start();
     closers.unshift(() => checkpointer.stop());
     system.checkpointer = checkpointer;

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SYSTEM_ALERTS_TOPIC } from '../../src/domain/topics.js';
 import { entryHash } from '../../src/store/chain.js';
 import { redisKeys } from '../../src/store/redis/keys.js';
 import { checkpointSigner, rawPublicKey } from '../../src/store/checkpoint.js';
@@ -125,6 +126,24 @@ describe('integrity subscribers', () => {
       plain.close();
       integrity.close();
     }
+  }, 30_000);
+});
+
+describe('system.alerts checkpoints', () => {
+  it('signs the head of system.alerts, which other processes commit to, and verify confirms it', async () => {
+    // Another process's alert: committed straight to the store, not by this system's projector.
+    const at = new Date().toISOString();
+    const payload = { kind: 'system_alert', name: 'test_alert', state: 'raised', value: 1, threshold: 0, message: 'test', since: at, instance: 'other', at };
+    const committed = await system.backends.store.commit({ eventId: `alert-${PREFIX}`, eventTs: at, changes: [{ topic: SYSTEM_ALERTS_TOPIC, type: 'alert', payload, state: { active: [], updated_at: at } }] });
+    expect(committed.applied).toBe(true);
+    await system.checkpointer?.flush();
+    const head = await system.backends.store.snapshot(SYSTEM_ALERTS_TOPIC);
+    expect((await system.backends.store.auditCheckpoints(SYSTEM_ALERTS_TOPIC)).map(({ seq, epoch }) => ({ seq, epoch }))).toEqual([{ seq: head?.seq, epoch: head?.epoch }]);
+    await system.checkpointer?.flush(); // unchanged: not signed again
+    expect(await system.backends.store.auditCheckpoints(SYSTEM_ALERTS_TOPIC)).toHaveLength(1);
+    const result = await verify([SYSTEM_ALERTS_TOPIC]);
+    expect(result.code, result.err).toBe(0);
+    expect(result.out).toContain('checkpoints: 1 confirmed');
   }, 30_000);
 });
 
