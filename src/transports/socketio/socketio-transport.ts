@@ -1,4 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Server, type Namespace, type ServerOptions, type Socket } from 'socket.io';
 import { STREAMS, type Stream } from '../../domain/topics.js';
 import { ClientError } from '../../protocol/errors.js';
@@ -10,6 +11,7 @@ import type { Connection } from '../../gateway/connection.js';
 import type { Admitted, Gateway } from '../../gateway/gateway.js';
 import type { ClusterView } from '../../gateway/http-api.js';
 import type { Fanout, Frame, Link } from '../../gateway/link.js';
+import { turnEnd, type TurnTask } from '../../gateway/turn.js';
 
 /**
  * Socket.IO transport: one namespace per stream, one Socket.IO room per gateway room. Live entries
@@ -69,10 +71,37 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: S
     destroyUpgrade: false,
     cors: { origin: true },
   });
+  io.engine.on('flush', turnCorks.flushing);
   const flavour = opts.deflate ? 'sioz' : 'sio';
   for (const stream of STREAMS) attachNamespace(io.of(`/${stream}`), stream, `${flavour}:/${stream}`, gateway);
   return io;
 }
+
+/**
+ * Corks a WebSocket connection's TCP socket at its first flush in an event-loop turn and uncorks them all
+ * at the turn's end (gateway/turn.ts), so the packets of a turn leave in one writev, as on the plain
+ * WebSocket path. engine.io writes each packet with its own write (one syscall each) and emits `flush`,
+ * once per batch for all its sockets, just before. ws keeps the TCP socket in `_socket`: not public, so
+ * read defensively (a transport without it, or polling, is simply not corked).
+ */
+class TurnCorks implements TurnTask {
+  private readonly corked = new Set<Duplex>();
+
+  readonly flushing = (engineSocket: { transport?: { name?: string } }): void => {
+    const tcp = engineSocket.transport?.name === 'websocket' ? (engineSocket.transport as { socket?: { _socket?: Duplex } }).socket?._socket : undefined;
+    if (!tcp || this.corked.has(tcp)) return;
+    tcp.cork();
+    this.corked.add(tcp);
+    turnEnd.defer('writes', this);
+  };
+
+  turnEnded(): void {
+    for (const tcp of this.corked) tcp.uncork();
+    this.corked.clear();
+  }
+}
+
+const turnCorks = new TurnCorks();
 
 /** The prefix engine.io answers upgrades and polling on (it matches the raw URL against it). */
 export function enginePathPrefix(io: Server): string {
