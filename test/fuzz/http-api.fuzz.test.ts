@@ -28,7 +28,22 @@ const PREFIX = `http-fuzz-${randomBytes(4).toString('hex')}`;
 
 /** 200 answers, 422 (every event dead-lettered) and what httpStatusOf gives a documented code. */
 const DOCUMENTED = new Set([200, 422, ...ERROR_CODES.map(httpStatusOf), 408, 431]);
-const KNOWN_PATHS = ['/livez', '/readyz', '/api/v1/ws/health', '/api/v1/ws/topics', '/api/v1/events', '/api/v1/dead-letters', '/api/v1/admin/disconnect', '/', '/index.html'];
+const KNOWN_PATHS = [
+  '/livez',
+  '/readyz',
+  '/api/v1/ws/health',
+  '/api/v1/ws/topics',
+  '/api/v1/events',
+  '/api/v1/dead-letters',
+  '/api/v1/admin/disconnect',
+  '/api/v1/replay',
+  '/api/v1/replay/state',
+  '/api/v1/audit/checkpoints',
+  '/api/v1/audit/deliveries',
+  '/api/v1/audit/shown',
+  '/',
+  '/index.html',
+];
 
 interface Reply {
   status: number;
@@ -74,7 +89,8 @@ function sendRaw(url: string, bytes: string): Promise<Reply> {
 function checkReply(reply: Reply, what: string, method: string): void {
   expect(DOCUMENTED.has(reply.status), `${what}: status ${reply.status} ${reply.body.slice(0, 200)}`).toBe(true);
   if (method === 'HEAD') return; // no body by definition
-  if (reply.status === 200 && reply.contentType?.startsWith('text/')) return; // the dashboard's static files
+  // The dashboard's static files; replay and audit streams (NDJSON, CSV), whose lines their own tests parse.
+  if (reply.status === 200 && (reply.contentType?.startsWith('text/') || reply.contentType?.startsWith('application/x-ndjson'))) return;
   expect(reply.contentType, what).toBe('application/json');
   const body = JSON.parse(reply.body) as { type?: string; code?: string; error?: string };
   if (reply.status === 200 || reply.status === 422) return;
@@ -98,11 +114,12 @@ const mutatedPath = fc.oneof(
 const queryValue = fc.oneof(
   fc.integer({ min: -5, max: 2000 }).map(String),
   fc.constantFrom('', '0.5', '1e3', '-0', '00001', '9'.repeat(30), 'NaN', 'Infinity', '%', '%zz', '%E0%A4%A', 'a b', '💥'),
+  fc.constantFrom(TOPIC, 'prices.NOPE', 'system.alerts', 'ndjson', 'csv', 'xml', 'redis', 'kafka', 'auto', '2026-01-01T00:00:00Z', '2026-13-01T00:00:00Z', '2999-01-01T00:00:00.000Z', 'fuzz'),
   fc.string({ maxLength: 20 }),
 );
 const queryString = fc.oneof(
   fc.constant(''),
-  fc.array(fc.tuple(fc.constantFrom('limit', 'user', 'token', 'x', 'LIMIT', 'limit[]', ''), queryValue), { maxLength: 4 }).map((pairs) => `?${pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&')}`),
+  fc.array(fc.tuple(fc.constantFrom('limit', 'user', 'token', 'x', 'LIMIT', 'limit[]', '', 'topic', 'from_seq', 'to_seq', 'since', 'until', 'at', 'format', 'source', 'epoch'), queryValue), { maxLength: 4 }).map((pairs) => `?${pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&')}`),
   fc.constantFrom('?', '?&&', '?=', '?limit', '?limit=1&limit=2', '?limit=%', '?%zz=1', '?limit=%E0%A4%A'),
 );
 
@@ -127,7 +144,7 @@ const bodies = fc.oneof(
 function headers(system: TestSystem) {
   const auth = fc.oneof(
     fc.constant(undefined),
-    fc.constantFrom('publisher', 'operator', undefined).map((role) => `Bearer ${system.token('fuzz', role)}`),
+    fc.constantFrom('publisher', 'operator', 'auditor', undefined).map((role) => `Bearer ${system.token('fuzz', role)}`),
     fc.constantFrom('Bearer', 'Bearer ', 'Bearer not.a.jwt', 'Basic Zm9vOmJhcg==', '', `Bearer ${system.token('fuzz', 'operator', -10)}`),
     fc.string({ unit: fc.constantFrom(...'abcXYZ019.-_ '.split('')), maxLength: 30 }).map((t) => `Bearer ${t}`),
   );
