@@ -92,6 +92,19 @@ function validMessage(system: TestSystem) {
     fc.record({ type: fc.constant('ping'), ...correlation }, { requiredKeys: ['type'] }),
     fc.record({ type: fc.constant('background_mode'), enabled: fc.boolean(), ...correlation }, { requiredKeys: ['type', 'enabled'] }),
     fc.record({ type: fc.constant('refresh'), token, ...correlation }, { requiredKeys: ['type', 'token'] }),
+    fc.record(
+      {
+        type: fc.constant('replay'),
+        topic,
+        from_seq: fc.integer({ min: -2, max: 80 }),
+        to_seq: fc.integer({ min: -2, max: 80 }),
+        since: fc.constantFrom('2026-01-01T00:00:00Z', '2026-13-01T00:00:00Z', 'yesterday', new Date(Date.now() - 60_000).toISOString()),
+        until: fc.constantFrom('2999-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'now', new Date().toISOString()),
+        speed: fc.constantFrom(0, 1, 10, -1, 1e9, 0.5),
+        ...correlation,
+      },
+      { requiredKeys: ['type', 'topic'] },
+    ),
   );
 }
 
@@ -129,7 +142,7 @@ function wsFrame(system: TestSystem): fc.Arbitrary<WsFrame> {
 type SioCase = { kind: string; data: unknown[] } | { rawPacket: string };
 
 function sioCase(system: TestSystem): fc.Arbitrary<SioCase> {
-  const kind = fc.oneof(fc.constantFrom('subscribe', 'unsubscribe', 'ping', 'background_mode', 'refresh', 'toString', '__proto__', ''), fc.string({ maxLength: 20 })).filter((k) => !RESERVED_EVENTS.has(k));
+  const kind = fc.oneof(fc.constantFrom('subscribe', 'unsubscribe', 'ping', 'background_mode', 'refresh', 'replay', 'toString', '__proto__', ''), fc.string({ maxLength: 20 })).filter((k) => !RESERVED_EVENTS.has(k));
   return fc.oneof(
     { weight: 5, arbitrary: message(system).map((m) => ({ kind: String(m['type'] ?? 'subscribe'), data: [m] })) },
     { weight: 2, arbitrary: fc.tuple(kind, message(system)).map(([k, m]) => ({ kind: k, data: [m] })) },
