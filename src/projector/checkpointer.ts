@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger.js';
+import { genesisHash } from '../store/chain.js';
 import type { CheckpointSigner } from '../store/checkpoint.js';
 import type { Checkpoint, HistoryEntry, SignedCheckpoint, TopicHead } from '../store/topic-store.js';
 
@@ -73,7 +74,8 @@ export class Checkpointer {
     try {
       for (const [topic, { epoch, seq, hash, ts }] of await this.watched.heads(this.watched.topics)) {
         const head = { topic, epoch, seq, hash, ts };
-        if (seq > 0 && this.watchedSigned.get(topic) !== headKey(head)) moved.set(topic, head);
+        // A renewed epoch's head before its first entry is hash(0): there is no entry of that epoch to sign.
+        if (seq > 0 && hash !== genesisHash(topic, epoch) && this.watchedSigned.get(topic) !== headKey(head)) moved.set(topic, head);
       }
     } catch (err) {
       this.log.warn({ err, topics: this.watched.topics }, 'reading the heads of watched topics failed; retrying with the next round');
