@@ -1,6 +1,6 @@
-import { SYSTEM_ALERTS_TOPIC } from '../domain/topics.js';
 import type { KeyObject } from 'node:crypto';
 import type { Config } from '../config/config.js';
+import { SYSTEM_ALERTS_TOPIC } from '../domain/topics.js';
 import { issueToken, jwtKeysFromConfig, type JwtKeys } from '../gateway/auth.js';
 import { countingDeadLetters, type DeadLetterStore } from '../ingest/dead-letter.js';
 import { Ingest } from '../ingest/ingest.js';

@@ -184,8 +184,8 @@ export class RedisTopicStore implements TopicStore {
    * already holds. (The highest over all entities would skip a node's loss when another node is ahead.)
    */
   async sourceOffsets(streams: readonly string[]): Promise<Map<string, string>> {
-    const perNode = new Map<number, Map<string, bigint>>();
     if (streams.length === 0) return new Map();
+    const perNode = new Map<number, Map<string, bigint>>();
     for await (const { node, keys } of this.scanOnce(this.keys.everyOffsets)) {
       const highest = perNode.get(node) ?? new Map<string, bigint>();
       perNode.set(node, highest);

@@ -80,8 +80,8 @@ export function attachSocketIo(httpServer: HttpServer, gateway: Gateway, opts: S
 /**
  * Corks a WebSocket connection's TCP socket at its first flush in an event-loop turn and uncorks them all
  * at the turn's end (gateway/turn.ts), so the packets of a turn leave in one writev, as on the plain
- * WebSocket path. engine.io writes each packet with its own write (one syscall each) and emits `flush`,
- * once per batch for all its sockets, just before. ws keeps the TCP socket in `_socket`: not public, so
+ * WebSocket path. engine.io writes each packet with its own write (one syscall each); its server emits
+ * `flush` with the socket just before a socket's buffered packets go out. ws keeps the TCP socket in `_socket`: not public, so
  * read defensively (a transport without it, or polling, is simply not corked).
  */
 class TurnCorks implements TurnTask {
