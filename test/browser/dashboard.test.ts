@@ -107,6 +107,8 @@ describe('the dashboard in Chromium', () => {
     const head = await serverHead();
     let seen: number | null = null;
     await waitFor(async () => (seen = (await pageView()).seq) === head.seq, 20_000, () => `page seq ${seen} of ${head.seq}`);
+    // The resumed deltas can land before the resume's ack turns the state back to live: wait for that too.
+    await page.waitForSelector('#conn-state[data-state="live"]');
     const after = await pageView();
     const log = after.connectionLog.slice(before.connectionLog.length);
     expect(log).toContain('reconnecting');
