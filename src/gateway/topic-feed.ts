@@ -35,11 +35,11 @@ export class TopicFeed {
   constructor(
     readonly topic: string,
     private readonly store: TopicStore,
-    live: LiveFeed,
+    private readonly live: LiveFeed,
     private readonly log: Logger,
     private readonly ringSize = 2048,
   ) {
-    // Listen before reading the head, so nothing committed in between is missed.
+    // Listen before reading the head (init), so nothing committed in between is missed.
     this.unsubscribe = live.subscribe(
       topic,
       (entry) => this.receive(entry),
@@ -49,6 +49,10 @@ export class TopicFeed {
   }
 
   private async init(): Promise<void> {
+    // The head is read once the subscription listens: an entry committed before that was published to
+    // nobody, and a head read before it would leave the feed behind it (at seq 0, with no epoch, for a
+    // topic created as it opened). A failed subscribe was reported by the live feed itself.
+    await this.live.ready().catch(() => undefined);
     const read = await this.store.readAfter(this.topic, Number.MAX_SAFE_INTEGER, 0);
     this.epoch = read.epoch;
     this.head = read.headSeq;

@@ -182,6 +182,9 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
     };
   }
 
+  /** Listening from the subscribe call on: nothing to wait for. */
+  async ready(): Promise<void> {}
+
   async close(): Promise<void> {
     this.listeners.clear();
   }

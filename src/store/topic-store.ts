@@ -272,5 +272,10 @@ export interface SignedCheckpoint extends Checkpoint {
  */
 export interface LiveFeed {
   subscribe(topic: string, onEntry: (entry: HistoryEntry) => void, onStale?: () => void): Unsubscribe;
+  /**
+   * Resolves once the subscriptions asked for so far are listening (Redis: their SSUBSCRIBEs answered;
+   * rejects if one failed). Only then does a head read cover everything the feed will not deliver.
+   */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }

@@ -20,7 +20,6 @@ export function redisStoreFactory(client: () => RedisClient, filePrefix = `bxtes
     return {
       store,
       feed,
-      feedReady: () => feed.ready(),
       dispose: async () => {
         await feed.close();
         await store.close();

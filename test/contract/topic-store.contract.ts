@@ -9,8 +9,6 @@ import { sleep, waitFor } from '../support/waits.js';
 export interface StoreUnderTest {
   store: TopicStore;
   feed: LiveFeed;
-  /** Resolves once live subscriptions made so far are active (Redis SUBSCRIBE is asynchronous). */
-  feedReady?: () => Promise<void>;
   /** Releases everything the factory created (store, feed, keys). */
   dispose(): Promise<void>;
 }
@@ -105,11 +103,11 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
     });
 
     it('commits at the source ts when given (canonical form), never before the topic’s previous entry', async () => {
-      const { store, feed, feedReady } = await make();
+      const { store, feed } = await make();
       const [srcTs, srcTs2] = entityTopics();
       const seen: HistoryEntry[] = [];
       feed.subscribe(srcTs, (entry) => seen.push(entry));
-      await feedReady?.();
+      await feed.ready();
       const at = (ts: string, offset: number, changes = [change(srcTs, offset)]) => store.commit(event(changes, { stream: 'ts/0', offset: String(offset), ts }));
       const [first] = applied(await at('2024-05-01T12:00:01Z', 1));
       expect(first?.ts).toBe('2024-05-01T12:00:01.000Z');
@@ -271,10 +269,10 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
     });
 
     it('chains every entry onto the one before it: hash(0) of the epoch, then hash(n-1), the same in history, live and states', async () => {
-      const { store, feed, feedReady } = await make();
+      const { store, feed } = await make();
       const seen: HistoryEntry[] = [];
       feed.subscribe('ch', (entry) => seen.push(entry));
-      await feedReady?.();
+      await feed.ready();
       // Two changes of one topic in one commit chain onto each other.
       const entries = [...applied(await store.commit(event([change('ch', 1)]))), ...applied(await store.commit(event([change('ch', 2), change('ch', 3)])))];
       const epoch = entries[0]?.epoch as string;
@@ -324,18 +322,18 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
     });
 
     it('keeps the topics of one entity apart (one user: trading, portfolio, risk, alerts, mobile): own head, history, state and live feed', async () => {
-      const { store, feed, feedReady } = await make();
+      const { store, feed } = await make();
       const user = `u${++counter}`;
       const [trading, portfolio, risk, alerts, mobile] = [`trading.${user}`, `portfolio.${user}`, `risk.${user}`, `risk.${user}.alerts`, `mobile.${user}`] as const;
       const topics: string[] = [trading, portfolio, risk, alerts, mobile];
       const own = (topic: string, n: number) => change(topic, n, { topic });
       const seen = new Map<string, number[]>(topics.map((t) => [t, []]));
       const unsubscribe = topics.map((topic) => feed.subscribe(topic, (entry) => seen.get(topic)?.push(entry.topic === topic ? entry.seq : -1)));
-      await feedReady?.();
+      await feed.ready();
       applied(await store.commit(event(topics.map((topic) => own(topic, 1)))));
       applied(await store.commit(event([own(trading, 2)])));
       unsubscribe[1]?.(); // one topic's last listener leaving must not silence its siblings
-      await feedReady?.();
+      await feed.ready();
       applied(await store.commit(event([own(trading, 3), own(risk, 2)])));
       await waitFor(() => seen.get(trading)?.length === 3 && seen.get(risk)?.length === 2, 5000, 'live entries of the entity');
       await sleep(50);
@@ -351,12 +349,12 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
     });
 
     it('renewEpoch tells live listeners of the topic that it is stale (no entry carries the new epoch)', async () => {
-      const { store, feed, feedReady } = await make();
+      const { store, feed } = await make();
       applied(await store.commit(event([change('stale-a', 1)])));
       const stale: string[] = [];
       feed.subscribe('stale-a', () => undefined, () => stale.push('stale-a'));
       feed.subscribe('stale-b', () => undefined, () => stale.push('stale-b'));
-      await feedReady?.();
+      await feed.ready();
       const epoch = (await store.snapshot('stale-a'))?.epoch as string;
       await store.renewEpoch('stale-a', epoch);
       await store.renewEpoch('stale-a', epoch); // already renewed: nothing changes, nobody is told
@@ -398,10 +396,10 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
     });
 
     it('round-trips payloads exactly (unicode, slashes, quotes, empty arrays/objects, numbers)', async () => {
-      const { store, feed, feedReady } = await make();
+      const { store, feed } = await make();
       const seen: HistoryEntry[] = [];
       feed.subscribe('we/ird "topic" é', (e) => seen.push(e));
-      await feedReady?.();
+      await feed.ready();
       const payload = { kind: 'trade', s: 'a/b "q" \\ é € 𝄞 \n\t', empty: [], obj: {}, nested: [[1, 2.5, -0.001, 1e21], { x: null, y: true }], big: 12345678901234 };
       const [entry] = applied(await store.commit(event([{ topic: 'we/ird "topic" é', type: 'alert', payload, state: payload }])));
       expect(entry?.payload).toEqual(payload);
@@ -479,7 +477,7 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
     });
 
     it('live feed delivers every committed entry of a subscribed topic, in order, and stops after unsubscribe', async () => {
-      const { store, feed, feedReady } = await make();
+      const { store, feed } = await make();
       const [liveA, liveB, liveC] = entityTopics();
       const onA: HistoryEntry[] = [];
       const onA2: HistoryEntry[] = [];
@@ -487,7 +485,7 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
       const offA = feed.subscribe(liveA, (e) => onA.push(e));
       const offA2 = feed.subscribe(liveA, (e) => onA2.push(e));
       feed.subscribe(liveB, (e) => onB.push(e));
-      await feedReady?.();
+      await feed.ready();
       const committed: HistoryEntry[] = [];
       // Concurrent commits: delivery order must still be seq order.
       const results = await Promise.all(
@@ -507,7 +505,7 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
       await waitFor(() => onA2.length === 301, 5000, 'entry for the remaining listener');
       offA2();
       offA2();
-      await feedReady?.();
+      await feed.ready();
       applied(await store.commit(event([change(liveA, 1001), change(liveB, 1001)])));
       await waitFor(() => onB.length === 101, 5000, 'live-b entry');
       expect(onA.length).toBe(300);
@@ -516,7 +514,7 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
       // Resubscribing after the last listener left works again.
       const again: HistoryEntry[] = [];
       feed.subscribe(liveA, (e) => again.push(e));
-      await feedReady?.();
+      await feed.ready();
       const [next] = applied(await store.commit(event([change(liveA, 1002)])));
       await waitFor(() => again.length === 1, 5000, 'entry after resubscribe');
       expect(again).toEqual([next]);

@@ -270,6 +270,9 @@ describe('delivery record across a history reset', () => {
     await publish(3, system, isin);
     await waitFor(() => screen.epoch !== before, 10_000, 'the re-sync snapshot');
     await caughtUp(screen);
+    // Live entries after the re-sync snapshot (which may already hold every entry committed so far).
+    await publish(2, system, isin);
+    await caughtUp(screen);
     socket.close();
     await waitFor(async () => (await ranges(system, screen.topic)).some((r) => r.end === 'disconnect'), 5000, 'the last range, closed');
     const all = await ranges(system, screen.topic);

@@ -23,6 +23,7 @@ class ScriptedLiveFeed implements LiveFeed {
   emit(...entries: HistoryEntry[]): void {
     for (const entry of entries) this.listener?.(entry);
   }
+  async ready(): Promise<void> {}
   async close(): Promise<void> {}
 }
 
