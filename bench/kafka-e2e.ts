@@ -59,6 +59,7 @@ const opts = parseOptions(
     isins: { help: 'the prices topics every client follows', default: ['IN0020230085', 'IN0020240019', 'IN0020240050', 'IN0020250018'], parse: list((isin) => isin) },
     partitions: { help: 'Kafka partitions per topic', default: 4, parse: int(1) },
     cluster: { help: 'Redis Cluster (REDIS_CLUSTER_NODES, or BONDX_TEST_REDIS_CLUSTER_NODES) instead of REDIS_URL; Redis CPU is then not sampled', default: false },
+    cpuProf: { help: "directory for the projector's and gateways' V8 CPU profiles (--cpu-prof; summarise with bench/prof-summary.ts)", default: '', parse: (text: string) => text },
   },
   'Needs REDIS_URL and KAFKA_BROKERS: bash scripts/services.sh up && eval "$(bash scripts/services.sh env)"',
 );
@@ -72,6 +73,7 @@ const BATCH_SIZE = opts.batchSize;
 const PARTITIONS = opts.partitions;
 const ISINS = opts.isins;
 const VARIANTS = opts.variants;
+const NODE_FLAGS = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`] : [];
 if (WARMUP_MS >= STEP_MS) usageError('--warmup must be shorter than --step');
 for (const isin of ISINS) {
   if (!isValidIsin(isin)) usageError(`--isins: ${isin} is not a valid ISIN (ISO 6166 check digit); the projector would dead-letter it`);
@@ -405,8 +407,8 @@ async function main(): Promise<void> {
   const common = { ...redisEnv, REDIS_PREFIX: PREFIX, JWT_SECRET: TEST_SECRET, ...ROOMY_ADMISSION, WS_MAX_CONNECTIONS: String(CLIENTS + 100), SIMULATOR: 'false' };
   const t0 = hrNow();
   const [projector, ...gateways] = (await Promise.all([
-    startProjector({ ...common, KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_GROUP_ID: GROUP, KAFKA_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'warn' }),
-    ...Array.from({ length: GATEWAYS }, () => startGateway({ ...common, KAFKA_BROKERS: '', LOG_LEVEL: 'info', WS_WORKERS: String(opts.workers) })),
+    startProjector({ ...common, KAFKA_BROKERS, KAFKA_TOPIC_PREFIX: TOPIC_PREFIX, KAFKA_GROUP_ID: GROUP, KAFKA_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'warn' }, undefined, NODE_FLAGS),
+    ...Array.from({ length: GATEWAYS }, () => startGateway({ ...common, KAFKA_BROKERS: '', LOG_LEVEL: 'info', WS_WORKERS: String(opts.workers) }, undefined, NODE_FLAGS)),
   ])) as [RoleProcess, ...GatewayProcess[]];
   log(`projector pid ${projector.pid}, gateway(s) ${gateways.map((g) => `${g.url} (pid ${g.pid})`).join(', ')} up in ${fmtNum((hrNow() - t0) / 1000)} s`);
 

@@ -1,7 +1,8 @@
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ApplyOutcome, Projector } from '../projector/projector.js';
-import type { HistoryEntry, SourcePosition } from '../store/topic-store.js';
+import type { DomainEvent } from '../domain/events.js';
+import type { ApplyOutcome, Projector, SourcedEvent } from '../projector/projector.js';
+import type { HistoryEntry, SourcePosition, TopicHead } from '../store/topic-store.js';
 import { deadLetter, type DeadLetterStore } from './dead-letter.js';
 import { validateEvent } from './validate.js';
 
@@ -10,6 +11,14 @@ export type IngestOutcome =
   /** Applied (or dead-lettered) before: a redelivery, or a record re-read after a re-seek. `event_id` when the record has one. */
   | { status: 'duplicate'; event_id?: string }
   | { status: 'dead_lettered'; reason: string };
+
+/** A head a record's commit left, with the topic's state then: what a replay checkpoint records. */
+export interface CommittedHead extends TopicHead {
+  topic: string;
+}
+
+/** A record's outcome in a run; for an applied one also the heads its commit left. */
+export type RecordOutcome = IngestOutcome & { committed?: readonly CommittedHead[] };
 
 /**
  * The single way events enter the system (HTTP, simulator, Kafka): validate against the schemas,
@@ -32,14 +41,57 @@ export class Ingest {
     return outcome;
   }
 
+  /**
+   * Records of one source stream, in order (a Kafka batch of one partition): as `submit` one after the
+   * other, except that consecutive valid events go to the projector together (Projector.applyRun: one
+   * store round trip per stretch of one entity's events). One outcome per record up to the first that
+   * failed (`failed`: what it threw; it and the records after it were not processed).
+   */
+  async submitRun(records: readonly { raw: unknown; position: SourcePosition }[], origin: string): Promise<{ outcomes: RecordOutcome[]; failed?: unknown }> {
+    const validations = records.map((record) => validateEvent(record.raw));
+    const outcomes: RecordOutcome[] = [];
+    try {
+      while (outcomes.length < records.length) {
+        const started = performance.now();
+        const from = outcomes.length;
+        const events: SourcedEvent[] = [];
+        for (let i = from; i < records.length; i++) {
+          const validation = validations[i];
+          if (!validation?.ok) break;
+          events.push({ event: validation.event, source: (records[i] as (typeof records)[number]).position });
+        }
+        if (events.length === 0) {
+          const invalid = records[from] as (typeof records)[number];
+          outcomes.push(await this.submit(invalid.raw, origin, invalid.position));
+          continue;
+        }
+        const run = await this.projector.applyRun(events);
+        const seconds = (performance.now() - started) / 1000 / Math.max(1, run.outcomes.length);
+        for (const [i, applied] of run.outcomes.entries()) {
+          const { raw, position } = records[from + i] as (typeof records)[number];
+          const outcome = await this.outcomeOf(raw, (events[i] as SourcedEvent).event, applied, origin, position);
+          this.metrics.eventIngested(origin, outcome.status, outcome.status === 'dead_lettered' ? undefined : seconds);
+          outcomes.push(applied.applied ? { ...outcome, committed: applied.entries.map(({ topic, epoch, seq, ts, hash }, n) => ({ topic, epoch, seq, ts, hash, state: applied.states[n] ?? {} })) } : outcome);
+        }
+        if (run.failed !== undefined) return { outcomes, failed: run.failed };
+      }
+    } catch (err) {
+      return { outcomes, failed: err };
+    }
+    return { outcomes };
+  }
+
   private async process(raw: unknown, origin: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
     const validation = validateEvent(raw);
-    const source = position ? `${origin}:${position.stream}@${position.offset}` : origin;
-    if (!validation.ok) return this.reject(raw, validation.reason, source, position);
-    const outcome: ApplyOutcome = await this.projector.apply(validation.event, position);
-    if (outcome.applied) return { status: 'applied', event_id: validation.event.event_id, entries: outcome.entries.map(summary) };
-    if (outcome.reason === 'rejected') return this.reject(raw, outcome.detail, source, position);
-    return { status: 'duplicate', event_id: validation.event.event_id };
+    if (!validation.ok) return this.reject(raw, validation.reason, sourceName(origin, position), position);
+    return this.outcomeOf(raw, validation.event, await this.projector.apply(validation.event, position), origin, position);
+  }
+
+  /** What the projector's outcome means for the event: a rejected one is dead-lettered here. */
+  private async outcomeOf(raw: unknown, event: DomainEvent, outcome: ApplyOutcome, origin: string, position: SourcePosition | undefined): Promise<IngestOutcome> {
+    if (outcome.applied) return { status: 'applied', event_id: event.event_id, entries: outcome.entries.map(summary) };
+    if (outcome.reason === 'rejected') return this.reject(raw, outcome.detail, sourceName(origin, position), position);
+    return { status: 'duplicate', event_id: event.event_id };
   }
 
   /** Keeps the event as a dead letter with its reason. */
@@ -53,6 +105,11 @@ export class Ingest {
     this.log.warn({ reason, source, event_id: eventId }, 'event dead-lettered');
     return { status: 'dead_lettered', reason };
   }
+}
+
+/** Where a dead letter came from: the origin, and the source position when there is one. */
+function sourceName(origin: string, position: SourcePosition | undefined): string {
+  return position ? `${origin}:${position.stream}@${position.offset}` : origin;
 }
 
 function summary(entry: HistoryEntry): { topic: string; seq: number } {

@@ -19,6 +19,7 @@ import {
   type TopicHead,
   type TopicInfo,
   type TopicStore,
+  type RunResult,
   type Unsubscribe,
 } from './topic-store.js';
 
@@ -55,6 +56,26 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
 
   async commit(input: CommitInput): Promise<CommitResult> {
     return this.commitSync(input);
+  }
+
+  /** One synchronous pass, so nothing interleaves: each input as `commit` right after the ones before it. */
+  async commitRun(inputs: readonly CommitInput[]): Promise<RunResult> {
+    const [first] = inputs;
+    const entity = first ? commitEntity(first) : '';
+    const other = inputs.find((input) => commitEntity(input) !== entity);
+    if (other) throw new Error(`a commit run must be one entity's: ${entity} and ${commitEntity(other)}`);
+    const results: CommitResult[] = [];
+    for (const input of inputs) {
+      try {
+        const result = this.commitSync(input);
+        results.push(result);
+        if (!result.applied) break;
+      } catch (err) {
+        if (err instanceof SourceOffsetMismatch || err instanceof HeadMismatch) return { results, refused: err };
+        throw err;
+      }
+    }
+    return { results };
   }
 
   commitSync(input: CommitInput): CommitResult {

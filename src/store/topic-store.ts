@@ -193,6 +193,24 @@ export type CommitResult =
   | { applied: true; entries: HistoryEntry[] }
   | { applied: false; reason: 'duplicate_event' | 'already_applied_offset' };
 
+/**
+ * What a run of commits left ({@link TopicStore.commitRun}): the results of its commits in order, up to
+ * and including the first that did not apply; the ones after it were not attempted. `refused`: that one
+ * was refused by its expectations (what `commit` throws), and `results` holds only those before it.
+ */
+export interface RunResult {
+  results: CommitResult[];
+  refused?: SourceOffsetMismatch | HeadMismatch;
+}
+
+/** A run of one commit answered as `commit` answers: its result, or its refusal thrown. */
+export function onlyResult(run: RunResult): CommitResult {
+  if (run.refused) throw run.refused;
+  const [result] = run.results;
+  if (!result) throw new Error('a commit run of one returned no result');
+  return result;
+}
+
 export type Unsubscribe = () => void;
 
 /**
@@ -212,6 +230,14 @@ export type Unsubscribe = () => void;
  */
 export interface TopicStore {
   commit(input: CommitInput): Promise<CommitResult>;
+  /**
+   * Consecutive commits of one entity in one atomic step (on Redis: one script call, one round trip),
+   * each checked and applied exactly as `commit` would right after the ones before it, stopping at the
+   * first that does not apply: the later ones were built on it, so they are not attempted. Each input
+   * names `expectedHeads` for the topics no earlier input of the run changed; the others follow the
+   * run's own entries. For a projector committing a Kafka batch: one round trip instead of one per event.
+   */
+  commitRun(inputs: readonly CommitInput[]): Promise<RunResult>;
   snapshot(topic: string): Promise<Snapshot | null>;
   /** Current heads and states, for the projector to reduce onto (missing topics are absent from the map). */
   states(topics: string[]): Promise<Map<string, TopicHead>>;

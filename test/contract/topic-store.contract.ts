@@ -268,6 +268,89 @@ export function topicStoreContract(name: string, factory: StoreFactory, { nodes 
       ]);
     });
 
+    it('commits a run of one entity in order, each event chained onto the ones before it, as one commit after another would', async () => {
+      const { store, feed } = await make();
+      const [t1, t2] = entityTopics();
+      const stream = 'run/0';
+      const seen: HistoryEntry[] = [];
+      feed.subscribe(t1, (entry) => seen.push(entry));
+      await feed.ready();
+      // The later inputs name only the topics no earlier input changed: t2 first appears in the second.
+      const inputs: CommitInput[] = [
+        { ...event([change(t1, 1)], { stream, offset: '1', after: null }), expectedHeads: new Map([[t1, null]]) },
+        { ...event([change(t1, 2), change(t2, 2)], { stream, offset: '2', after: '1' }), expectedHeads: new Map([[t2, null]]) },
+        { ...event([change(t2, 3)], { stream, offset: '3', after: '2' }), expectedHeads: new Map() },
+        { ...event([change(t1, 4)], { stream, offset: '5', after: '3' }), expectedHeads: new Map() },
+      ];
+      const run = await store.commitRun(inputs);
+      expect(run.refused).toBeUndefined();
+      const entries = run.results.map(applied);
+      expect(entries.map((es) => es.map((e) => [e.topic, e.seq]))).toEqual([[[t1, 1]], [[t1, 2], [t2, 1]], [[t2, 2]], [[t1, 3]]]);
+      entries.forEach((es, i) => {
+        for (const e of es) expect(e.event_id).toBe(inputs[i]?.eventId);
+      });
+      for (const topic of [t1, t2]) {
+        const held = (await store.readAfter(topic, 0, 10)).entries;
+        expect(held).toEqual(entries.flat().filter((e) => e.topic === topic));
+        let previous = genesisHash(topic, held[0]?.epoch as string);
+        for (const entry of held) {
+          expect(entry.hash).toBe(entryHash(previous, entry));
+          previous = entry.hash;
+        }
+      }
+      expect((await store.snapshot(t2))?.state).toEqual({ last: 3 });
+      expect(await store.appliedOffset(entityOf(t1), stream)).toBe('5');
+      await waitFor(() => seen.length === 3, 5000, 'live entries');
+      expect(seen).toEqual((await store.readAfter(t1, 0, 10)).entries);
+      // A commit after the run follows it like any other.
+      const next = await store.commit({ ...event([change(t1, 6)], { stream, offset: '6', after: '5' }), expectedHeads: new Map([[t1, (await store.states([t1])).get(t1) ?? null]]) });
+      expect(applied(next)[0]?.seq).toBe(4);
+    });
+
+    it('stops a run at the first event that does not apply: those before it are committed, it (if refused) and those after it are not', async () => {
+      const { store } = await make();
+      const [t1, t2] = entityTopics();
+      const stream = 'stop/0';
+      const dup = uid('dup');
+      applied(await store.commit(event([change(t1, 0)], { stream, offset: '1', after: null }, dup)));
+      const h1 = (await store.states([t1])).get(t1) as TopicHead;
+      const later = { ...event([change(t1, 9)], { stream, offset: '4', after: '3' }), expectedHeads: new Map() };
+      // A duplicate event id in the middle: its offset is consumed, the event after it is not attempted.
+      const duplicate = await store.commitRun([
+        { ...event([change(t1, 1)], { stream, offset: '2', after: '1' }), expectedHeads: new Map([[t1, h1]]) },
+        { ...event([change(t1, 2)], { stream, offset: '3', after: '2' }, dup), expectedHeads: new Map() },
+        later,
+      ]);
+      expect(duplicate.refused).toBeUndefined();
+      expect(duplicate.results.map((r) => (r.applied ? r.entries.map((e) => e.seq) : r.reason))).toEqual([[2], 'duplicate_event']);
+      expect((await store.snapshot(t1))?.seq).toBe(2);
+      expect(await store.appliedOffset(entityOf(t1), stream)).toBe('3');
+      const h2 = (await store.states([t1])).get(t1) as TopicHead;
+      // A refused head in the middle (t2 first appears there, named at a head it does not have): the first
+      // event is committed, the refused one and the one after it write nothing.
+      const refused = await store.commitRun([
+        { ...event([change(t1, 3)], { stream, offset: '4', after: '3' }), expectedHeads: new Map([[t1, h2]]) },
+        { ...event([change(t1, 4), change(t2, 4)], { stream, offset: '5', after: '4' }), expectedHeads: new Map([[t2, { ...h2, seq: 7 }]]) },
+        { ...event([change(t1, 5)], { stream, offset: '6', after: '5' }), expectedHeads: new Map() },
+      ]);
+      expect(refused.results.map((r) => (r.applied ? r.entries.map((e) => e.seq) : r.reason))).toEqual([[3]]);
+      expect(refused.refused).toEqual(new HeadMismatch(t2, 7, 0));
+      expect((await store.readAfter(t1, 0, 10)).entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(await store.snapshot(t2)).toBeNull();
+      expect(await store.appliedOffset(entityOf(t1), stream)).toBe('4');
+      // A first event whose offset is not the stored one: nothing at all.
+      const h3 = (await store.states([t1])).get(t1) as TopicHead;
+      const stale = await store.commitRun([
+        { ...event([change(t1, 6)], { stream, offset: '7', after: '9' }), expectedHeads: new Map([[t1, h3]]) },
+        { ...event([change(t1, 7)], { stream, offset: '8', after: '7' }), expectedHeads: new Map() },
+      ]);
+      expect(stale).toEqual({ results: [], refused: new SourceOffsetMismatch(stream, '9', '4') });
+      expect((await store.snapshot(t1))?.seq).toBe(3);
+      // The events not attempted were not remembered either: they commit later as usual.
+      expect(applied(await store.commit({ ...later, source: { stream, offset: '5', after: '4' }, expectedHeads: new Map([[t1, h3]]) }))[0]?.seq).toBe(4);
+      await expect(store.commitRun([event([change(t1, 1)]), event([change('other-entity', 1)])])).rejects.toThrow(/one entity/);
+    });
+
     it('chains every entry onto the one before it: hash(0) of the epoch, then hash(n-1), the same in history, live and states', async () => {
       const { store, feed } = await make();
       const seen: HistoryEntry[] = [];

@@ -47,7 +47,7 @@ async function startProjector(): Promise<RunningProjector> {
   const backends = await createBackends(config, silentLogger);
   const projector = new Projector(backends.store, silentLogger);
   const ingest = new Ingest(projector, backends.deadLetters, silentLogger, new Metrics());
-  const submit = vi.spyOn(ingest, 'submit');
+  const submitRun = vi.spyOn(ingest, 'submitRun');
   const fetched = new Map<string, string[]>();
   // The consumer is the projector's own; kafkajs' instrumentation events say where each batch began.
   const kafka: Kafka = createKafka(config, silentLogger, '-projector');
@@ -65,7 +65,7 @@ async function startProjector(): Promise<RunningProjector> {
   return {
     backends,
     fetched,
-    submitted: () => submit.mock.calls.flatMap(([, , position]) => (position ? [position] : [])),
+    submitted: () => submitRun.mock.calls.flatMap(([records]) => records.map((record) => record.position)),
     stop: async () => {
       await consumer.stop();
       await backends.close();

@@ -150,8 +150,8 @@ const running = new Set<RoleProcess>();
  * (HOST=127.0.0.1, PORT=0, LOG_LEVEL=info, and WS_WORKERS=1: a gateway is one process, whose pid is
  * the gateway, unless a test asks for workers). Resolves once the process is spawned.
  */
-export function spawnRole(role: Role, env: Record<string, string>): RoleProcess {
-  const proc = spawnTsx(CLI, [role], { env: { ...process.env, HOST: '127.0.0.1', PORT: '0', PROMETHEUS_PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', WS_WORKERS: '1', ...env } });
+export function spawnRole(role: Role, env: Record<string, string>, nodeFlags: string[] = []): RoleProcess {
+  const proc = spawnTsx(CLI, [role], { nodeFlags, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', PROMETHEUS_PORT: '0', LOG_LEVEL: 'info', KAFKAJS_NO_PARTITIONER_WARNING: '1', WS_WORKERS: '1', ...env } });
   if (proc.pid === undefined) throw new Error(`could not spawn bondx ${role}`);
   const pid = proc.pid;
   const out = lineCollector();
@@ -223,8 +223,8 @@ export function spawnRole(role: Role, env: Record<string, string>): RoleProcess 
 }
 
 /** Starts `bondx gateway` and resolves once it logged `gateway listening` (its URL, PORT=0 resolved). */
-export async function startGateway(env: Record<string, string>, timeoutMs = 30_000): Promise<GatewayProcess> {
-  const child = spawnRole('gateway', env);
+export async function startGateway(env: Record<string, string>, timeoutMs = 30_000, nodeFlags: string[] = []): Promise<GatewayProcess> {
+  const child = spawnRole('gateway', env, nodeFlags);
   try {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => finish(new Error(`no "gateway listening" within ${timeoutMs} ms`)), timeoutMs);
@@ -258,8 +258,8 @@ export async function startGateway(env: Record<string, string>, timeoutMs = 30_0
  * process is up (spawned and still alive after a short grace period); tests then wait for its effect
  * (projected heads in Redis) rather than for a log line.
  */
-export async function startProjector(env: Record<string, string>, graceMs = 300): Promise<RoleProcess> {
-  const child = spawnRole('projector', env);
+export async function startProjector(env: Record<string, string>, graceMs = 300, nodeFlags: string[] = []): Promise<RoleProcess> {
+  const child = spawnRole('projector', env, nodeFlags);
   const early = await Promise.race([child.exited, new Promise<undefined>((r) => setTimeout(r, graceMs))]);
   if (early) throw new Error(`bondx projector exited at once (code=${early.code} signal=${early.signal})\n${child.describe()}`);
   return child;

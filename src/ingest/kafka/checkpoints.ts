@@ -1,7 +1,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import type { JsonObject } from '../../domain/json.js';
 import type { Logger } from '../../observability/logger.js';
-import type { TopicStore } from '../../store/topic-store.js';
+import type { CommittedHead } from '../ingest.js';
 import { partitionCount, readPartition } from './partition-reader.js';
 import { kafkaTopic, partitionOf } from './routing.js';
 
@@ -39,26 +39,20 @@ export class CheckpointWriter {
     private readonly producer: Producer,
     private readonly topic: string,
     private readonly every: number,
-    private readonly store: TopicStore,
     private readonly log: Logger,
   ) {}
 
   /**
-   * After a record's commit: its entries' topics that reached a checkpoint seq. The state is read back
-   * from the store (only then, every `every` entries): nothing else writes the topic before the next
-   * record of this partition, so the head read is the one the entry left; if not, no checkpoint.
+   * After a record's commit: the heads it left (with the states) of topics that reached a checkpoint
+   * seq. Taken from the commit itself, not read back: the record's run may have moved the topic on since.
    */
-  async committed(entries: readonly { topic: string; seq: number }[], partition: number, offset: string): Promise<void> {
-    const due = entries.filter((e) => e.seq % this.every === 0);
+  async committed(heads: readonly CommittedHead[], partition: number, offset: string): Promise<void> {
+    const due = heads.filter((head) => head.seq % this.every === 0);
     if (due.length === 0) return;
-    const heads = await this.store.states(due.map((e) => e.topic));
-    const messages = due.flatMap(({ topic, seq }) => {
-      const head = heads.get(topic);
-      if (head?.seq !== seq) return [];
-      const checkpoint: ReplayCheckpoint = { topic, epoch: head.epoch, seq, ts: head.ts, hash: head.hash, state: head.state, partition, offset };
-      return [{ key: topic, value: JSON.stringify(checkpoint) }];
+    const messages = due.map(({ topic, epoch, seq, ts, hash, state }) => {
+      const checkpoint: ReplayCheckpoint = { topic, epoch, seq, ts, hash, state, partition, offset };
+      return { key: topic, value: JSON.stringify(checkpoint) };
     });
-    if (messages.length === 0) return;
     await this.producer.send({ topic: this.topic, messages });
     this.log.debug({ topics: due.map((e) => e.topic), partition, offset }, 'replay checkpoint written');
   }

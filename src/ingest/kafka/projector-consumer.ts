@@ -1,13 +1,16 @@
-import type { Consumer, Kafka, Producer } from 'kafkajs';
+import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Config } from '../../config/config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Projector } from '../../projector/projector.js';
 import { SourceOffsetMismatch, type TopicStore } from '../../store/topic-store.js';
-import type { Ingest } from '../ingest.js';
+import type { CommittedHead, Ingest } from '../ingest.js';
 import { CheckpointWriter, checkpointsTopic } from './checkpoints.js';
 import { ConnectionState, type KafkaClientStatus } from './connection-state.js';
 import { createProducer } from './kafka-client.js';
 import { FAMILIES, kafkaTopic, recordTime, sourceStream } from './routing.js';
+
+/** Records handed to the ingest path at once: a rebalance (isRunning, isStale) is noticed between runs. */
+const RUN_RECORDS = 64;
 
 /** Kafka's "earliest offset" for a seek: the store holds nothing of a partition any more. */
 const EARLIEST = '-2';
@@ -74,7 +77,7 @@ export class ProjectorConsumer {
     this.consumer.on(STOP, () => this.state.set('down', 'stopped'));
     this.consumer.on(DISCONNECT, () => this.state.set('down', 'disconnected'));
     this.checkpointProducer = createProducer(kafka, true);
-    this.checkpoints = new CheckpointWriter(this.checkpointProducer, checkpointsTopic(config.KAFKA_TOPIC_PREFIX), config.REPLAY_CHECKPOINT_EVERY, store, log);
+    this.checkpoints = new CheckpointWriter(this.checkpointProducer, checkpointsTopic(config.KAFKA_TOPIC_PREFIX), config.REPLAY_CHECKPOINT_EVERY, log);
     this.consumer.on(CRASH, (e) => this.state.set('down', `crashed: ${e.payload.error.message}${e.payload.restart ? ' (restarting)' : ''}`));
   }
 
@@ -96,31 +99,53 @@ export class ProjectorConsumer {
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         await this.resumed;
         const stream = sourceStream(batch.topic, batch.partition);
+        const consumed = (offset: bigint): void => {
+          resolveOffset(offset.toString());
+          this.lagByPartition.set(stream, Math.max(0, Number(BigInt(batch.highWatermark) - offset - 1n)));
+        };
+        // Records go to the ingest path in runs (one store round trip per stretch of an entity's events);
+        // a run ends where a record needs looking at first: one re-read after a re-seek.
+        let run: KafkaMessage[] = [];
+        const flush = async (): Promise<boolean> => {
+          const records = run;
+          run = [];
+          if (records.length === 0) return true;
+          const { outcomes, failed } = await this.ingest.submitRun(
+            records.map((message) => ({ raw: parseOrRaw(message.value?.toString('utf8') ?? ''), position: { stream, offset: message.offset, ...recordTime(message.timestamp) } })),
+            'kafka',
+          );
+          for (const [i, outcome] of outcomes.entries()) {
+            const message = records[i] as KafkaMessage;
+            if (outcome.committed) await this.checkpoint(outcome.committed, batch.partition, message.offset);
+            this.applied.set(stream, BigInt(message.offset));
+            consumed(BigInt(message.offset));
+          }
+          await heartbeat();
+          if (failed === undefined) return true;
+          if (!(failed instanceof SourceOffsetMismatch)) throw failed;
+          // Nothing after the refused record was applied: the rest of this batch comes again from the new position.
+          this.realign(batch.topic, batch.partition, failed, BigInt((records[outcomes.length] as KafkaMessage).offset));
+          return false;
+        };
         for (const message of batch.messages) {
           if (!isRunning() || isStale()) break;
           const offset = BigInt(message.offset);
           const want = this.rewound.get(stream);
           if (want !== undefined) {
+            if (!(await flush())) return;
             this.rewound.delete(stream);
             if (offset > want) await this.unrecoverable(stream, want, offset);
           }
           const done = this.applied.get(stream);
-          if (done === undefined || offset > done) {
-            const text = message.value?.toString('utf8') ?? '';
-            try {
-              const outcome = await this.ingest.submit(parseOrRaw(text), 'kafka', { stream, offset: message.offset, ...recordTime(message.timestamp) });
-              if (outcome.status === 'applied') await this.checkpoint(outcome.entries, batch.partition, message.offset);
-            } catch (err) {
-              if (!(err instanceof SourceOffsetMismatch)) throw err;
-              this.realign(batch.topic, batch.partition, err, offset);
-              break; // the rest of this batch comes again from the new position
-            }
-            this.applied.set(stream, offset);
+          if (done !== undefined && offset <= done) {
+            if (!(await flush())) return;
+            consumed(offset);
+            continue;
           }
-          resolveOffset(message.offset);
-          this.lagByPartition.set(stream, Math.max(0, Number(BigInt(batch.highWatermark) - offset - 1n)));
-          await heartbeat();
+          run.push(message);
+          if (run.length >= RUN_RECORDS && !(await flush())) return;
         }
+        await flush();
       },
     });
   }
@@ -138,9 +163,9 @@ export class ProjectorConsumer {
   }
 
   /** A replay checkpoint that fails to be written only makes rebuilds start further back: logged, never fatal. */
-  private async checkpoint(entries: readonly { topic: string; seq: number }[], partition: number, offset: string): Promise<void> {
+  private async checkpoint(heads: readonly CommittedHead[], partition: number, offset: string): Promise<void> {
     try {
-      await this.checkpoints.committed(entries, partition, offset);
+      await this.checkpoints.committed(heads, partition, offset);
     } catch (err) {
       this.log.warn({ err, partition, offset }, 'replay checkpoint not written');
     }

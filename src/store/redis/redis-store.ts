@@ -19,6 +19,8 @@ import {
   type TopicHead,
   type TopicInfo,
   type TopicStore,
+  onlyResult,
+  type RunResult,
 } from '../topic-store.js';
 import { entryOfStored, type StoredEntry, type StoredRead } from '../stored-entry.js';
 import { scanKeys, type RedisClient } from './client.js';
@@ -64,51 +66,67 @@ export class RedisTopicStore implements TopicStore {
   }
 
   async commit(input: CommitInput): Promise<CommitResult> {
-    if (input.source && !/^\d+$/.test(input.source.offset)) {
-      throw new Error(`source offset must be a non-negative decimal integer, got ${JSON.stringify(input.source.offset)}`);
-    }
-    const committedAt = commitTime(input.source);
+    checkOffset(input);
     const entity = commitEntity(input); // throws on topics of several entities, before any read
-    if (input.expectedHeads) return this.commitOnto(input, committedAt, entity, input.expectedHeads);
+    if (input.expectedHeads) return onlyResult(await this.commitOnto(entity, [input]));
     // Commits naming no heads go one at a time per store, so this process's callers never race each
     // other between reading the heads and the compare-and-set; another process getting in between is
     // met by reading again.
-    const run = this.unchecked.then(() => this.commitOntoStored(input, committedAt, entity));
+    const run = this.unchecked.then(() => this.commitOntoStored(input, entity));
     this.unchecked = run.catch(() => undefined);
     return run;
   }
 
-  private async commitOntoStored(input: CommitInput, committedAt: string, entity: string): Promise<CommitResult> {
+  async commitRun(inputs: readonly CommitInput[]): Promise<RunResult> {
+    const [first] = inputs;
+    if (!first) return { results: [] };
+    for (const input of inputs) checkOffset(input);
+    const entity = commitEntity(first);
+    const other = inputs.find((input) => commitEntity(input) !== entity);
+    if (other) throw new Error(`a commit run must be one entity's: ${entity} and ${commitEntity(other)}`);
+    if (!first.expectedHeads) throw new Error('a commit run names the heads it follows');
+    return this.commitOnto(entity, inputs);
+  }
+
+  private async commitOntoStored(input: CommitInput, entity: string): Promise<CommitResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.commitOnto(input, committedAt, entity, await this.chainHeads([...new Set(input.changes.map((c) => c.topic))]));
+        const expectedHeads = await this.chainHeads([...new Set(input.changes.map((c) => c.topic))]);
+        return onlyResult(await this.commitOnto(entity, [{ ...input, expectedHeads }]));
       } catch (err) {
         if (!(err instanceof HeadMismatch) || attempt >= UNCHECKED_COMMIT_ATTEMPTS) throw err;
       }
     }
   }
 
-  /** Chains the changes onto `heads` (here: Lua has no SHA-256) and commits them if those are still the store's heads. */
-  private async commitOnto(input: CommitInput, committedAt: string, entity: string, heads: ReadonlyMap<string, ChainHead | null>): Promise<CommitResult> {
-    const entries = chainEntries({ eventId: input.eventId, eventTs: input.eventTs, committedAt, changes: input.changes }, heads, newEpoch);
-    const checked = new Set<string>();
-    const result = await this.scripts.commit({
-      entity,
-      eventId: input.eventId,
-      eventTs: input.eventTs,
-      source: input.source,
-      maxLen: this.maxLen,
-      dedupWindow: this.dedupWindow,
-      changes: entries.map((entry, i) => {
-        const first = !checked.has(entry.topic);
-        checked.add(entry.topic);
-        return { entry, stateJson: JSON.stringify((input.changes[i] as TopicChange).state), follows: first ? (heads.get(entry.topic) ?? null) : undefined };
-      }),
+  /**
+   * Chains each input's changes onto the heads it names and the run's earlier entries (here: Lua has no
+   * SHA-256) and commits them in one script call, which applies them in order while each one's heads and
+   * offset are still the store's.
+   */
+  private async commitOnto(entity: string, inputs: readonly CommitInput[]): Promise<RunResult> {
+    /** Where each topic's chain stands as the run goes: first as named, then at the run's newest entry. */
+    const heads = new Map<string, ChainHead | null>();
+    /** The head each topic must have in the store: as its first input names it. */
+    const follows = new Map<string, ChainHead | null>();
+    const chained = inputs.map((input) => {
+      for (const [topic, head] of input.expectedHeads ?? []) if (!heads.has(topic)) heads.set(topic, head);
+      const entries = chainEntries({ eventId: input.eventId, eventTs: input.eventTs, committedAt: commitTime(input.source), changes: input.changes }, heads, newEpoch);
+      const changes = entries.map((entry, i) => {
+        const first = !follows.has(entry.topic);
+        if (first) follows.set(entry.topic, heads.get(entry.topic) ?? null);
+        return { entry, stateJson: JSON.stringify((input.changes[i] as TopicChange).state), follows: first ? (follows.get(entry.topic) ?? null) : undefined };
+      });
+      for (const entry of entries) heads.set(entry.topic, entry);
+      return { entries, event: { eventId: input.eventId, eventTs: input.eventTs, ...(input.source ? { source: input.source } : {}), changes } };
     });
-    if (result.status === 'ok') return { applied: true, entries };
-    if (result.status === 'offset_mismatch') throw new SourceOffsetMismatch(input.source?.stream ?? '', input.source?.after ?? null, result.stored);
-    if (result.status === 'head_mismatch') throw new HeadMismatch(result.topic, heads.get(result.topic)?.seq ?? 0, result.stored);
-    return { applied: false, reason: result.status };
+    const result = await this.scripts.commit({ entity, maxLen: this.maxLen, dedupWindow: this.dedupWindow, events: chained.map((c) => c.event) });
+    const applied = (count: number): CommitResult[] => chained.slice(0, count).map(({ entries }) => ({ applied: true, entries }));
+    if (result.status === 'ok') return { results: applied(chained.length) };
+    const input = inputs[result.index] as CommitInput;
+    if (result.status === 'offset_mismatch') return { results: applied(result.index), refused: new SourceOffsetMismatch(input.source?.stream ?? '', input.source?.after ?? null, result.stored) };
+    if (result.status === 'head_mismatch') return { results: applied(result.index), refused: new HeadMismatch(result.topic, follows.get(result.topic)?.seq ?? 0, result.stored) };
+    return { results: [...applied(result.index), { applied: false, reason: result.status }] };
   }
 
   async snapshot(topic: string): Promise<Snapshot | null> {
@@ -240,6 +258,13 @@ export class RedisTopicStore implements TopicStore {
 
 /** How often a commit that names no heads re-reads them when another process's commit got in between. */
 const UNCHECKED_COMMIT_ATTEMPTS = 10;
+
+/** commit.lua compares offsets as decimal strings: anything else is the caller's bug, refused before a write. */
+function checkOffset(input: CommitInput): void {
+  if (input.source && !/^\d+$/.test(input.source.offset)) {
+    throw new Error(`source offset must be a non-negative decimal integer, got ${JSON.stringify(input.source.offset)}`);
+  }
+}
 
 /** A registry value `<headSeq>|<epoch>|<updated_at>` (neither seq nor epoch contains `|`). */
 function registryInfo(topic: string, value: string): TopicInfo {

@@ -48,28 +48,37 @@ export interface CommitScriptChange {
   entry: HistoryEntry;
   stateJson: string;
   /**
-   * The head the entry follows, checked before anything is written (null: the topic must not exist);
-   * undefined for a later change of a topic already checked in this commit.
+   * The head the entry follows, checked before the event's first write (null: the topic must not exist);
+   * undefined for a topic an earlier change of the run wrote (its head is that change's entry).
    */
   follows: ChainHead | null | undefined;
 }
 
-export interface CommitScriptInput {
-  /** The commit's entity (topic-store.ts `commitEntity`): its registry, offsets and dedup keys are the script's. */
-  entity: string;
+/** One event of a commit run: what `commit` would write for it alone. */
+export interface CommitScriptEvent {
   eventId: string;
   eventTs: string;
   source?: SourcePosition;
-  maxLen: number;
-  dedupWindow: number;
   changes: CommitScriptChange[];
 }
 
-export type CommitScriptResult =
-  | { status: 'ok' }
+export interface CommitScriptInput {
+  /** The run's entity (topic-store.ts `commitEntity`): its registry, offsets and dedup keys are the script's. */
+  entity: string;
+  maxLen: number;
+  dedupWindow: number;
+  /** Applied in order, each checked against what the ones before it wrote; a single commit is a run of one. */
+  events: CommitScriptEvent[];
+}
+
+/** Why an event was not applied (nothing of it written). */
+export type CommitRefusal =
   | { status: 'duplicate_event' | 'already_applied_offset' }
   | { status: 'offset_mismatch'; stored: string | null }
   | { status: 'head_mismatch'; topic: string; stored: number };
+
+/** Every event applied, or the first that was not (`index`, 0-based): those before it are committed, it and the rest are not. */
+export type CommitScriptResult = { status: 'ok' } | (CommitRefusal & { index: number });
 
 export interface RedisScripts {
   commit(input: CommitScriptInput): Promise<CommitScriptResult>;
@@ -101,21 +110,15 @@ export function redisScripts(client: RedisClient, keys: RedisKeyLayout): RedisSc
   return {
     async commit(input) {
       const keyArgs: string[] = [keys.registry(input.entity), keys.offsets(input.entity), keys.dedup(input.entity)];
-      const argv: (string | number)[] = [
-        input.eventId,
-        input.eventTs,
-        expectedOffsetArg(input.source),
-        input.source?.stream ?? '',
-        input.source?.offset ?? '',
-        input.maxLen,
-        input.dedupWindow,
-        input.changes.length,
-      ];
-      for (const { entry, stateJson, follows } of input.changes) {
-        keyArgs.push(keys.meta(entry.topic), keys.history(entry.topic));
-        argv.push(entry.topic, keys.live(entry.topic), entry.type, JSON.stringify(entry.payload), stateJson, entry.epoch, entry.seq, entry.ts, entry.hash);
-        // commit.lua: follows seq 0 = the topic must not exist, -1 = not checked.
-        argv.push(follows === undefined ? -1 : (follows?.seq ?? 0), follows?.epoch ?? '', follows?.hash ?? '');
+      const argv: (string | number)[] = [input.maxLen, input.dedupWindow, input.events.length];
+      for (const event of input.events) {
+        argv.push(event.eventId, event.eventTs, expectedOffsetArg(event.source), event.source?.stream ?? '', event.source?.offset ?? '', event.changes.length);
+        for (const { entry, stateJson, follows } of event.changes) {
+          keyArgs.push(keys.meta(entry.topic), keys.history(entry.topic));
+          argv.push(entry.topic, keys.live(entry.topic), entry.type, JSON.stringify(entry.payload), stateJson, entry.epoch, entry.seq, entry.ts, entry.hash);
+          // commit.lua: follows seq 0 = the topic must not exist, -1 = not checked.
+          argv.push(follows === undefined ? -1 : (follows?.seq ?? 0), follows?.epoch ?? '', follows?.hash ?? '');
+        }
       }
       return parseCommitReply(await commitCall(keyArgs.length, ...keyArgs, ...argv));
     },
@@ -163,9 +166,13 @@ export function toHistoryEntry(value: unknown): HistoryEntry {
 
 function parseCommitReply(reply: unknown): CommitScriptResult {
   if (!Array.isArray(reply) || reply.length === 0) throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
-  const status: unknown = reply[0];
-  if (status === 'ok' || status === 'duplicate_event' || status === 'already_applied_offset') return { status };
-  if (status === 'offset_mismatch' && typeof reply[1] === 'string') return { status, stored: reply[1] === '' ? null : reply[1] };
-  if (status === 'head_mismatch' && typeof reply[1] === 'string' && typeof reply[2] === 'number') return { status, topic: reply[1], stored: reply[2] };
+  const [status, position, ...rest]: unknown[] = reply;
+  if (status === 'ok') return { status };
+  if (typeof position === 'number' && position >= 1) {
+    const index = position - 1;
+    if (status === 'duplicate_event' || status === 'already_applied_offset') return { status, index };
+    if (status === 'offset_mismatch' && typeof rest[0] === 'string') return { status, index, stored: rest[0] === '' ? null : rest[0] };
+    if (status === 'head_mismatch' && typeof rest[0] === 'string' && typeof rest[1] === 'number') return { status, index, topic: rest[0], stored: rest[1] };
+  }
   throw new Error(`bxCommit: unexpected reply ${JSON.stringify(reply)}`);
 }
