@@ -29,14 +29,16 @@ import type { RunResult, StartArgs, StartResult } from './server.js';
  * - **centrifugo/join**: the same with `join_push_messages` (many messages per frame).
  * - **bare-sio**: the fan-out benchmark's bare Socket.IO server and socket.io clients (bench/server.ts,
  *   bench/clients.ts), publishing in-process: a reference for what Socket.IO alone costs.
+ * - **bare-ws**: bench/bare-ws-server.ts, a `ws` server on our URL and ingest path that writes each posted
+ *   event, framed once, to every socket: the floor of one frame (one write) per message from Node.
  *
  * The publisher child (peer-publisher.ts) posts every 1 ms what fell due as one request to the peer's
  * HTTP API. Server CPU is read from /proc/<pid>/stat of the server's processes (for bare-sio, the
  * server child's own CPU, publishing included), per message delivered over the whole step.
  */
 
-type Peer = 'ours' | 'ours/batch' | 'centrifugo' | 'centrifugo/join' | 'bare-sio';
-const PEERS: Peer[] = ['ours', 'ours/batch', 'centrifugo', 'centrifugo/join', 'bare-sio'];
+type Peer = 'ours' | 'ours/batch' | 'centrifugo' | 'centrifugo/join' | 'bare-sio' | 'bare-ws';
+const PEERS: Peer[] = ['ours', 'ours/batch', 'centrifugo', 'centrifugo/join', 'bare-sio', 'bare-ws'];
 
 const opts = parseOptions('npm run bench:peers --', 'Our gateway vs Centrifugo (and bare Socket.IO) on the same WebSocket clients and publisher cadence.', {
   clients: { help: 'subscribed clients per peer', default: 250, parse: int(1) },
@@ -161,6 +163,20 @@ async function startOurs(): Promise<Server> {
   };
 }
 
+/** The floor reference: bench/bare-ws-server.ts on our client URL and our ingest's POST. */
+async function startBareWs(): Promise<Server> {
+  const port = await freePort();
+  const proc = spawnTsx('bench/bare-ws-server.ts', [], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitHttp(`http://${HOST}:${port}/readyz`, {}, proc, 'bare-ws');
+  return {
+    pids: [proc.pid as number],
+    clientUrl: `ws://${HOST}:${port}/api/v1/ws/market/${BENCH_ISIN}`,
+    target: { kind: 'ours', url: `http://${HOST}:${port}`, token: 'none' },
+    clientToken: null,
+    stop: () => stopProcess(proc),
+  };
+}
+
 /** Path of the Centrifugo binary (built once), or null with the reason when it can not be had. */
 function centrifugoBinary(): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new Promise((resolve) => {
@@ -212,7 +228,7 @@ interface Rig {
 
 async function startRig(peer: Peer, count: number, clientProcs: number): Promise<Rig> {
   if (peer === 'bare-sio') return startBareRig(count, clientProcs);
-  const server = peer.startsWith('centrifugo') ? await startCentrifugo(peer === 'centrifugo/join') : await startOurs();
+  const server = peer.startsWith('centrifugo') ? await startCentrifugo(peer === 'centrifugo/join') : peer === 'bare-ws' ? await startBareWs() : await startOurs();
   const children: Child[] = [];
   try {
     const pub = startChild('publisher', 'peer-publisher.ts');
@@ -525,6 +541,7 @@ async function main(): Promise<void> {
   const memory: Memory[] = [];
   if (opts.idle > 0) for (const peer of ['ours', 'centrifugo'] as const) if (peers.includes(peer)) memory.push(await idleMemory(peer));
   if (peers.includes('bare-sio')) notes.push('bare-sio: socket.io clients (not plain WebSocket) and an in-process publisher, so its CPU includes publishing and no HTTP: a reference, not a like-for-like row');
+  if (peers.includes('bare-ws')) notes.push('bare-ws: a `ws` server that frames each posted event once and writes it to every socket (no auth, validation, store or feed): the floor of one frame per message from Node on this machine, a reference, not a product');
   const md = markdown(rows, summaries, memory, env, notes);
   log(`\n${md}\n`);
   const file = writeResults('peers', { durationS: (Date.now() - t0) / 1000, machineBusyBeforePct: idleBusy, config: { ...opts, peers }, rows, summaries, memory, markdown: md }, opts.out);
