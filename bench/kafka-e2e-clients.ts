@@ -56,10 +56,10 @@ export interface ClientsEndResult {
   e2e: HistogramJson;
   /** Redis publish (as seen by the parent's observer) -> client receipt. */
   publishToReceipt: HistogramJson;
-  /** Commit start (delta `ts`, ms resolution) -> client receipt. */
-  commitToReceipt: HistogramJson;
-  /** Commit time (epoch ms from the delta's `ts`) per measured event n - from, null if no client got it. */
-  commitMs: (number | null)[];
+  /** Record time (the entry's `ts`: the Kafka record timestamp, ms resolution) -> client receipt. */
+  recordTsToReceipt: HistogramJson;
+  /** Record time (epoch ms from the entry's `ts`) per measured event n - from, null if no client got it. */
+  recordTsMs: (number | null)[];
   deltaFrames: number;
   batchFrames: number;
   /** Snapshots with `meta.conflated` (the gateway skipped deltas for a slow client). */
@@ -75,7 +75,7 @@ const sockets: Socket[] = [];
 let prefix = '';
 let capacity = 0;
 let receipts = new Float64Array(0);
-let commitMs = new Float64Array(0);
+let recordTsMs = new Float64Array(0);
 let duplicates = 0;
 /** (client, event) receipts recorded this step, duplicates excluded. */
 let received = 0;
@@ -96,7 +96,7 @@ function record(client: number, env: WireEnvelope, t: number): void {
   }
   receipts[i] = t;
   received++;
-  if (commitMs[n] === 0 && typeof env.ts === 'string') commitMs[n] = Date.parse(env.ts);
+  if (recordTsMs[n] === 0 && typeof env.ts === 'string') recordTsMs[n] = Date.parse(env.ts);
 }
 
 async function connectOne(index: number, args: ClientsConnectArgs): Promise<void> {
@@ -138,7 +138,7 @@ function begin(args: ClientsBeginArgs): void {
   prefix = stepPrefix(args.step);
   capacity = args.capacity;
   receipts = new Float64Array(Math.max(1, sockets.length) * capacity);
-  commitMs = new Float64Array(capacity);
+  recordTsMs = new Float64Array(capacity);
   duplicates = 0;
   received = 0;
   deltaFrames = 0;
@@ -152,7 +152,7 @@ function begin(args: ClientsBeginArgs): void {
 function end(args: ClientsEndArgs): ClientsEndResult {
   const e2e = new LatencyHistogram();
   const pubToRx = new LatencyHistogram();
-  const commitToRx = new LatencyHistogram();
+  const recordTsToRx = new LatencyHistogram();
   const clients = sockets.length;
   let expected = 0;
   let delivered = 0;
@@ -174,13 +174,13 @@ function end(args: ClientsEndArgs): ClientsEndResult {
       e2e.add(t - produced);
       const published = args.published[n];
       if (published !== null && published !== undefined) pubToRx.add(Math.max(0, t - published));
-      const commit = commitMs[n] as number;
+      const recordTs = recordTsMs[n] as number;
       // `ts` is whole milliseconds (truncated): +0.5 ms centres it.
-      if (commit !== 0) commitToRx.add(Math.max(0, t - (commit - args.dateShift + 0.5)));
+      if (recordTs !== 0) recordTsToRx.add(Math.max(0, t - (recordTs - args.dateShift + 0.5)));
     }
   }
-  const commits: (number | null)[] = [];
-  for (let n = args.from; n < args.to && n < capacity; n++) commits.push(commitMs[n] === 0 ? null : (commitMs[n] as number));
+  const recordTimes: (number | null)[] = [];
+  for (let n = args.from; n < args.to && n < capacity; n++) recordTimes.push(recordTsMs[n] === 0 ? null : (recordTsMs[n] as number));
   prefix = '';
   return {
     clients,
@@ -190,8 +190,8 @@ function end(args: ClientsEndArgs): ClientsEndResult {
     inWindowMsgs,
     e2e: e2e.toJson(),
     publishToReceipt: pubToRx.toJson(),
-    commitToReceipt: commitToRx.toJson(),
-    commitMs: commits,
+    recordTsToReceipt: recordTsToRx.toJson(),
+    recordTsMs: recordTimes,
     deltaFrames,
     batchFrames,
     conflated,

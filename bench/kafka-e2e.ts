@@ -20,7 +20,7 @@ import type { ClientsConnectArgs, ClientsEndArgs, ClientsEndResult } from './kaf
 import { int, list, oneOf, parseOptions, positive, usageError } from './lib/options.js';
 import { fmtInt, fmtNum, machine, writeResults } from './lib/report.js';
 import { clockOffset, runMain, startChild, stopChild, type Child } from './lib/rpc.js';
-import { hrNow, LatencyHistogram, machineBusyPct, machineCpu, ownCpuMs, percentiles, type Percentiles } from './lib/stats.js';
+import { hrNow, LatencyHistogram, machineBusyPct, machineCpu, machineStealPct, ownCpuMs, percentiles, type Percentiles } from './lib/stats.js';
 import { eventNumber, pace, stepPrefix, type ConnectResult } from './lib/steps.js';
 import { benchQuote } from './lib/system.js';
 
@@ -35,8 +35,10 @@ import { benchQuote } from './lib/system.js';
  * (performance.timeOrigin + performance.now()) on this one machine; the produce time is taken just
  * before `producer.send()`, so the latency includes the Kafka produce round trip. Per event it is
  * split where the data allows: produce → Redis PUBLISH (seen by an observer subscriber in this
- * process, same clock) → client receipt; the delta's `ts` (commit start, ms resolution) splits the
- * first part into Kafka+consume and commit.
+ * process, same clock) → client receipt. The entry's `ts` is the Kafka record's timestamp (the producer's
+ * clock at send, ms resolution: see README "Commit time"), so it does not split the first part further:
+ * produce → record ts is the producer's own delay, record ts → publish is Kafka, the consumer fetch, the
+ * projector and the commit together.
  *
  * Needs REDIS_URL and KAFKA_BROKERS (it does not start services itself); `--cluster` runs the store,
  * the projector and the gateways on the Redis Cluster of REDIS_CLUSTER_NODES instead:
@@ -189,10 +191,10 @@ interface StepResult {
     producer_queue: Percentiles;
     produce_ack_rtt: Percentiles;
     produce_to_publish: Percentiles;
-    produce_to_commit: Percentiles;
-    commit_to_publish: Percentiles;
+    produce_to_record_ts: Percentiles;
+    record_ts_to_publish: Percentiles;
     publish_to_receipt: Percentiles;
-    commit_to_receipt: Percentiles;
+    record_ts_to_receipt: Percentiles;
   };
   sends: number;
   published_pct: number;
@@ -205,6 +207,8 @@ interface StepResult {
   machine_busy_pct: number;
   /** Machine busy minus the benchmark's own processes (Kafka and Redis included): other load on the machine. */
   other_cpu_pct: number;
+  /** Of the other load, hypervisor steal (% of one core). */
+  steal_pct: number;
   /** How long after the last produce the last event reached Redis: > a few ms means the pipeline fell behind. */
   publish_tail_ms: number;
   /** From the last produce until every client had every event (or delivery stalled / the cap). */
@@ -289,25 +293,25 @@ async function runStep(
   const stats = await rpc.call<ClientsEndResult>('end', endArgs);
   observedPrefix = '';
 
-  // Parent-side components (all in this process's clock except the commit `ts`).
+  // Parent-side components (all in this process's clock except the record `ts`).
   const shift = endArgs.dateShift;
   const toPublish = new LatencyHistogram();
-  const toCommit = new LatencyHistogram();
-  const commitToPublish = new LatencyHistogram();
+  const toRecordTs = new LatencyHistogram();
+  const recordTsToPublish = new LatencyHistogram();
   let publishedCount = 0;
   for (let k = from; k < n; k++) {
     const p = produced[k] as number;
     const o = observed[k] as number;
-    const c = stats.commitMs[k - from];
-    // `ts` is whole milliseconds (truncated): +0.5 ms centres it.
-    const commit = c === null || c === undefined ? null : c - shift + 0.5;
+    const c = stats.recordTsMs[k - from];
+    // `ts` (the record time) is whole milliseconds (truncated): +0.5 ms centres it.
+    const recordTs = c === null || c === undefined ? null : c - shift + 0.5;
     if (o !== 0) {
       publishedCount++;
       toPublish.add(o - p);
     }
-    if (commit !== null) {
-      toCommit.add(Math.max(0, commit - p));
-      if (o !== 0) commitToPublish.add(Math.max(0, o - commit));
+    if (recordTs !== null) {
+      toRecordTs.add(Math.max(0, recordTs - p));
+      if (o !== 0) recordTsToPublish.add(Math.max(0, o - recordTs));
     }
   }
   let lastPublish = 0;
@@ -332,10 +336,10 @@ async function runStep(
       producer_queue: percentiles(queue),
       produce_ack_rtt: percentiles(ackRtt),
       produce_to_publish: percentiles(toPublish),
-      produce_to_commit: percentiles(toCommit),
-      commit_to_publish: percentiles(commitToPublish),
+      produce_to_record_ts: percentiles(toRecordTs),
+      record_ts_to_publish: percentiles(recordTsToPublish),
       publish_to_receipt: percentiles(LatencyHistogram.of(stats.publishToReceipt)),
-      commit_to_receipt: percentiles(LatencyHistogram.of(stats.commitToReceipt)),
+      record_ts_to_receipt: percentiles(LatencyHistogram.of(stats.recordTsToReceipt)),
     },
     sends,
     published_pct: measured ? round((100 * publishedCount) / measured, 3) : Number.NaN,
@@ -347,6 +351,7 @@ async function runStep(
     cpu_pct: cpu,
     machine_busy_pct: round(machine, 0),
     other_cpu_pct: round(Math.max(0, machine - ours), 0),
+    steal_pct: round(machineStealPct(machA, machB), 0),
     publish_tail_ms: round(lastPublish - end, 1),
     drain_ms: round(drainMs, 0),
   };
@@ -362,7 +367,7 @@ function progressLine(r: StepResult): string {
   return (
     `  ${r.variant.padEnd(5)} ${String(r.rate_target).padStart(5)} ev/s: produced ${fmtNum(r.events_per_s)}/s, delivered ${fmtInt(r.msgs_per_s)} msg/s (${fmtNum(r.delivered_pct, 2)}%), ` +
     `p50 ${fmtNum(l.p50)} p95 ${fmtNum(l.p95)} p99 ${fmtNum(l.p99)} max ${fmtNum(l.max)} ms | produce→publish p99 ${fmtNum(c.produce_to_publish.p99)}, publish→client p99 ${fmtNum(c.publish_to_receipt.p99)} ms` +
-    ` | last publish / all delivered ${fmtNum(r.publish_tail_ms, 0)} / ${fmtNum(r.drain_ms, 0)} ms after last produce | cpu ${cpu}; machine ${r.machine_busy_pct}% of ${machine().cpus * 100}%, other processes ${r.other_cpu_pct}%` +
+    ` | last publish / all delivered ${fmtNum(r.publish_tail_ms, 0)} / ${fmtNum(r.drain_ms, 0)} ms after last produce | cpu ${cpu}; machine ${r.machine_busy_pct}% of ${machine().cpus * 100}%, other processes ${r.other_cpu_pct}% (steal ${r.steal_pct}%)` +
     (r.conflated_snapshots ? ` | ${r.conflated_snapshots} conflated snapshots` : '')
   );
 }
@@ -529,11 +534,11 @@ function report(results: StepResult[], gatewayCount: number, clock: { offset: nu
     const pp = (p: Percentiles) => `${fmtNum(p.p50)} / ${fmtNum(p.p99)}`;
     console.log(
       `  ${r.variant} @ ${r.rate_target} ev/s: producer queue before send ${pp(c.producer_queue)} (not in the latency) | Kafka produce ack ${pp(c.produce_ack_rtt)} | ` +
-        `produce→commit start ${pp(c.produce_to_commit)} (Kafka + consumer fetch + validate; ±1 ms, commit ts is whole ms) | commit→publish ${pp(c.commit_to_publish)} (Lua commit + pub/sub) | ` +
+        `produce→record ts ${pp(c.produce_to_record_ts)} (±1 ms: the record ts is whole ms) | record ts→publish ${pp(c.record_ts_to_publish)} (Kafka append, consumer fetch, projector, Lua commit, pub/sub) | ` +
         `publish→client ${pp(c.publish_to_receipt)} (gateway fan-out + socket.io + client loop)`,
     );
-    console.log(`    CPU (% of one core): ${Object.entries(r.cpu_pct).map(([k, p]) => `${k} ${p ?? '?'}`).join(', ')}; whole machine ${r.machine_busy_pct}% of ${machine().cpus * 100}%, of which other processes ${r.other_cpu_pct}%`);
-    console.log(`    last event reached Redis ${fmtNum(r.publish_tail_ms, 0)} ms after the last produce${r.publish_tail_ms > 50 ? ' (the projector fell behind: produce→commit is queueing, not transit)' : ''}`);
+    console.log(`    CPU (% of one core): ${Object.entries(r.cpu_pct).map(([k, p]) => `${k} ${p ?? '?'}`).join(', ')}; whole machine ${r.machine_busy_pct}% of ${machine().cpus * 100}%, of which other processes ${r.other_cpu_pct}% (hypervisor steal ${r.steal_pct}%)`);
+    console.log(`    last event reached Redis ${fmtNum(r.publish_tail_ms, 0)} ms after the last produce${r.publish_tail_ms > 50 ? ' (the projector fell behind: produce→publish is queueing, not transit)' : ''}`);
   }
   const noisy = results.filter((r) => r.other_cpu_pct > NOISY_OTHER_PCT);
   if (noisy.length > 0) {

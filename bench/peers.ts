@@ -365,7 +365,7 @@ async function runStep(rig: Rig, rate: number): Promise<Row> {
   row.pass = row.latency.p99 <= P99_LIMIT_MS && row.deliveredPct >= DELIVERY_LIMIT_PCT;
   log(
     `[${rig.peer}] ${rate} ev/s x ${row.clients}: ${fmtInt(row.deliveredMsgsPerSec)} msg/s (${fmtPct(row.deliveredPct, 2)}), p50 ${fmtMs(row.latency.p50)} p95 ${fmtMs(row.latency.p95)} p99 ${fmtMs(row.latency.p99)} ms, ` +
-      `server ${fmtPct(row.serverCpuPct)} = ${fmtNum(row.serverCpuUsPerMsg, 2)} us/msg, clients ${fmtPct(row.clientCpuPct)} (busiest ${fmtPct(row.busiestClientPct)}), publisher ${fmtPct(row.publisherCpuPct)}, other ${fmtPct(row.otherCpuPct)}, ` +
+      `server ${fmtPct(row.serverCpuPct)} = ${fmtNum(row.serverCpuUsPerMsg, 2)} us/msg, clients ${fmtPct(row.clientCpuPct)} (busiest ${fmtPct(row.busiestClientPct)}), publisher ${fmtPct(row.publisherCpuPct)}, other ${fmtPct(row.otherCpuPct)} (steal ${fmtPct(row.stealPct)}), ` +
       `${fmtNum(row.msgsPerFrame)} msg/frame${row.pass ? '' : '  <- FAIL'}`,
   );
   return row;
@@ -465,7 +465,7 @@ function markdown(rows: Row[], summaries: Summary[], memory: Memory[], env: Retu
   out.push('');
   out.push(
     table(
-      ['peer', 'offered msg/s', 'delivered msg/s', 'delivered', 'p50 ms', 'p95 ms', 'p99 ms', 'server CPU', 'server us/msg', 'clients CPU (busiest)', 'publisher CPU', 'other CPU', 'msg/frame', 'pass'],
+      ['peer', 'offered msg/s', 'delivered msg/s', 'delivered', 'p50 ms', 'p95 ms', 'p99 ms', 'server CPU', 'server us/msg', 'clients CPU (busiest)', 'publisher CPU', 'other CPU (steal)', 'msg/frame', 'pass'],
       rows.map((r) => [
         r.peer,
         fmtInt(r.offeredMsgsPerSec),
@@ -478,7 +478,7 @@ function markdown(rows: Row[], summaries: Summary[], memory: Memory[], env: Retu
         fmtNum(r.serverCpuUsPerMsg, 2),
         `${fmtPct(r.clientCpuPct)} (${fmtPct(r.busiestClientPct)})`,
         fmtPct(r.publisherCpuPct),
-        fmtPct(r.otherCpuPct),
+        `${fmtPct(r.otherCpuPct)} (${fmtPct(r.stealPct)})`,
         fmtNum(r.msgsPerFrame),
         `${r.pass ? 'yes' : 'no'}${r.noisy ? '*' : ''}`,
       ]),

@@ -92,7 +92,8 @@ export function percentiles(h: LatencyHistogram): Percentiles {
   return { count: h.count, p50: h.percentile(50), p95: h.percentile(95), p99: h.percentile(99), max: h.count > 0 ? h.max : Number.NaN };
 }
 
-export type CpuCounters = { busy: number; total: number } | null;
+/** `steal`: ticks the hypervisor gave this VM's CPUs to others; counted in `busy` (the guest could not run then). */
+export type CpuCounters = { busy: number; steal: number; total: number } | null;
 
 /** Machine-wide CPU counters from /proc/stat (Linux), in clock ticks; null elsewhere. */
 export function machineCpu(): CpuCounters {
@@ -101,7 +102,7 @@ export function machineCpu(): CpuCounters {
     const f = line.trim().split(/\s+/).slice(1).map(Number);
     const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
     const busy = user + nice + system + irq + softirq + steal;
-    return { busy, total: busy + idle + iowait };
+    return { busy, steal, total: busy + idle + iowait };
   } catch {
     return null;
   }
@@ -111,6 +112,12 @@ export function machineCpu(): CpuCounters {
 export function machineBusyPct(a: CpuCounters, b: CpuCounters): number {
   if (!a || !b || b.total <= a.total) return Number.NaN;
   return (100 * cpus().length * (b.busy - a.busy)) / (b.total - a.total);
+}
+
+/** Hypervisor steal between two samples, in "% of one core": part of what benchmarks report as other load. */
+export function machineStealPct(a: CpuCounters, b: CpuCounters): number {
+  if (!a || !b || b.total <= a.total) return Number.NaN;
+  return (100 * cpus().length * (b.steal - a.steal)) / (b.total - a.total);
 }
 
 /**

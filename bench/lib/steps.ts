@@ -1,6 +1,6 @@
 import { sleep } from '../../test/support/waits.js';
 import { clockOffset, type Child } from './rpc.js';
-import { hrNow, LatencyHistogram, machineBusyPct, machineCpu, ownCpuMs, percentiles, type HistogramJson, type Percentiles } from './stats.js';
+import { hrNow, LatencyHistogram, machineBusyPct, machineCpu, machineStealPct, ownCpuMs, percentiles, type HistogramJson, type Percentiles } from './stats.js';
 
 /**
  * One measured step of a fan-out benchmark, the same for every benchmark: events are published at a
@@ -310,6 +310,8 @@ export interface StepMeasure {
   clientCpuPct: number;
   /** Machine-wide busy CPU not used by the publisher or the client children (other work on the box), % of one core. */
   otherCpuPct: number;
+  /** Of that, hypervisor steal (the VM's CPUs given to other guests), % of one core. */
+  stealPct: number;
   elapsedMs: number;
   driverMaxBehind: number;
 }
@@ -388,6 +390,7 @@ export async function measureStep(groups: ClientGroup[], rate: number, timing: S
     serverCpuMs,
     clientCpuPct,
     otherCpuPct: Math.max(0, machineBusyPct(machine0, machine1) - serverCpuPct - clientCpuPct),
+    stealPct: machineStealPct(machine0, machine1),
     elapsedMs,
     driverMaxBehind: run.maxBehind,
   };
@@ -402,6 +405,8 @@ export interface StepFigures {
   serverCpuPct: number;
   clientCpuPct: number;
   otherCpuPct: number;
+  /** Of the other load, hypervisor steal. */
+  stealPct: number;
 }
 
 export function figures(m: StepMeasure): StepFigures {
@@ -413,6 +418,7 @@ export function figures(m: StepMeasure): StepFigures {
     serverCpuPct: m.serverCpuPct,
     clientCpuPct: m.clientCpuPct,
     otherCpuPct: m.otherCpuPct,
+    stealPct: m.stealPct,
   };
 }
 
