@@ -9,7 +9,7 @@ import type { Envelope } from '../../src/protocol/messages.js';
 import type { DeliveryRecord } from '../../src/store/deliveries.js';
 import { connect, request } from '../support/clients.js';
 import { quote } from '../support/events.js';
-import { runBondx } from '../support/processes.js';
+import { runBondx, type CliRun } from '../support/processes.js';
 import { connectRedis, deleteKeys, serviceUrl } from '../support/services.js';
 import { startTestSystem, type TestSystem } from '../support/system.js';
 import { sleep, waitFor } from '../support/waits.js';
@@ -204,26 +204,28 @@ describe('delivery record', () => {
     expect(none).toMatchObject({ delivered: false, seq: null, state: null, ranges: [] });
   });
 
+  // Five `bondx` processes, started at once: each spends seconds compiling under tsx on a loaded box.
   it('the CLI answers the same, straight from Redis and through the gateway', async () => {
-    const deliveries = runBondx(['audit', 'deliveries', '--user', USER, '--topic', TOPIC], CLI_ENV, ['KAFKA_BROKERS']);
-    expect(await deliveries.exited(30_000)).toBe(0);
-    expect(deliveries.stdout().trim().split('\n').map((line) => JSON.parse(line) as DeliveryRecord)).toEqual(all);
     const m = moments[1] as Moment;
-    const run = runBondx(['audit', 'shown', '--user', USER, '--topic', TOPIC, '--at', m.at], CLI_ENV, ['KAFKA_BROKERS']);
-    expect(await run.exited(30_000)).toBe(0);
+    const server = ['--server', system.server.url, '--token', system.token('audit-1', 'auditor')];
+    const direct = { env: CLI_ENV, unset: ['KAFKA_BROKERS'] };
+    // Through a gateway (--server, --token): the same answers, no Redis needed.
+    const remote = { env: { LOG_LEVEL: 'silent' }, unset: ['KAFKA_BROKERS', 'REDIS_URL'] };
+    const [deliveries, run, viaServer, none, bad] = [
+      { args: ['audit', 'deliveries', '--user', USER, '--topic', TOPIC], ...direct },
+      { args: ['audit', 'shown', '--user', USER, '--topic', TOPIC, '--at', m.at], ...direct },
+      { args: ['audit', 'deliveries', '--user', USER, '--topic', TOPIC, ...server], ...remote },
+      { args: ['audit', 'shown', '--user', USER, '--topic', TOPIC, '--at', beforeAny, ...server], ...remote },
+      { args: ['audit', 'shown', '--user', USER, '--topic', 'nope', '--at', beforeAny, ...server], ...remote },
+    ].map(({ args, env, unset }) => runBondx(args, env, unset)) as [CliRun, CliRun, CliRun, CliRun, CliRun];
+    const codes = await Promise.all([deliveries, run, viaServer, none, bad].map((cli) => cli.exited(90_000)));
+    expect(codes).toEqual([0, 0, 0, 0, 2]);
+    expect(deliveries.stdout().trim().split('\n').map((line) => JSON.parse(line) as DeliveryRecord)).toEqual(all);
     expect(JSON.parse(run.stdout())).toEqual(await shown(m.at));
     expect(run.stderr()).toContain(`had ${TOPIC} at seq ${m.seq}`);
-    // Through a gateway (--server, --token): the same answers, no Redis needed.
-    const server = ['--server', system.server.url, '--token', system.token('audit-1', 'auditor')];
-    const viaServer = runBondx(['audit', 'deliveries', '--user', USER, '--topic', TOPIC, ...server], { LOG_LEVEL: 'silent' }, ['KAFKA_BROKERS', 'REDIS_URL']);
-    expect(await viaServer.exited(30_000)).toBe(0);
     expect(viaServer.stdout().trim().split('\n').map((line) => JSON.parse(line) as DeliveryRecord)).toEqual(all);
-    const none = runBondx(['audit', 'shown', '--user', USER, '--topic', TOPIC, '--at', beforeAny, ...server], { LOG_LEVEL: 'silent' }, ['KAFKA_BROKERS', 'REDIS_URL']);
-    expect(await none.exited(30_000)).toBe(0);
     expect(none.stderr()).toContain(`had been sent nothing of ${TOPIC}`);
-    const bad = runBondx(['audit', 'shown', '--user', USER, '--topic', 'nope', '--at', beforeAny, ...server], { LOG_LEVEL: 'silent' }, ['KAFKA_BROKERS', 'REDIS_URL']);
-    expect(await bad.exited(30_000)).toBe(2);
-  });
+  }, 120_000);
 
   it('only auditors and operators may ask; bad requests are INVALID_MESSAGE with the reason', async () => {
     for (const path of [`/api/v1/audit/deliveries?user=${USER}`, `/api/v1/audit/shown?user=${USER}&topic=${TOPIC}&at=${beforeAny}`]) {
