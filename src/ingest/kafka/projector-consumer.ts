@@ -128,7 +128,8 @@ export class ProjectorConsumer {
           return false;
         };
         for (const message of batch.messages) {
-          if (!isRunning() || isStale()) break;
+          // Stopping or rebalanced: the records collected so far are not applied (they come again).
+          if (!isRunning() || isStale()) return;
           const offset = BigInt(message.offset);
           const want = this.rewound.get(stream);
           if (want !== undefined) {
