@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { DomainEvent } from '../domain/events.js';
-import type { ApplyOutcome, Projector, SourcedEvent } from '../projector/projector.js';
+import type { Applied, ApplyOutcome, Projector, SourcedEvent } from '../projector/projector.js';
 import type { HistoryEntry, SourcePosition, TopicHead } from '../store/topic-store.js';
 import { deadLetter, type DeadLetterStore } from './dead-letter.js';
 import { validateEvent } from './validate.js';
@@ -19,6 +19,12 @@ export interface CommittedHead extends TopicHead {
 
 /** A record's outcome in a run; for an applied one also the heads its commit left. */
 export type RecordOutcome = IngestOutcome & { committed?: readonly CommittedHead[] };
+
+/** A record as read from a source stream: its raw value and where it was read. */
+export interface SourcedRecord {
+  raw: unknown;
+  position: SourcePosition;
+}
 
 /**
  * The single way events enter the system (HTTP, simulator, Kafka): validate against the schemas,
@@ -47,7 +53,7 @@ export class Ingest {
    * store round trip per stretch of one entity's events). One outcome per record up to the first that
    * failed (`failed`: what it threw; it and the records after it were not processed).
    */
-  async submitRun(records: readonly { raw: unknown; position: SourcePosition }[], origin: string): Promise<{ outcomes: RecordOutcome[]; failed?: unknown }> {
+  async submitRun(records: readonly SourcedRecord[], origin: string): Promise<{ outcomes: RecordOutcome[]; failed?: unknown }> {
     const validations = records.map((record) => validateEvent(record.raw));
     const outcomes: RecordOutcome[] = [];
     try {
@@ -58,20 +64,20 @@ export class Ingest {
         for (let i = from; i < records.length; i++) {
           const validation = validations[i];
           if (!validation?.ok) break;
-          events.push({ event: validation.event, source: (records[i] as (typeof records)[number]).position });
+          events.push({ event: validation.event, source: (records[i] as SourcedRecord).position });
         }
         if (events.length === 0) {
-          const invalid = records[from] as (typeof records)[number];
+          const invalid = records[from] as SourcedRecord;
           outcomes.push(await this.submit(invalid.raw, origin, invalid.position));
           continue;
         }
         const run = await this.projector.applyRun(events);
         const seconds = (performance.now() - started) / 1000 / Math.max(1, run.outcomes.length);
         for (const [i, applied] of run.outcomes.entries()) {
-          const { raw, position } = records[from + i] as (typeof records)[number];
+          const { raw, position } = records[from + i] as SourcedRecord;
           const outcome = await this.outcomeOf(raw, (events[i] as SourcedEvent).event, applied, origin, position);
           this.metrics.eventIngested(origin, outcome.status, outcome.status === 'dead_lettered' ? undefined : seconds);
-          outcomes.push(applied.applied ? { ...outcome, committed: applied.entries.map(({ topic, epoch, seq, ts, hash }, n) => ({ topic, epoch, seq, ts, hash, state: applied.states[n] ?? {} })) } : outcome);
+          outcomes.push(applied.applied ? { ...outcome, committed: committedHeads(applied) } : outcome);
         }
         if (run.failed !== undefined) return { outcomes, failed: run.failed };
       }
@@ -105,6 +111,11 @@ export class Ingest {
     this.log.warn({ reason, source, event_id: eventId }, 'event dead-lettered');
     return { status: 'dead_lettered', reason };
   }
+}
+
+/** The heads an applied event's commit left: each entry's chain head with its topic's state after it. */
+function committedHeads(applied: Applied): CommittedHead[] {
+  return applied.entries.map(({ topic, epoch, seq, ts, hash }, i) => ({ topic, epoch, seq, ts, hash, state: applied.states[i] ?? {} }));
 }
 
 /** Where a dead letter came from: the origin, and the source position when there is one. */

@@ -202,8 +202,9 @@ export class Projector {
   private async foldAhead(pending: readonly SourcedEvent[]): Promise<{ entity: string; inputs: CommitInput[] } | undefined> {
     const [first] = pending;
     if (!first || pending.length < 2) return undefined;
-    const entity = entityOfTopicsOrNone(topicsFor(first.event), first.source);
-    if (entity === undefined || (await this.consumed(first.source, topicsFor(first.event)))) return undefined;
+    const firstTopics = topicsFor(first.event);
+    const entity = entityOfTopicsOrNone(firstTopics, first.source);
+    if (entity === undefined || (await this.consumed(first.source, firstTopics))) return undefined;
     let after = await this.appliedOffset(entity, first.source.stream);
     const ahead = new Map<string, JsonObject>();
     const inputs: CommitInput[] = [];

@@ -6,6 +6,7 @@ import {
   commitEntity,
   commitTime,
   HeadMismatch,
+  runEntity,
   SourceOffsetMismatch,
   type CommitInput,
   type ChainHead,
@@ -60,10 +61,7 @@ export class MemoryTopicStore implements TopicStore, LiveFeed {
 
   /** One synchronous pass, so nothing interleaves: each input as `commit` right after the ones before it. */
   async commitRun(inputs: readonly CommitInput[]): Promise<RunResult> {
-    const [first] = inputs;
-    const entity = first ? commitEntity(first) : '';
-    const other = inputs.find((input) => commitEntity(input) !== entity);
-    if (other) throw new Error(`a commit run must be one entity's: ${entity} and ${commitEntity(other)}`);
+    runEntity(inputs);
     const results: CommitResult[] = [];
     for (const input of inputs) {
       try {

@@ -115,6 +115,15 @@ export function commitEntity(input: Pick<CommitInput, 'changes' | 'source'>): st
   );
 }
 
+/** The one entity of a commit run ({@link TopicStore.commitRun}); throws, before any write, on a run of several. */
+export function runEntity(inputs: readonly Pick<CommitInput, 'changes' | 'source'>[]): string {
+  const [first, ...rest] = inputs;
+  const entity = first ? commitEntity(first) : '';
+  const other = rest.find((input) => commitEntity(input) !== entity);
+  if (other) throw new Error(`a commit run must be one entity's: ${entity} and ${commitEntity(other)}`);
+  return entity;
+}
+
 /** The entity a commit of these topics (from this source) belongs to: {@link commitEntity} before the changes exist. */
 export function entityOfTopics(topics: readonly string[], source?: Pick<SourcePosition, 'stream'>): string {
   const [first, ...rest] = topics;

@@ -20,6 +20,7 @@ import {
   type TopicInfo,
   type TopicStore,
   onlyResult,
+  runEntity,
   type RunResult,
 } from '../topic-store.js';
 import { entryOfStored, type StoredEntry, type StoredRead } from '../stored-entry.js';
@@ -81,9 +82,7 @@ export class RedisTopicStore implements TopicStore {
     const [first] = inputs;
     if (!first) return { results: [] };
     for (const input of inputs) checkOffset(input);
-    const entity = commitEntity(first);
-    const other = inputs.find((input) => commitEntity(input) !== entity);
-    if (other) throw new Error(`a commit run must be one entity's: ${entity} and ${commitEntity(other)}`);
+    const entity = runEntity(inputs);
     if (!first.expectedHeads) throw new Error('a commit run names the heads it follows');
     return this.commitOnto(entity, inputs);
   }
